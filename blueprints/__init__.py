@@ -1,0 +1,1 @@
+"""Flask blueprints: ``api`` (JSON, /api) and ``console`` (server-rendered pages)."""

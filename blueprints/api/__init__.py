@@ -1,0 +1,184 @@
+"""The JSON API (DESIGN §4), mounted at /api.
+
+Thin on purpose: authenticate the key, parse JSON, call a service, serialize, or map the
+service's error to the envelope. Writes commit once, at the end, through ``write_endpoint``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import Blueprint, g, jsonify, make_response, request
+from sqlalchemy.exc import OperationalError
+
+from core.database import SAFE_METHODS
+from core.errors import ServiceError
+from core.extensions import db
+from core.http import error_response
+from core.services import accounts
+from core.services.audit import Actor
+
+bp = Blueprint("api", __name__)
+
+MAX_DEPTH = 32
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "bad_request"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+@bp.before_request
+def authenticate():
+    """Bearer API key: unknown or revoked → 401; a read key on a write → 403."""
+    if request.endpoint == "api.openapi":
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    key = accounts.find_api_key(presented.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        response = error_response(401, "unauthorized", "A valid API key is required.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="channels"'
+        return response
+    g.api_key = key
+    g.tenant_id = key.tenant_id
+    g.actor = Actor("api_key", key.id, key.name)
+    if request.method not in SAFE_METHODS and key.scope != "write":
+        return error_response(403, "forbidden", "This API key is read-only.")
+    if accounts.touch_api_key(key):
+        try:
+            db.session.commit()
+        except OperationalError:
+            # Best effort: a busy database must not fail the request over a usage timestamp.
+            db.session.rollback()
+    return None
+
+
+def _check_depth(value, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"The JSON body is nested deeper than {MAX_DEPTH} levels.")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_depth(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_depth(item, depth + 1)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body(required: bool = True) -> dict:
+    """The request's JSON object: 415 without application/json, 400 unless an object."""
+    raw = request.get_data(cache=True)
+    if not raw.strip() and not required:
+        return {}
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise BadRequest("The JSON body is nested too deeply.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The JSON body must be an object.")
+    _check_depth(body)
+    return body
+
+
+def query_bool(name: str, default: bool | None = None) -> bool | None:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BadRequest(f"The query parameter {name} must be true or false.")
+
+
+def query_limit(default: int = 50, maximum: int = 200) -> int:
+    value = request.args.get("limit")
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise BadRequest(f"The query parameter limit must be a whole number from 1 to {maximum}.")
+    return int(value)
+
+
+def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise BadRequest(f"The query parameter {name} must be one of: {', '.join(choices)}.")
+    return value
+
+
+def as_response(result):
+    """(payload, status[, headers]) or a Response, as a Response."""
+    if isinstance(result, tuple):
+        payload, status, *rest = result
+        response = make_response(jsonify(payload) if payload is not None else "", status)
+        if rest:
+            response.headers.update(rest[0])
+        return response
+    return result
+
+
+def write_endpoint(view):
+    """Run a write view in one transaction: commit on success, roll back on any error.
+
+    A POST with an ``Idempotency-Key`` goes through the idempotency store (same key and body
+    within 24 hours: the first response again; another body: 409).
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        def run():
+            try:
+                return as_response(view(*args, **kwargs))
+            except ServiceError as exc:
+                return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+        key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and key is not None:
+            from blueprints.api.idempotency import run_idempotent
+
+            return run_idempotent(g.tenant_id, key, run)
+        response = run()
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    return wrapper
+
+
+def handover_headers(outcomes) -> dict:
+    """``Default-Handover`` names the channel that became default (``none`` if no channel could)."""
+    for outcome in outcomes:
+        if outcome.new_default is not None:
+            return {"Default-Handover": outcome.new_default.id}
+        if outcome.lost_default:
+            return {"Default-Handover": "none"}
+    return {}
+
+
+from blueprints.api import (  # noqa: E402,F401  (routes register on bp)
+    audit_events,
+    channels,
+    email_domains,
+    integrations,
+    openapi,
+    phone_numbers,
+)

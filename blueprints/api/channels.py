@@ -1,0 +1,68 @@
+"""/api/channels: create (with dry_run), list, get, patch, delete."""
+
+from __future__ import annotations
+
+from flask import g, request, url_for
+from blueprints.api import (
+    bp,
+    handover_headers,
+    json_body,
+    query_bool,
+    query_choice,
+    query_limit,
+    write_endpoint,
+)
+from core.extensions import db
+from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
+from core.pagination import keyset_page
+from core.serializers import channel_to_api
+from core.services import channels as service
+from core.services.channel_queries import channel_list_query
+
+
+@bp.post("/channels")
+@write_endpoint
+def create_channel():
+    """Create a channel (201), or with ?dry_run=true check it and save nothing (200)."""
+    dry_run = query_bool("dry_run", False)
+    outcome = service.create_channel(g.tenant_id, json_body(), g.actor, dry_run=dry_run)
+    if dry_run:
+        return channel_to_api(outcome.channel), 200
+    channel = outcome.channel
+    return channel_to_api(channel), 201, {"Location": url_for("api.get_channel", channel_id=channel.id)}
+
+
+@bp.get("/channels")
+def list_channels():
+    """List the tenant's channels, newest first, with filters and a cursor."""
+    query = channel_list_query(
+        g.tenant_id,
+        channel_type=query_choice("channel_type", CHANNEL_TYPES),
+        status=query_choice("status", CHANNEL_STATUSES),
+        is_default=query_bool("is_default"),
+        q=request.args.get("q"),
+    )
+    rows, next_cursor = keyset_page(db.session, query, Channel, query_limit(), request.args.get("cursor"))
+    return {"data": [channel_to_api(c) for c in rows], "next_cursor": next_cursor}
+
+
+@bp.get("/channels/<channel_id>")
+def get_channel(channel_id):
+    """One channel of the tenant."""
+    return channel_to_api(service.get_channel(g.tenant_id, channel_id))
+
+
+@bp.patch("/channels/<channel_id>")
+@write_endpoint
+def update_channel(channel_id):
+    """Partial update; disabling the default names its successor in Default-Handover."""
+    outcome = service.update_channel(g.tenant_id, channel_id, json_body(), g.actor)
+    return channel_to_api(outcome.channel), 200, handover_headers([outcome])
+
+
+@bp.delete("/channels/<channel_id>")
+@write_endpoint
+def delete_channel(channel_id):
+    """Delete (204); deleting the default names its successor in Default-Handover."""
+    outcome = service.delete_channel(g.tenant_id, channel_id, g.actor)
+    return None, 204, handover_headers([outcome])

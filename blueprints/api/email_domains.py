@@ -1,0 +1,53 @@
+"""/api/email_domains: domains, their DNS records, and verification."""
+
+from __future__ import annotations
+
+from flask import g, request, url_for
+from sqlalchemy import select
+
+from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
+from core.extensions import db
+from core.models import EmailDomain
+from core.pagination import keyset_page
+from core.serializers import email_domain_to_api
+from core.services import email_domains as service
+
+
+@bp.post("/email_domains")
+@write_endpoint
+def create_email_domain():
+    """Add a domain (201, pending) with the DNS records to publish."""
+    domain = service.create_email_domain(g.tenant_id, json_body(), g.actor)
+    location = url_for("api.get_email_domain", domain_id=domain.id)
+    return email_domain_to_api(domain), 201, {"Location": location}
+
+
+@bp.get("/email_domains")
+def list_email_domains():
+    """List the tenant's domains, newest first."""
+    query = select(EmailDomain).where(EmailDomain.tenant_id == g.tenant_id)
+    rows, next_cursor = keyset_page(db.session, query, EmailDomain, query_limit(), request.args.get("cursor"))
+    return {"data": [email_domain_to_api(d) for d in rows], "next_cursor": next_cursor}
+
+
+@bp.get("/email_domains/<domain_id>")
+def get_email_domain(domain_id):
+    """One domain with its DNS records."""
+    return email_domain_to_api(service.get_email_domain(g.tenant_id, domain_id))
+
+
+@bp.post("/email_domains/<domain_id>/verify")
+@write_endpoint
+def verify_email_domain(domain_id):
+    """Look the DNS records up now; the domain's channels follow its status."""
+    json_body(required=False)
+    domain, outcomes = service.verify_email_domain(g.tenant_id, domain_id, g.actor)
+    return email_domain_to_api(domain), 200, handover_headers(outcomes)
+
+
+@bp.delete("/email_domains/<domain_id>")
+@write_endpoint
+def delete_email_domain(domain_id):
+    """Delete (204); 409 naming the channels that still use it."""
+    service.delete_email_domain(g.tenant_id, domain_id, g.actor)
+    return None, 204

@@ -1,0 +1,55 @@
+"""/api/integrations: provider integrations; secrets are write-only."""
+
+from __future__ import annotations
+
+from flask import g, request, url_for
+from sqlalchemy import select
+
+from blueprints.api import bp, handover_headers, json_body, query_choice, query_limit, write_endpoint
+from core.extensions import db
+from core.models import CHANNEL_TYPES, Integration
+from core.pagination import keyset_page
+from core.serializers import integration_to_api
+from core.services import integrations as service
+
+
+@bp.post("/integrations")
+@write_endpoint
+def create_integration():
+    """Create an integration (201); its secrets are encrypted and never shown again."""
+    integration = service.create_integration(g.tenant_id, json_body(), g.actor)
+    location = url_for("api.get_integration", integration_id=integration.id)
+    return integration_to_api(integration), 201, {"Location": location}
+
+
+@bp.get("/integrations")
+def list_integrations():
+    """List the tenant's integrations, newest first."""
+    query = select(Integration).where(Integration.tenant_id == g.tenant_id)
+    channel_type = query_choice("channel_type", CHANNEL_TYPES)
+    if channel_type:
+        query = query.where(Integration.channel_type == channel_type)
+    rows, next_cursor = keyset_page(db.session, query, Integration, query_limit(), request.args.get("cursor"))
+    return {"data": [integration_to_api(i) for i in rows], "next_cursor": next_cursor}
+
+
+@bp.get("/integrations/<integration_id>")
+def get_integration(integration_id):
+    """One integration, secrets masked."""
+    return integration_to_api(service.get_integration(g.tenant_id, integration_id))
+
+
+@bp.patch("/integrations/<integration_id>")
+@write_endpoint
+def update_integration(integration_id):
+    """Rename, replace credentials (omitted or masked secrets are kept), enable/disable."""
+    integration, outcomes = service.update_integration(g.tenant_id, integration_id, json_body(), g.actor)
+    return integration_to_api(integration), 200, handover_headers(outcomes)
+
+
+@bp.delete("/integrations/<integration_id>")
+@write_endpoint
+def delete_integration(integration_id):
+    """Delete (204); 409 naming the channels or numbers that still use it."""
+    service.delete_integration(g.tenant_id, integration_id, g.actor)
+    return None, 204

@@ -1,0 +1,1 @@
+"""Shared core of Channels: models, channel rules and the services every blueprint calls."""

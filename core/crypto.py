@@ -1,0 +1,40 @@
+"""Encryption of integration credentials at rest (Fernet, with key rotation)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import current_app
+
+
+def dev_credentials_key(secret_key: str) -> str:
+    """A Fernet key derived from SECRET_KEY: only for development and tests."""
+    digest = hashlib.sha256(("channels-credentials:" + secret_key).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _fernet() -> MultiFernet:
+    keys = [k.strip() for k in current_app.config["CREDENTIALS_KEY"].split(",") if k.strip()]
+    return MultiFernet([Fernet(k.encode()) for k in keys])
+
+
+def encrypt_credentials(credentials: dict) -> str:
+    """Encrypt with the first key of CREDENTIALS_KEY."""
+    payload = json.dumps(credentials, sort_keys=True, separators=(",", ":")).encode()
+    return _fernet().encrypt(payload).decode()
+
+
+def decrypt_credentials(token: str) -> dict:
+    """Decrypt with whichever configured key encrypted it."""
+    try:
+        return json.loads(_fernet().decrypt(token.encode()))
+    except InvalidToken as exc:  # a key was removed from CREDENTIALS_KEY too early
+        raise RuntimeError("integration credentials cannot be decrypted with CREDENTIALS_KEY") from exc
+
+
+def rotate_credentials(token: str) -> str:
+    """Re-encrypt a token with the current first key."""
+    return _fernet().rotate(token.encode()).decode()

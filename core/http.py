@@ -1,0 +1,137 @@
+"""Cross-cutting HTTP behaviour: error envelopes, security headers, database outages.
+
+Anything under /api answers JSON in the envelope of DESIGN §4, whatever raised the error
+(routing, Werkzeug, an extension, a bug); console pages get an HTML error page.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from core.errors import ServiceError
+from core.extensions import db
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+MESSAGES = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "The request body is larger than 64 KiB.",
+    500: "Something went wrong on our side. The error was logged.",
+    503: "The service is temporarily unavailable. Retry shortly.",
+}
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    """The JSON error envelope."""
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    response = jsonify({"error": error})
+    response.status_code = status
+    return response
+
+
+def _page(status: int, message: str):
+    return render_template("error.html", status=status, message=message), status
+
+
+def register_http(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        db.session.rollback()
+        if is_api_request():
+            return error_response(exc.status, exc.code, exc.message, exc.fields)
+        return _page(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        message = MESSAGES.get(status) or exc.description or "Error."
+        if is_api_request():
+            response = error_response(status, HTTP_CODES.get(status, "error"), message)
+            if status == 405 and exc.valid_methods:
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            return response
+        return _page(status, message)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc):
+        # Connection lost / database restarting: tell the client to retry; the pool's
+        # pre-ping replaces the dead connections once the database is back.
+        current_app.logger.warning("database unavailable: %s", exc.orig.__class__.__name__)
+        _safe_rollback()
+        return _unavailable()
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            _safe_rollback()
+            return _unavailable()
+        current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        _safe_rollback()
+        if is_api_request():
+            return error_response(500, "internal_error", MESSAGES[500])
+        return _page(500, MESSAGES[500])
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if is_api_request():
+            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+            headers.setdefault("Cache-Control", "no-store")
+        else:
+            headers.setdefault("Content-Security-Policy", content_security_policy())
+            headers.add("Vary", "HX-Request")
+        return response
+
+
+def content_security_policy() -> str:
+    """Scripts: our own static files and exactly the pinned htmx build."""
+    htmx = current_app.config["HTMX_SRC"]
+    script_src = "'self'" if htmx.startswith("/") else f"'self' {htmx}"
+    return (
+        "default-src 'self'; "
+        f"script-src {script_src}; "
+        "style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _safe_rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection may be gone; the session is discarded at teardown
+        db.session.remove()
+
+
+def _unavailable():
+    if is_api_request():
+        response = error_response(503, "service_unavailable", MESSAGES[503])
+    else:
+        response = current_app.make_response(_page(503, MESSAGES[503]))
+    response.headers["Retry-After"] = "5"
+    return response

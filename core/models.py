@@ -1,0 +1,263 @@
+"""The data model of DESIGN §2. Every tenant-owned table carries ``tenant_id``.
+
+Rules about what a valid channel is live in ``core.rules``; the database adds the last line of
+defence (unique names, one default per type, type-consistent address columns).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db_types import PortableJSON, UTCDateTime, new_id, utcnow
+from core.extensions import db
+
+CHANNEL_TYPES = ("email", "sms")
+CHANNEL_STATUSES = ("available", "pending_verification", "disabled")
+
+
+def _id_column() -> Mapped[str]:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def _tenant_column() -> Mapped[str]:
+    return mapped_column(String(36), ForeignKey("tenants.id"), nullable=False, index=True)
+
+
+def _created_column() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = _id_column()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    slug: Mapped[str] = mapped_column(String(63), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "(role = 'admin' AND tenant_id IS NOT NULL) OR (role = 'support' AND tenant_id IS NULL)",
+            name="role_tenant",
+        ),
+    )
+
+    id: Mapped[str] = _id_column()
+    # Stored lower-cased, so the unique constraint is case-insensitive on every backend.
+    email: Mapped[str] = mapped_column(String(254), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    tenant_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("tenants.id"), nullable=True, index=True
+    )
+    created_at: Mapped[datetime] = _created_column()
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    tenant: Mapped[Tenant | None] = relationship()
+
+    # Flask-Login protocol.
+    is_active = True
+    is_anonymous = False
+    is_authenticated = True
+
+    def get_id(self) -> str:
+        return self.id
+
+    @property
+    def is_support(self) -> bool:
+        return self.role == "support"
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128), nullable=False)
+    scope: Mapped[str] = mapped_column(String(8), nullable=False, default="write")
+    created_at: Mapped[datetime] = _created_column()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Integration(db.Model):
+    __tablename__ = "integrations"
+    __table_args__ = (Index("ix_integrations_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    channel_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    # Fernet token of the JSON credentials (core.crypto); never serialised as such.
+    credentials_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    created_at: Mapped[datetime] = _created_column()
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_check_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    last_check_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class EmailDomain(db.Model):
+    __tablename__ = "email_domains"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "domain", name="uq_email_domains_tenant_domain"),
+        Index("ix_email_domains_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    domain: Mapped[str] = mapped_column(String(253), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    verification_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Outcome of the last DNS check, per record purpose: {"verification": "verified", ...}.
+    record_statuses: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class PhoneNumber(db.Model):
+    __tablename__ = "phone_numbers"
+    __table_args__ = (
+        # Unique platform-wide among numbers in use; a released number may be added again.
+        Index(
+            "uq_phone_numbers_active_number",
+            "phone_number",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_phone_numbers_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    phone_number: Mapped[str] = mapped_column(String(16), nullable=False)
+    integration_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("integrations.id"), nullable=False, index=True
+    )
+    capabilities: Mapped[list] = mapped_column(PortableJSON, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    created_at: Mapped[datetime] = _created_column()
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    integration: Mapped[Integration] = relationship()
+
+
+class Channel(db.Model):
+    __tablename__ = "channels"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name_key", name="uq_channels_tenant_name_key"),
+        # At most one default per (tenant, type): concurrent requests can never leave two.
+        Index(
+            "uq_channels_one_default_per_type",
+            "tenant_id",
+            "channel_type",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+        Index("ix_channels_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_channels_tenant_type_created", "tenant_id", "channel_type", "created_at", "id"),
+        Index("ix_channels_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+        Index("ix_channels_email_domain", "email_domain_id"),
+        Index("ix_channels_phone_number", "phone_number_id"),
+        Index("ix_channels_integration", "integration_id"),
+        CheckConstraint(
+            "(channel_type = 'email' AND send_from_email IS NOT NULL AND email_domain_id IS NOT NULL"
+            " AND send_from_phone_number IS NULL AND phone_number_id IS NULL)"
+            " OR (channel_type = 'sms' AND send_from_phone_number IS NOT NULL"
+            " AND phone_number_id IS NOT NULL AND send_from_email IS NULL"
+            " AND email_domain_id IS NULL)",
+            name="type_fields",
+        ),
+        CheckConstraint(
+            "status IN ('available', 'pending_verification', 'disabled')", name="status"
+        ),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # casefold() of the name: case-insensitive uniqueness and search on every backend.
+    name_key: Mapped[str] = mapped_column(String(400), nullable=False)
+    channel_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    integration_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("integrations.id"), nullable=False
+    )
+    send_from_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    email_domain_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("email_domains.id"), nullable=True
+    )
+    send_from_phone_number: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    phone_number_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("phone_numbers.id"), nullable=True
+    )
+    # The admin's switch; ``status`` is derived from it and the linked resources (core.rules).
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    status: Mapped[str] = mapped_column(String(24), nullable=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    metadata_: Mapped[dict] = mapped_column("metadata", PortableJSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = _created_column()
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    integration: Mapped[Integration] = relationship(lazy="joined", innerjoin=True)
+    email_domain: Mapped[EmailDomain | None] = relationship(lazy="joined")
+    phone_number: Mapped[PhoneNumber | None] = relationship(lazy="joined")
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_audit_events_resource", "tenant_id", "resource_type", "resource_id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    actor_type: Mapped[str] = mapped_column(String(16), nullable=False)  # user|api_key|system
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_name: Mapped[str] = mapped_column(String(254), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    changes: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class IdempotencyRecord(db.Model):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed for 24 hours."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    response_status: Mapped[int | None] = mapped_column(nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_headers: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = _created_column()

@@ -1,0 +1,206 @@
+"""Tenants, users and API keys: who may act, and on which tenant's data."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from core import rules
+from core.db_types import utcnow
+from core.errors import FieldErrors, NotFound
+from core.extensions import db
+from core.models import ApiKey, Tenant, User
+from core.services import audit
+from core.services.audit import Actor
+
+API_KEY_PREFIX = "chk_"
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MIN_PASSWORD = 10
+# last_used_at is written at most this often per key, so reads stay reads.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:63].strip("-") or "tenant"
+
+
+def create_tenant(name: str, slug: str | None = None) -> Tenant:
+    """A tenant with a unique slug (derived from the name when not given)."""
+    errors = FieldErrors()
+    clean = rules.clean_name(name, errors)
+    slug = (slug or (slugify(clean) if clean else "")).strip().lower()
+    if not SLUG.match(slug):
+        errors.add("slug", "Use 1–63 lower-case letters, digits and hyphens.")
+    elif db.session.scalar(select(func.count()).select_from(Tenant).where(Tenant.slug == slug)):
+        errors.add("slug", f"A tenant with the slug {slug!r} already exists.")
+    errors.raise_if_any("The tenant could not be created.")
+    tenant = Tenant(name=clean, slug=slug, created_at=utcnow())
+    db.session.add(tenant)
+    db.session.flush()
+    return tenant
+
+
+def get_tenant_by_slug(slug: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound(f"No tenant with the slug {slug!r}.")
+    return tenant
+
+
+def normalize_email(value: str, errors: FieldErrors, field_name: str = "email") -> str | None:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, AttributeError) as exc:
+        errors.add(field_name, f"Enter a valid email address: {exc}")
+        return None
+
+
+def create_user(
+    email: str,
+    password: str,
+    role: str,
+    tenant: Tenant | None = None,
+    name: str = "",
+    actor: Actor | None = None,
+) -> User:
+    """A tenant admin (with a tenant) or a support user (without one)."""
+    errors = FieldErrors()
+    address = normalize_email(email, errors)
+    if address and db.session.scalar(select(func.count()).select_from(User).where(User.email == address)):
+        errors.add("email", "A user with this email already exists.")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        errors.add("password", f"Use at least {MIN_PASSWORD} characters.")
+    if role not in ("admin", "support"):
+        errors.add("role", "Must be admin or support.")
+    elif role == "admin" and tenant is None:
+        errors.add("tenant", "An admin belongs to a tenant.")
+    elif role == "support" and tenant is not None:
+        errors.add("tenant", "Support staff belong to no tenant.")
+    display_name = (name or "").strip()[:100]
+    errors.raise_if_any("The user could not be created.")
+    user = User(
+        email=address,
+        name=display_name or address.split("@")[0],
+        password_hash=generate_password_hash(password),
+        role=role,
+        tenant_id=tenant.id if tenant else None,
+        created_at=utcnow(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    if tenant is not None:
+        audit.record(
+            tenant.id,
+            actor or Actor.system("cli"),
+            "user.create",
+            "user",
+            user.id,
+            audit.diff({}, {"email": address, "role": role}),
+        )
+    return user
+
+
+def authenticate_user(email: str, password: str) -> User | None:
+    """The user with these credentials, or None (same time either way)."""
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        # Hash anyway so that unknown emails take as long as wrong passwords.
+        check_password_hash(generate_password_hash("x"), password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or ""):
+        return None
+    user.last_login_at = utcnow()
+    return user
+
+
+@dataclass
+class NewApiKey:
+    api_key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(tenant_id: str, name: str, scope: str = "write", actor: Actor | None = None) -> NewApiKey:
+    """A key ``chk_<prefix>_<secret>``; only its SHA-256 is stored (it is high-entropy)."""
+    errors = FieldErrors()
+    clean = rules.clean_name(name, errors)
+    if scope not in ("read", "write"):
+        errors.add("scope", "Must be read or write.")
+    errors.raise_if_any("The API key could not be created.")
+    prefix = API_KEY_PREFIX + secrets.token_hex(4)
+    secret = f"{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        tenant_id=tenant_id,
+        name=clean,
+        prefix=prefix,
+        secret_hash=_hash_key(secret),
+        scope=scope,
+        created_at=utcnow(),
+    )
+    db.session.add(key)
+    db.session.flush()
+    audit.record(
+        tenant_id,
+        actor or Actor.system("cli"),
+        "api_key.create",
+        "api_key",
+        key.id,
+        audit.diff({}, {"name": clean, "scope": scope, "prefix": prefix}),
+    )
+    return NewApiKey(key, secret)
+
+
+def find_api_key(presented: str) -> ApiKey | None:
+    """The active key matching a presented secret, or None (unknown, malformed or revoked)."""
+    if not presented or len(presented) > 200 or presented.count("_") < 2:
+        return None
+    prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
+    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_hash, _hash_key(presented)):
+        return None
+    return key
+
+
+def touch_api_key(key: ApiKey) -> bool:
+    """Record the key's use, at most once a minute; True when a write is pending."""
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        return True
+    return False
+
+
+def get_api_key(tenant_id: str, key_id: str) -> ApiKey:
+    key = None
+    if key_id and len(key_id) <= 36:
+        key = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    if key is None:
+        raise NotFound("API key not found.")
+    return key
+
+
+def revoke_api_key(tenant_id: str, key_id: str, actor: Actor) -> ApiKey:
+    """Revoke a key: it answers 401 from then on."""
+    key = get_api_key(tenant_id, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.flush()
+        audit.record(
+            tenant_id, actor, "api_key.revoke", "api_key", key.id,
+            {"revoked": {"before": False, "after": True}},
+        )
+    return key

@@ -1,0 +1,62 @@
+"""Audit events: who did what to which resource, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import g, has_request_context, request
+
+from core.extensions import db
+from core.models import AuditEvent
+from core.providers import SECRET_MASK
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: a console user, an API key, or the system (CLI, automatic)."""
+
+    type: str  # user | api_key | system
+    id: str | None
+    name: str
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls("system", None, name)
+
+
+def diff(before: dict, after: dict, secret_keys: tuple[str, ...] = ()) -> dict:
+    """{field: {"before": x, "after": y}} for the fields that changed; secrets masked."""
+    changes = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            if key in secret_keys:
+                old = SECRET_MASK if old is not None else None
+                new = SECRET_MASK if new is not None else None
+            changes[key] = {"before": old, "after": new}
+    return changes
+
+
+def record(
+    tenant_id: str,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    changes: dict | None = None,
+) -> AuditEvent:
+    """Add an audit event to the current transaction."""
+    event = AuditEvent(
+        tenant_id=tenant_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        changes=changes or {},
+        request_id=g.get("request_id") if has_request_context() else None,
+        ip=request.remote_addr if has_request_context() else None,
+    )
+    db.session.add(event)
+    return event

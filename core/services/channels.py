@@ -1,0 +1,277 @@
+"""Create, change and delete channels; keep statuses and defaults right when resources change.
+
+Every route that writes a channel (API, console, auto-created SMS channels) comes through here,
+and every one of them validates through ``core.rules.check_channel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from core import rules
+from core.db_types import utcnow
+from core.errors import NotFound
+from core.extensions import db
+from core.models import Channel, Tenant
+from core.services import audit
+from core.services.audit import Actor
+
+AUDITED_FIELDS = (
+    "name",
+    "integration_id",
+    "send_from_email",
+    "email_domain_id",
+    "send_from_phone_number",
+    "phone_number_id",
+    "status",
+    "is_default",
+    "metadata",
+)
+
+
+@dataclass
+class ChannelOutcome:
+    """A written channel and, when the default moved to another channel, that channel."""
+
+    channel: Channel
+    new_default: Channel | None = None
+    lost_default: bool = False  # the default was deleted/disabled and nothing could take over
+
+
+def lock_tenant(tenant_id: str) -> None:
+    """Serialise the tenant's channel writes (PostgreSQL row lock; SQLite writes are serial).
+
+    Name uniqueness and the default handover read then write: the lock makes that atomic.
+    """
+    db.session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def get_channel(tenant_id: str, channel_id: str) -> Channel:
+    """The tenant's channel, or NotFound (also for another tenant's id or a malformed one)."""
+    channel = None
+    if channel_id and len(channel_id) <= 36:
+        channel = db.session.scalar(
+            select(Channel).where(Channel.id == channel_id, Channel.tenant_id == tenant_id)
+        )
+    if channel is None:
+        raise NotFound("Channel not found.")
+    return channel
+
+
+def snapshot(channel: Channel) -> dict:
+    """The audited fields of a channel, as plain values."""
+    values = {f: getattr(channel, f) for f in AUDITED_FIELDS if f != "metadata"}
+    values["metadata"] = dict(channel.metadata_ or {})
+    return values
+
+
+def has_default(tenant_id: str, channel_type: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Channel.id).where(
+                Channel.tenant_id == tenant_id,
+                Channel.channel_type == channel_type,
+                Channel.is_default.is_(True),
+            )
+        )
+        is not None
+    )
+
+
+def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
+    previous = db.session.scalar(
+        select(Channel).where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == channel_type,
+            Channel.is_default.is_(True),
+        )
+    )
+    if previous is None:
+        return
+    # An explicit UPDATE, flushed before the new default is written: the partial unique
+    # index is checked per statement.
+    db.session.execute(
+        update(Channel)
+        .where(Channel.id == previous.id)
+        .values(is_default=False, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    audit.record(
+        tenant_id,
+        actor,
+        "channel.default_cleared",
+        "channel",
+        previous.id,
+        {"is_default": {"before": True, "after": False}},
+    )
+
+
+def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor: Actor):
+    """The oldest other available channel of the type becomes the default (or none exists)."""
+    db.session.flush()
+    successor = db.session.scalar(
+        select(Channel)
+        .where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == channel_type,
+            Channel.status == "available",
+            Channel.id != exclude_id,
+        )
+        .order_by(Channel.created_at.asc(), Channel.id.asc())
+        .limit(1)
+    )
+    if successor is not None:
+        successor.is_default = True
+        successor.updated_at = utcnow()
+        db.session.flush()
+        audit.record(
+            tenant_id,
+            actor,
+            "channel.default_handover",
+            "channel",
+            successor.id,
+            {"is_default": {"before": False, "after": True}, "replaces": exclude_id},
+        )
+    return successor
+
+
+def create_channel(tenant_id: str, data: dict, actor: Actor, *, dry_run: bool = False) -> ChannelOutcome:
+    """Create a channel from API-shaped ``data``. With ``dry_run`` nothing is written and the
+    returned channel has no id. The first channel of a type becomes default unless told not to."""
+    if not dry_run:
+        lock_tenant(tenant_id)
+    draft = rules.check_channel(tenant_id, data)
+    is_default = draft.is_default
+    if is_default is None:
+        is_default = not has_default(tenant_id, draft.channel_type)
+    channel = Channel(
+        tenant_id=tenant_id,
+        name=draft.name,
+        name_key=rules.name_key(draft.name),
+        channel_type=draft.channel_type,
+        integration_id=draft.integration.id,
+        send_from_email=draft.send_from_email,
+        email_domain_id=draft.email_domain.id if draft.email_domain else None,
+        send_from_phone_number=draft.send_from_phone_number,
+        phone_number_id=draft.phone_number.id if draft.phone_number else None,
+        enabled=True,
+        status=draft.status,
+        is_default=is_default,
+        metadata_=draft.metadata,
+    )
+    if dry_run:
+        return ChannelOutcome(channel)
+    if is_default:
+        _clear_default(tenant_id, draft.channel_type, actor)
+    channel.created_at = utcnow()
+    db.session.add(channel)
+    db.session.flush()
+    audit.record(
+        tenant_id, actor, "channel.create", "channel", channel.id, audit.diff({}, snapshot(channel))
+    )
+    return ChannelOutcome(channel)
+
+
+def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) -> ChannelOutcome:
+    """Apply a partial change (DESIGN §4 PATCH); disabling the default hands it over."""
+    lock_tenant(tenant_id)
+    channel = get_channel(tenant_id, channel_id)
+    draft = rules.check_channel(tenant_id, data, existing=channel)
+    before = snapshot(channel)
+    was_default = channel.is_default
+
+    if draft.is_default and not channel.is_default:
+        _clear_default(tenant_id, channel.channel_type, actor)
+    channel.name = draft.name
+    channel.name_key = rules.name_key(draft.name)
+    channel.integration_id = draft.integration.id
+    channel.integration = draft.integration
+    if channel.channel_type == "email":
+        channel.send_from_email = draft.send_from_email
+        channel.email_domain = draft.email_domain
+    else:
+        channel.send_from_phone_number = draft.send_from_phone_number
+        channel.phone_number = draft.phone_number
+    channel.metadata_ = draft.metadata
+    channel.enabled = draft.enabled
+    channel.status = draft.status
+    if draft.is_default is not None:
+        channel.is_default = draft.is_default
+    outcome = ChannelOutcome(channel)
+    if was_default and channel.status == "disabled":
+        channel.is_default = False
+        outcome.new_default = _promote_successor(tenant_id, channel.channel_type, channel.id, actor)
+        outcome.lost_default = outcome.new_default is None
+    if draft.changed or channel.is_default != was_default:
+        channel.updated_at = utcnow()
+        db.session.flush()
+        changes = audit.diff(before, snapshot(channel))
+        if changes:
+            audit.record(tenant_id, actor, _update_action(changes), "channel", channel.id, changes)
+    return outcome
+
+
+def _update_action(changes: dict) -> str:
+    if set(changes) == {"is_default"}:
+        return "channel.default_set" if changes["is_default"]["after"] else "channel.default_cleared"
+    if set(changes) <= {"status", "is_default"} and "status" in changes:
+        return "channel.disable" if changes["status"]["after"] == "disabled" else "channel.enable"
+    return "channel.update"
+
+
+def delete_channel(tenant_id: str, channel_id: str, actor: Actor) -> ChannelOutcome:
+    """Delete a channel; when it was the default, the oldest other available one takes over."""
+    lock_tenant(tenant_id)
+    channel = get_channel(tenant_id, channel_id)
+    before = snapshot(channel)
+    outcome = ChannelOutcome(channel)
+    db.session.delete(channel)
+    db.session.flush()
+    audit.record(tenant_id, actor, "channel.delete", "channel", channel.id, audit.diff(before, {}))
+    if before["is_default"]:
+        outcome.new_default = _promote_successor(tenant_id, channel.channel_type, channel.id, actor)
+        outcome.lost_default = outcome.new_default is None
+    return outcome
+
+
+def resync_statuses(tenant_id: str, channels: list[Channel], actor: Actor, reason: str) -> list[ChannelOutcome]:
+    """Recompute the status of channels whose integration, domain or number changed.
+
+    All statuses change first; then each default that became disabled hands over to the
+    oldest other channel that is still available.
+    """
+    outcomes = []
+    for channel in channels:
+        new_status = rules.derive_status(
+            enabled=channel.enabled,
+            integration=channel.integration,
+            email_domain=channel.email_domain,
+            phone_number=channel.phone_number,
+        )
+        if new_status != channel.status:
+            outcomes.append((ChannelOutcome(channel), channel.status))
+            channel.status = new_status
+            channel.updated_at = utcnow()
+    db.session.flush()
+    for outcome, old_status in outcomes:
+        channel = outcome.channel
+        changes = {"status": {"before": old_status, "after": channel.status}}
+        if channel.is_default and channel.status == "disabled":
+            channel.is_default = False
+            changes["is_default"] = {"before": True, "after": False}
+            outcome.new_default = _promote_successor(tenant_id, channel.channel_type, channel.id, actor)
+            outcome.lost_default = outcome.new_default is None
+        changes["reason"] = reason
+        audit.record(tenant_id, actor, "channel.status_changed", "channel", channel.id, changes)
+    db.session.flush()
+    return [outcome for outcome, _ in outcomes]
+
+
+def channels_using(tenant_id: str, **column_values) -> list[Channel]:
+    """The tenant's channels whose columns equal the given values, oldest first."""
+    query = select(Channel).where(Channel.tenant_id == tenant_id)
+    for column, value in column_values.items():
+        query = query.where(getattr(Channel, column) == value)
+    return list(db.session.scalars(query.order_by(Channel.created_at, Channel.id)))

@@ -1,0 +1,136 @@
+"""Integrations: provider credentials (encrypted at rest), enable/disable, delete when unused."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core import rules
+from core.crypto import decrypt_credentials, encrypt_credentials
+from core.db_types import utcnow
+from core.errors import Conflict, NotFound
+from core.extensions import db
+from core.models import Integration, PhoneNumber
+from core.providers import PROVIDERS
+from core.services import audit
+from core.services.audit import Actor
+from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
+
+
+def get_integration(tenant_id: str, integration_id: str) -> Integration:
+    integration = None
+    if integration_id and len(integration_id) <= 36:
+        integration = db.session.scalar(
+            select(Integration).where(
+                Integration.id == integration_id, Integration.tenant_id == tenant_id
+            )
+        )
+    if integration is None:
+        raise NotFound("Integration not found.")
+    return integration
+
+
+def credentials_of(integration: Integration) -> dict:
+    """The decrypted credentials: for provider calls only, never for display."""
+    return decrypt_credentials(integration.credentials_encrypted)
+
+
+def _secret_keys(provider: str) -> tuple[str, ...]:
+    spec = PROVIDERS.get(provider)
+    return tuple(f"credentials.{k}" for k in spec.secret_fields) if spec else ()
+
+
+def _audit_values(integration: Integration, credentials: dict) -> dict:
+    values = {"name": integration.name, "status": integration.status}
+    values.update({f"credentials.{k}": v for k, v in credentials.items()})
+    return values
+
+
+def create_integration(tenant_id: str, data: dict, actor: Actor) -> Integration:
+    """Create an integration; secrets are stored encrypted with CREDENTIALS_KEY."""
+    draft = rules.check_integration(data)
+    integration = Integration(
+        tenant_id=tenant_id,
+        name=draft.name,
+        channel_type=draft.channel_type,
+        provider=draft.provider,
+        credentials_encrypted=encrypt_credentials(draft.credentials),
+        status=draft.status,
+        created_at=utcnow(),
+    )
+    db.session.add(integration)
+    db.session.flush()
+    values = _audit_values(integration, draft.credentials)
+    values.update(channel_type=draft.channel_type, provider=draft.provider)
+    audit.record(
+        tenant_id,
+        actor,
+        "integration.create",
+        "integration",
+        integration.id,
+        audit.diff({}, values, _secret_keys(draft.provider)),
+    )
+    return integration
+
+
+def update_integration(
+    tenant_id: str, integration_id: str, data: dict, actor: Actor
+) -> tuple[Integration, list[ChannelOutcome]]:
+    """Rename, replace credentials, enable/disable; the channels' statuses follow."""
+    lock_tenant(tenant_id)
+    integration = get_integration(tenant_id, integration_id)
+    current = credentials_of(integration)
+    draft = rules.check_integration(data, existing=integration, current_credentials=current)
+    before = _audit_values(integration, current)
+    integration.name = draft.name
+    integration.status = draft.status
+    if "credentials" in draft.changed:
+        integration.credentials_encrypted = encrypt_credentials(draft.credentials)
+    outcomes: list[ChannelOutcome] = []
+    if draft.changed:
+        integration.updated_at = utcnow()
+        db.session.flush()
+        changes = audit.diff(before, _audit_values(integration, draft.credentials), _secret_keys(integration.provider))
+        action = "integration.update"
+        if set(changes) == {"status"}:
+            action = "integration.disable" if draft.status == "disabled" else "integration.enable"
+        audit.record(tenant_id, actor, action, "integration", integration.id, changes)
+        if "status" in draft.changed:
+            outcomes = resync_statuses(
+                tenant_id,
+                channels_using(tenant_id, integration_id=integration.id),
+                actor,
+                f"integration {draft.status}",
+            )
+    return integration, outcomes
+
+
+def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> None:
+    """Delete an integration that no channel or phone number uses; else Conflict naming them."""
+    lock_tenant(tenant_id)
+    integration = get_integration(tenant_id, integration_id)
+    channels = channels_using(tenant_id, integration_id=integration.id)
+    if channels:
+        names = ", ".join(c.name for c in channels)
+        raise Conflict(f"This integration is used by channels: {names}. Change or delete them first.")
+    numbers = list(
+        db.session.scalars(
+            select(PhoneNumber.phone_number).where(
+                PhoneNumber.integration_id == integration.id, PhoneNumber.tenant_id == tenant_id
+            )
+        )
+    )
+    if numbers:
+        raise Conflict(
+            f"This integration is used by phone numbers: {', '.join(numbers)}. Delete them first."
+        )
+    before = _audit_values(integration, credentials_of(integration))
+    db.session.delete(integration)
+    db.session.flush()
+    audit.record(
+        tenant_id,
+        actor,
+        "integration.delete",
+        "integration",
+        integration.id,
+        audit.diff(before, {}, _secret_keys(integration.provider)),
+    )
