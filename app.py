@@ -17,6 +17,7 @@ from flask import Flask, g, request
 from core.crypto import dev_credentials_key
 from core.database import configure_engine, engine_options, normalize_database_url
 from core.extensions import csrf, db, login_manager, migrate
+from core.limits import init_limiter
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"
 HTMX_VERSION = "2.0.11"
@@ -32,6 +33,8 @@ ENV_SETTINGS = (
     "RATELIMIT_STORAGE_URI",
     "RATELIMIT_API",
     "RATELIMIT_SIGNIN",
+    "RATELIMIT_KEY_NAMESPACE",
+    "RATELIMIT_ENABLED",
     "PROVIDER_BASE_URLS",
 )
 
@@ -111,6 +114,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     configure_engine(app)
+    init_limiter(app)
 
     from blueprints.api import bp as api_bp
     from blueprints.console import bp as console_bp

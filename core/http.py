@@ -67,6 +67,8 @@ def register_http(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         message = MESSAGES.get(status) or exc.description or "Error."
+        if status == 429:
+            return _rate_limited(exc)
         if is_api_request():
             response = error_response(status, HTTP_CODES.get(status, "error"), message)
             if status == 405 and exc.valid_methods:
@@ -119,6 +121,21 @@ def content_security_policy() -> str:
         "style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; "
         "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+def _rate_limited(exc: HTTPException):
+    """429: the JSON envelope on /api, a friendly page elsewhere; Retry-After on both."""
+    from core.limits import retry_after_seconds
+
+    _safe_rollback()
+    if is_api_request():
+        response = error_response(
+            429, "rate_limited", f"Too many requests for this API key ({exc.description}). Slow down."
+        )
+    else:
+        response = current_app.make_response(_page(429, exc.description or "Too many requests."))
+    response.headers["Retry-After"] = str(retry_after_seconds())
+    return response
 
 
 def _safe_rollback() -> None:

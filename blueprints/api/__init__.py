@@ -16,10 +16,12 @@ from core.database import SAFE_METHODS
 from core.errors import ServiceError
 from core.extensions import db
 from core.http import error_response
+from core.limits import limit_api_blueprint
 from core.services import accounts
 from core.services.audit import Actor
 
 bp = Blueprint("api", __name__)
+limit_api_blueprint(bp)  # RATELIMIT_API per API key (core.limits)
 
 MAX_DEPTH = 32
 

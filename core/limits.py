@@ -1,0 +1,127 @@
+"""Rate limits (Flask-Limiter): per API key on /api, per account and per IP on sign-in.
+
+Configuration (app config / environment):
+
+- ``RATELIMIT_API`` — limit per API key, default ``600 per minute``.
+- ``RATELIMIT_SIGNIN`` — sign-in attempts (POSTs) per account and, separately, per client IP.
+- ``RATELIMIT_STORAGE_URI`` — ``memory://`` (one process) or ``redis://host:6379/0`` so that
+  every gunicorn worker shares the counters.
+- ``RATELIMIT_KEY_NAMESPACE`` — prepended to every counter key; give each deployment (or test
+  run) that shares a Redis its own.
+- ``RATELIMIT_ENABLED`` — False switches limiting off (the general test suite does).
+
+Decisions:
+
+- The API counter is keyed by a SHA-256 of the presented bearer token, never by the token
+  itself (counters live in Redis; secrets must not) and never by the public key prefix (anyone
+  who saw a prefix could otherwise exhaust another tenant's budget with made-up keys).
+  Requests without a bearer token are counted per client IP.
+- The moving-window strategy: no double burst at window boundaries, and deterministic tests.
+- A rate-limit storage outage must not take the API down: errors are logged and swallowed and
+  the counters fall back to process memory until the storage is back.
+- Everything that must differ between apps is read from ``current_app.config`` at request time,
+  because the extension object (module-level, like every extension here) keeps some settings
+  from the first ``init_app``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+SIGNIN_MESSAGE = "Too many sign-in attempts. Please wait a minute, then try again."
+
+
+def _namespaced(key: str) -> str:
+    return f"{current_app.config.get('RATELIMIT_KEY_NAMESPACE', '')}{key}"
+
+
+def client_ip() -> str:
+    """The client address as the WSGI server sees it (put ProxyFix in front behind a proxy)."""
+    return request.remote_addr or "unknown"
+
+
+def api_key_identity() -> str:
+    """The rate-limit key of an API request: a hash of the bearer token, else the client IP."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = presented.strip()
+    if scheme.lower() == "bearer" and presented:
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return _namespaced(f"apikey:{digest}")
+    return _namespaced(f"ip:{client_ip()}")
+
+
+def signin_ip_identity() -> str:
+    """Sign-in attempts from one IP address."""
+    return _namespaced(f"signin-ip:{client_ip()}")
+
+
+def signin_account_identity() -> str:
+    """Sign-in attempts against one account (the submitted email, normalised; hashed)."""
+    email = (request.form.get("email") or "").strip().lower()
+    digest = hashlib.sha256(email.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return _namespaced(f"signin-account:{digest}")
+
+
+def _api_limit() -> str:
+    return current_app.config["RATELIMIT_API"]
+
+
+def _signin_limit() -> str:
+    return current_app.config["RATELIMIT_SIGNIN"]
+
+
+limiter = Limiter(
+    key_func=client_ip,
+    strategy="moving-window",
+    # Flask-Limiter's headers would put Retry-After on every response; core.http sets it on 429s.
+    headers_enabled=False,
+    swallow_errors=True,
+    in_memory_fallback_enabled=True,
+)
+
+
+def limit_api_blueprint(bp) -> None:
+    """Apply the per-key limit to every route of the API blueprint (call once, at import)."""
+    limiter.limit(_api_limit, key_func=api_key_identity, scope="api")(bp)
+
+
+def signin_rate_limits(view: Callable) -> Callable:
+    """Decorate the sign-in view: POSTs are limited per account and per IP."""
+    per_ip = limiter.limit(
+        _signin_limit,
+        key_func=signin_ip_identity,
+        methods=["POST"],
+        scope="signin-ip",
+        error_message=SIGNIN_MESSAGE,
+    )
+    per_account = limiter.limit(
+        _signin_limit,
+        key_func=signin_account_identity,
+        methods=["POST"],
+        scope="signin-account",
+        error_message=SIGNIN_MESSAGE,
+    )
+    return per_ip(per_account(view))
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the limit that was just hit lets a request through again (at least 1)."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()) + 1)
+
+
+def init_limiter(app: Flask) -> None:
+    """Attach the limiter to the app with its configuration."""
+    enabled = app.config.get("RATELIMIT_ENABLED", True)
+    if isinstance(enabled, str):  # from the environment
+        enabled = enabled.strip().lower() not in ("0", "false", "no", "off")
+    app.config["RATELIMIT_ENABLED"] = enabled
+    app.config.setdefault("RATELIMIT_KEY_NAMESPACE", "")
+    limiter.init_app(app)
