@@ -2,7 +2,8 @@
 
 The backend comes from ``TEST_DATABASE_URL``: unset, each test gets a copy of a SQLite file
 migrated once per session; a ``postgresql+psycopg://`` URL is migrated once per session (from
-empty, through Alembic) and every table is truncated between tests. The schema always comes from
+empty, through Alembic) and every table is truncated between tests; under pytest-xdist each
+worker gets a database of its own next to it (``<name>_gw0``, ...). The schema always comes from
 the migrations, never from ``create_all``.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from core.extensions import db
@@ -42,16 +44,32 @@ def _migrate(database_url: str) -> None:
         db.engine.dispose()
 
 
+def _worker_postgres_url(url: str) -> str:
+    """Under pytest-xdist, a database of the worker's own next to ``url`` (``<name>_gw0``...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def database_template(tmp_path_factory):
-    """The migrated database every test starts from."""
+    """The migrated database every test starts from (one per xdist worker on PostgreSQL)."""
     if ON_POSTGRES:
-        engine = create_engine(TEST_DATABASE_URL)
+        url = _worker_postgres_url(TEST_DATABASE_URL)
+        engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
-        _migrate(TEST_DATABASE_URL)
-        return TEST_DATABASE_URL
+        _migrate(url)
+        return url
     path = tmp_path_factory.mktemp("template") / "template.db"
     _migrate(f"sqlite:///{path}")
     return path
