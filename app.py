@@ -11,8 +11,10 @@ import logging
 import os
 import re
 import uuid
+from contextvars import ContextVar
 
 from flask import Flask, g, request
+from werkzeug.wsgi import ClosingIterator
 
 from core.crypto import dev_credentials_key
 from core.database import configure_engine, engine_options, normalize_database_url
@@ -36,28 +38,105 @@ ENV_SETTINGS = (
     "RATELIMIT_KEY_NAMESPACE",
     "RATELIMIT_ENABLED",
     "PROVIDER_BASE_URLS",
+    "PROVIDER_TIMEOUT",
+    "PROVIDER_CA_FILE",
 )
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+# gunicorn's own lines keep their layout, with the request id added.
+GUNICORN_FORMATS = {
+    "gunicorn.error": "%(asctime)s [%(process)d] [%(levelname)s] [%(request_id)s] %(message)s",
+    "gunicorn.access": "[%(request_id)s] %(message)s",
+}
+# The id of the request being served in this thread/task, from the moment the WSGI call starts
+# until its response is closed: longer than Flask's request context, so that the access log
+# lines written after the view returned carry it too.
+_current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside requests)."""
+    return _current_request_id.get()
+
+
+class RequestIdMiddleware:
+    """Gives every request an id before anything else runs, and returns it on every response.
+
+    ``X-Request-ID`` is honoured when well-formed (1–64 of ``A-Za-z0-9._:-``), else replaced by
+    a fresh one; the header is set even on responses that never reached a Flask view (CSRF
+    failures, 404s, errors raised by extensions).
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        environ["channels.request_id"] = request_id
+        _current_request_id.set(request_id)
+
+        def start_with_id(status, headers, exc_info=None):
+            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.wsgi_app(environ, start_with_id)
+        except BaseException:
+            _current_request_id.set(None)
+            raise
+        return ClosingIterator(body, lambda: _current_request_id.set(None))
+
+
 class RequestIdFilter(logging.Filter):
-    """Puts the current request id (or ``-``) on every log record."""
+    """Puts the current request id (or ``-``) on every log record.
+
+    gunicorn writes its access line after the response is closed on some workers; its format
+    arguments carry the response's ``X-Request-ID``, which is used first.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from flask import has_request_context
-
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        atoms = record.args if isinstance(record.args, dict) else {}
+        record.request_id = atoms.get("{x-request-id}o") or _current_request_id.get() or "-"
         return True
 
 
+def _attach_request_ids(logger: logging.Logger, fmt: str) -> None:
+    """Filter and format ``logger``'s records with the request id (idempotent)."""
+    if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
+        logger.addFilter(RequestIdFilter())
+    for handler in logger.handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+            datefmt = handler.formatter.datefmt if handler.formatter else None
+            handler.setFormatter(logging.Formatter(fmt, datefmt))
+
+
 def _configure_logging(app: Flask) -> None:
+    """The app's log, werkzeug's request lines and gunicorn's logs all carry the request id."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(RequestIdFilter())
     app.logger.handlers[:] = [handler]
     app.logger.setLevel(app.config["LOG_LEVEL"])
     app.logger.propagate = False
+    _attach_request_ids(app.logger, LOG_FORMAT)
+
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not werkzeug_log.handlers:  # the dev server would add a bare handler of its own
+        werkzeug_log.addHandler(logging.StreamHandler())
+        werkzeug_log.setLevel(logging.INFO)
+        werkzeug_log.propagate = False
+    _attach_request_ids(werkzeug_log, LOG_FORMAT)
+    # Loggers under "channels." (the console provider's output, provider checks) share the log.
+    channels_log = logging.getLogger("channels")
+    channels_log.handlers[:] = [handler]
+    channels_log.setLevel(app.config["LOG_LEVEL"])
+    channels_log.propagate = False
+    for name, fmt in GUNICORN_FORMATS.items():  # handlers exist only when gunicorn serves us
+        _attach_request_ids(logging.getLogger(name), fmt)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -127,15 +206,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     register_http(app)
 
-    @app.before_request
-    def _assign_request_id():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)
 
-    @app.after_request
-    def _return_request_id(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        return response
+    def _assign_request_id():
+        g.request_id = request.environ.get("channels.request_id") or uuid.uuid4().hex
+
+    # First of all before_request hooks, so that even CSRF failures log and audit with the id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
 
     return app
 
