@@ -8,13 +8,14 @@ The sibling checks for integrations, email domains and phone numbers live here t
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
 import idna
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from core.errors import FieldErrors
@@ -191,6 +192,10 @@ def normalize_domain(value: object, errors: FieldErrors, field_name: str = "doma
     ):
         errors.add(field_name, invalid)
         return None
+    if any(ascii_domain == name or ascii_domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+        # No address on it would pass parse_email_address: such a domain could never send.
+        errors.add(field_name, "This is a reserved name (such as .test or .local) that cannot send email.")
+        return None
     return ascii_domain
 
 
@@ -215,7 +220,7 @@ def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metada
         elif isinstance(item, str) and len(item) > METADATA_VALUE_MAX:
             errors.add(field_name, f"String values must be at most {METADATA_VALUE_MAX} characters.")
             ok = False
-        elif isinstance(item, float) and item != item:  # NaN cannot round-trip through JSON
+        elif isinstance(item, float) and not math.isfinite(item):  # 1e400, NaN: not JSON
             errors.add(field_name, "Values must be finite numbers.")
             ok = False
     return dict(value) if ok else None
@@ -511,7 +516,7 @@ class IntegrationDraft:
 def _clean_credential(spec, value, errors: FieldErrors, key: str):
     if spec.kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().isdigit():
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
                 value = int(value.strip())
             else:
                 errors.add(key, "Must be a whole number.")

@@ -137,6 +137,20 @@ def make_channel(ready: Ready, channel_type: str = "email", **overrides):
     return outcome.channel
 
 
+def release_number(tenant: Tenant, number):
+    """Release a number through the service (its channels become disabled)."""
+    phone_numbers.release_phone_number(tenant.id, number.id, ACTOR)
+    db.session.commit()
+    return number
+
+
+def set_integration_status(tenant: Tenant, integration, status: str):
+    """Enable or disable an integration through the service (its channels follow)."""
+    integrations.update_integration(tenant.id, integration.id, {"status": status}, ACTOR)
+    db.session.commit()
+    return integration
+
+
 class ApiClient:
     """The Flask test client with a bearer key: ``api.post("/api/channels", json=...)``."""
 
