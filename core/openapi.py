@@ -1,5 +1,991 @@
-"""The OpenAPI 3.1 document of the JSON API."""
+"""The OpenAPI 3.1 document of the JSON API (DESIGN §4), served at GET /api/openapi.json.
+
+The document is built from the same constants the rules use (``core.rules``, ``core.models``,
+``core.providers``), so a limit changed there changes here. ``tests/api/test_openapi.py`` keeps
+it true: every route under /api must be documented, real responses must match the schemas, and
+schemathesis fuzzes every operation against it.
+
+Adding an operation is one entry in ``OPERATIONS``, e.g.::
+
+    Operation("post", "/api/integrations/{integration_id}/check", "checkIntegration",
+              "Test an integration's credentials", "Integrations",
+              ok={200: body("Integration")}, errors=ID_WRITE_ERRORS, body_optional=True),
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.models import CHANNEL_STATUSES, CHANNEL_TYPES
+from core.providers import PROVIDERS, SECRET_MASK, CredentialField, Provider
+from core.rules import (
+    CAPABILITIES,
+    CHANNEL_STATUS_CHOICES,
+    CHANNEL_TYPE_FIELDS,
+    METADATA_KEY_MAX,
+    METADATA_MAX_KEYS,
+    METADATA_VALUE_MAX,
+    NAME_MAX,
+)
+
+API_VERSION = "1.0.0"
+MAX_BODY_BYTES = 64 * 1024
+LIST_LIMIT_MAX = 200
+LIST_LIMIT_DEFAULT = 50
+IDEMPOTENCY_KEY_MAX = 255
+DOMAIN_MAX = 253
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+# Query booleans: true/false (any case) or 1/0, as ``blueprints.api.query_bool`` reads them.
+QUERY_BOOLEAN_PATTERN = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: the body is not JSON or not an object, or a query parameter or header "
+    "is malformed (`bad_request`).",
+    401: "No API key, or an unknown or revoked one (`unauthorized`).",
+    403: "A `read` key was used for a write (`forbidden`).",
+    404: "The id in the path is unknown, malformed, or another tenant's (`not_found`).",
+    409: "The request conflicts with the current state (`conflict`), or an Idempotency-Key was "
+    "reused with another request (`idempotency_conflict`).",
+    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB (`payload_too_large`).",
+    415: "A write body was sent without `Content-Type: application/json` "
+    "(`unsupported_media_type`).",
+    422: "One or more rules failed; `error.fields` lists every failing field at once "
+    "(`validation_error`).",
+    429: "The API key's rate limit was hit; retry after `Retry-After` seconds (`rate_limited`).",
+    500: "An unexpected error; it was logged and no detail leaks (`internal_error`).",
+    503: "The database is briefly unavailable; retry after `Retry-After` seconds "
+    "(`service_unavailable`).",
+}
+
+# Error statuses by kind of operation; an operation lists the ones that can happen to it.
+SERVER_ERRORS = (429, 500, 503)
+READ_ERRORS = (400, 401, *SERVER_ERRORS)
+ID_READ_ERRORS = (401, 404, *SERVER_ERRORS)
+BODY_ERRORS = (400, 401, 403, 409, 413, 415, 422, *SERVER_ERRORS)
+ID_BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, *SERVER_ERRORS)
+ID_DELETE_ERRORS = (401, 403, 404, 409, *SERVER_ERRORS)
+
+
+# --- small builders -------------------------------------------------------------------------
+
+
+def ref(name: str) -> dict:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict) -> dict:
+    """``schema`` or null (OpenAPI 3.1 / JSON Schema 2020-12 style)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(properties: dict, required: tuple[str, ...] | list[str] = (), **extra) -> dict:
+    """A closed object: only the listed properties are allowed."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def body(schema_name: str, description: str = "OK", headers: tuple[str, ...] = ()) -> dict:
+    """A JSON response with a component schema and the named response headers."""
+    return {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
+        "content": {"application/json": {"schema": ref(schema_name)}},
+    }
+
+
+def no_content(description: str, headers: tuple[str, ...] = ()) -> dict:
+    """A response without a body."""
+    return {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
+    }
+
+
+def query(name: str, schema: dict, description: str) -> dict:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def path_id(name: str, what: str) -> dict:
+    """The id of a resource in the path."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": f"The {what}'s id (a UUID). An unknown, malformed or other tenant's id is 404.",
+    }
+
+
+ID = {"type": "string", "format": "uuid"}
+TIMESTAMP = {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}
+NAME = {"type": "string", "minLength": 1, "maxLength": NAME_MAX}
+CHANNEL_TYPE = {"type": "string", "enum": list(CHANNEL_TYPES)}
+
+LIMIT = query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX, "default": LIST_LIMIT_DEFAULT},
+    "Page size.",
+)
+CURSOR = query(
+    "cursor",
+    {"type": "string"},
+    "The `next_cursor` of the previous page; anything else is a 400.",
+)
+QUERY_BOOLEAN = {"type": "string", "pattern": QUERY_BOOLEAN_PATTERN}
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+@dataclass
+class Operation:
+    """One documented operation; ``build_openapi`` turns it into an OpenAPI operation object."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    ok: dict[int, dict]
+    errors: tuple[int, ...]
+    parameters: list[dict] = field(default_factory=list)
+    request_schema: str | None = None  # a component schema name: the JSON body
+    body_optional: bool = False  # no schema, but an (empty or JSON object) body is accepted
+    description: str | None = None
+    public: bool = False  # no API key needed
+
+    def to_openapi(self) -> dict:
+        """The OpenAPI operation object."""
+        operation: dict = {
+            "operationId": self.operation_id,
+            "summary": self.summary,
+            "tags": [self.tag],
+        }
+        if self.description:
+            operation["description"] = self.description
+        parameters = list(self.parameters)
+        if self.method == "post" and not self.public:
+            parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+        parameters.append({"$ref": "#/components/parameters/RequestId"})
+        operation["parameters"] = parameters
+        if self.request_schema:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(self.request_schema)}},
+            }
+        elif self.body_optional:
+            operation["requestBody"] = {
+                "required": False,
+                "description": "Optional; when sent, a JSON object (its fields are ignored).",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        responses = {}
+        for status, response in sorted(self.ok.items()):
+            response = dict(response)
+            headers = dict(response.get("headers") or {})
+            if self.method == "post" and not self.public:
+                headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+            headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
+            response["headers"] = headers
+            responses[str(status)] = response
+        for status in self.errors:
+            responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+        operation["responses"] = responses
+        if self.public:
+            operation["security"] = []
+        return operation
+
+
+OPERATIONS: list[Operation] = [
+    # channels
+    Operation(
+        "post",
+        "/api/channels",
+        "createChannel",
+        "Create a channel",
+        "Channels",
+        ok={
+            201: body("Channel", "The channel was created.", ("Location",)),
+            200: body("ChannelPreview", "`dry_run=true`: the channel that would be created."),
+        },
+        errors=BODY_ERRORS,
+        parameters=[
+            query(
+                "dry_run",
+                QUERY_BOOLEAN,
+                "`true` runs every rule and saves nothing: 200 with the channel it would create.",
+            )
+        ],
+        request_schema="ChannelCreate",
+        description="When `is_default` is omitted and the tenant has no default channel of the "
+        "type, the new channel becomes the default.",
+    ),
+    Operation(
+        "get",
+        "/api/channels",
+        "listChannels",
+        "List channels",
+        "Channels",
+        ok={200: body("ChannelList", "One page of channels, newest first.")},
+        errors=READ_ERRORS,
+        parameters=[
+            query("channel_type", CHANNEL_TYPE, "Only channels of this type."),
+            query("status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."),
+            query("is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."),
+            query("q", {"type": "string"}, "Name contains (case-insensitive)."),
+            LIMIT,
+            CURSOR,
+        ],
+    ),
+    Operation(
+        "get",
+        "/api/channels/{channel_id}",
+        "getChannel",
+        "Get a channel",
+        "Channels",
+        ok={200: body("Channel")},
+        errors=ID_READ_ERRORS,
+        parameters=[path_id("channel_id", "channel")],
+    ),
+    Operation(
+        "patch",
+        "/api/channels/{channel_id}",
+        "updateChannel",
+        "Update a channel",
+        "Channels",
+        ok={200: body("Channel", "The updated channel.", ("Default-Handover",))},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("channel_id", "channel")],
+        request_schema="ChannelUpdate",
+        description="A partial update. Disabling the default channel hands the default over to "
+        "the oldest other available channel of the type, named in `Default-Handover`.",
+    ),
+    Operation(
+        "delete",
+        "/api/channels/{channel_id}",
+        "deleteChannel",
+        "Delete a channel",
+        "Channels",
+        ok={204: no_content("Deleted.", ("Default-Handover",))},
+        errors=ID_DELETE_ERRORS,
+        parameters=[path_id("channel_id", "channel")],
+    ),
+    Operation(
+        "post",
+        "/api/channels/{channel_id}/test",
+        "testChannel",
+        "Send a test message",
+        "Channels",
+        ok={200: body("TestMessageResult", "What the provider answered (also when it refused).")},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("channel_id", "channel")],
+        request_schema="TestMessageRequest",
+        description="Sends one real message through the channel's provider. Only an `available` "
+        "channel sends; others answer 409.",
+    ),
+    # integrations
+    Operation(
+        "post",
+        "/api/integrations",
+        "createIntegration",
+        "Create an integration",
+        "Integrations",
+        ok={201: body("Integration", "The integration was created.", ("Location",))},
+        errors=BODY_ERRORS,
+        request_schema="IntegrationCreate",
+        description="Secret credentials are encrypted at rest and never shown again: responses "
+        f"show them as `{SECRET_MASK}`.",
+    ),
+    Operation(
+        "get",
+        "/api/integrations",
+        "listIntegrations",
+        "List integrations",
+        "Integrations",
+        ok={200: body("IntegrationList", "One page of integrations, newest first.")},
+        errors=READ_ERRORS,
+        parameters=[query("channel_type", CHANNEL_TYPE, "Only integrations of this type."), LIMIT, CURSOR],
+    ),
+    Operation(
+        "get",
+        "/api/integrations/{integration_id}",
+        "getIntegration",
+        "Get an integration",
+        "Integrations",
+        ok={200: body("Integration")},
+        errors=ID_READ_ERRORS,
+        parameters=[path_id("integration_id", "integration")],
+    ),
+    Operation(
+        "patch",
+        "/api/integrations/{integration_id}",
+        "updateIntegration",
+        "Update an integration",
+        "Integrations",
+        ok={200: body("Integration", "The updated integration.", ("Default-Handover",))},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("integration_id", "integration")],
+        request_schema="IntegrationUpdate",
+        description="Rename, replace credentials (omitted credentials and secrets sent back as "
+        f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
+        "its channels.",
+    ),
+    Operation(
+        "post",
+        "/api/integrations/{integration_id}/check",
+        "checkIntegration",
+        "Check an integration's credentials",
+        "Integrations",
+        ok={200: body("Integration", "The integration with the outcome in `last_check`.")},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("integration_id", "integration")],
+        body_optional=True,
+        description="Calls the provider now; a refusal is not an error of the request: "
+        "`last_check.ok` is false and `last_check.message` says why.",
+    ),
+    Operation(
+        "delete",
+        "/api/integrations/{integration_id}",
+        "deleteIntegration",
+        "Delete an integration",
+        "Integrations",
+        ok={204: no_content("Deleted.")},
+        errors=ID_DELETE_ERRORS,
+        parameters=[path_id("integration_id", "integration")],
+        description="409 while channels or phone numbers use it; the message names them.",
+    ),
+    # email domains
+    Operation(
+        "post",
+        "/api/email_domains",
+        "createEmailDomain",
+        "Add an email domain",
+        "Email domains",
+        ok={201: body("EmailDomain", "The domain was added (pending) with its DNS records.", ("Location",))},
+        errors=BODY_ERRORS,
+        request_schema="EmailDomainCreate",
+    ),
+    Operation(
+        "get",
+        "/api/email_domains",
+        "listEmailDomains",
+        "List email domains",
+        "Email domains",
+        ok={200: body("EmailDomainList", "One page of domains, newest first.")},
+        errors=READ_ERRORS,
+        parameters=[LIMIT, CURSOR],
+    ),
+    Operation(
+        "get",
+        "/api/email_domains/{domain_id}",
+        "getEmailDomain",
+        "Get an email domain",
+        "Email domains",
+        ok={200: body("EmailDomain")},
+        errors=ID_READ_ERRORS,
+        parameters=[path_id("domain_id", "email domain")],
+    ),
+    Operation(
+        "delete",
+        "/api/email_domains/{domain_id}",
+        "deleteEmailDomain",
+        "Delete an email domain",
+        "Email domains",
+        ok={204: no_content("Deleted.")},
+        errors=ID_DELETE_ERRORS,
+        parameters=[path_id("domain_id", "email domain")],
+        description="409 while channels use it; the message names them.",
+    ),
+    Operation(
+        "post",
+        "/api/email_domains/{domain_id}/verify",
+        "verifyEmailDomain",
+        "Verify an email domain",
+        "Email domains",
+        ok={200: body("EmailDomain", "The domain after the DNS lookup.", ("Default-Handover",))},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("domain_id", "email domain")],
+        body_optional=True,
+        description="Looks the DNS records up now; the domain becomes `verified` when the "
+        "`verification` TXT record is found, and its channels follow.",
+    ),
+    # phone numbers
+    Operation(
+        "post",
+        "/api/phone_numbers",
+        "createPhoneNumber",
+        "Add a phone number",
+        "Phone numbers",
+        ok={201: body("PhoneNumber", "The number was added; `channel_id` is its SMS channel.", ("Location",))},
+        errors=BODY_ERRORS,
+        request_schema="PhoneNumberCreate",
+    ),
+    Operation(
+        "get",
+        "/api/phone_numbers",
+        "listPhoneNumbers",
+        "List phone numbers",
+        "Phone numbers",
+        ok={200: body("PhoneNumberList", "One page of numbers, newest first.")},
+        errors=READ_ERRORS,
+        parameters=[LIMIT, CURSOR],
+    ),
+    Operation(
+        "get",
+        "/api/phone_numbers/{phone_number_id}",
+        "getPhoneNumber",
+        "Get a phone number",
+        "Phone numbers",
+        ok={200: body("PhoneNumber")},
+        errors=ID_READ_ERRORS,
+        parameters=[path_id("phone_number_id", "phone number")],
+    ),
+    Operation(
+        "delete",
+        "/api/phone_numbers/{phone_number_id}",
+        "deletePhoneNumber",
+        "Delete a phone number",
+        "Phone numbers",
+        ok={204: no_content("Deleted.")},
+        errors=ID_DELETE_ERRORS,
+        parameters=[path_id("phone_number_id", "phone number")],
+        description="409 while channels use it; the message names them.",
+    ),
+    Operation(
+        "post",
+        "/api/phone_numbers/{phone_number_id}/release",
+        "releasePhoneNumber",
+        "Release a phone number",
+        "Phone numbers",
+        ok={200: body("PhoneNumber", "The released number.", ("Default-Handover",))},
+        errors=ID_BODY_ERRORS,
+        parameters=[path_id("phone_number_id", "phone number")],
+        body_optional=True,
+        description="The number stays listed as `released`; its channels are disabled.",
+    ),
+    # audit log
+    Operation(
+        "get",
+        "/api/audit_events",
+        "listAuditEvents",
+        "List audit events",
+        "Audit log",
+        ok={200: body("AuditEventList", "One page of audit events, newest first.")},
+        errors=READ_ERRORS,
+        parameters=[
+            query("resource_type", {"type": "string"}, "Only events about this resource type."),
+            query("resource_id", {"type": "string"}, "Only events about this resource."),
+            query("action", {"type": "string"}, "Only this action, e.g. `channel.create`."),
+            LIMIT,
+            CURSOR,
+        ],
+    ),
+    # the document itself
+    Operation(
+        "get",
+        "/api/openapi.json",
+        "getOpenApi",
+        "This OpenAPI document",
+        "Meta",
+        ok={
+            200: {
+                "description": "The OpenAPI 3.1 document.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+        errors=(429, 500, 503),
+        public=True,
+    ),
+]
+
+
+# --- component schemas ----------------------------------------------------------------------
+
+
+def _metadata_schema() -> dict:
+    return {
+        "type": "object",
+        "description": f"Free-form labels: at most {METADATA_MAX_KEYS} keys of 1–{METADATA_KEY_MAX} "
+        f"printable characters; values are strings (≤{METADATA_VALUE_MAX}), numbers, booleans or null.",
+        "maxProperties": METADATA_MAX_KEYS,
+        "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_MAX, "pattern": NO_CONTROL_CHARACTERS},
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string", "maxLength": METADATA_VALUE_MAX},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        },
+    }
+
+
+# The address fields of each channel type, as they appear in requests and responses.
+ADDRESS_FIELDS = {
+    "send_from_email": {"type": "string", "format": "email", "description": "An address on the email domain."},
+    "email_domain_id": {**ID, "description": "One of the tenant's email domains."},
+    "send_from_phone_number": {
+        "type": "string",
+        "pattern": E164_PATTERN,
+        "description": "The E.164 number of `phone_number_id`.",
+    },
+    "phone_number_id": {**ID, "description": "One of the tenant's active, SMS-capable numbers."},
+}
+
+
+def _channel_schema(channel_type: str, persisted: bool) -> dict:
+    """A channel as the API renders it: only its own type's address fields."""
+    properties: dict = {}
+    if persisted:
+        properties["id"] = ID
+    properties.update(
+        tenant_id=ID,
+        name=NAME,
+        channel_type={"type": "string", "const": channel_type},
+        integration_id=ID,
+    )
+    for name in CHANNEL_TYPE_FIELDS[channel_type]:
+        properties[name] = ADDRESS_FIELDS[name]
+    properties.update(
+        status={"type": "string", "enum": list(CHANNEL_STATUSES)},
+        is_default={"type": "boolean"},
+        metadata=ref("Metadata"),
+    )
+    if persisted:
+        properties.update(created_at=TIMESTAMP, updated_at=TIMESTAMP)
+    return obj(properties, required=[p for p in properties if p != "updated_at"])
+
+
+def _channel_create_schema(channel_type: str) -> dict:
+    """What POST /api/channels takes for one channel type."""
+    properties = {
+        "name": NAME,
+        "channel_type": {"type": "string", "const": channel_type},
+        "integration_id": {"type": "string", "description": f"An active {channel_type} integration."},
+    }
+    for name in CHANNEL_TYPE_FIELDS[channel_type]:
+        properties[name] = ADDRESS_FIELDS[name]
+    properties["is_default"] = {"type": "boolean"}
+    properties["metadata"] = nullable(ref("Metadata"))
+    required = ["name", "channel_type", "integration_id", *CHANNEL_TYPE_FIELDS[channel_type]]
+    return obj(properties, required)
+
+
+def _channel_update_schema() -> dict:
+    properties = {
+        "name": NAME,
+        "channel_type": {
+            **CHANNEL_TYPE,
+            "description": "Accepted only when equal to the channel's type; it cannot change.",
+        },
+        "integration_id": {"type": "string"},
+    }
+    for fields in CHANNEL_TYPE_FIELDS.values():
+        for name in fields:
+            properties[name] = {
+                **ADDRESS_FIELDS[name],
+                "description": ADDRESS_FIELDS[name]["description"] + " Only for channels of its type.",
+            }
+    properties.update(
+        is_default={"type": "boolean"},
+        metadata=nullable(ref("Metadata")),
+        status={"type": "string", "enum": list(CHANNEL_STATUS_CHOICES)},
+    )
+    return obj(properties)
+
+
+def _credential_schema(spec: CredentialField, response: bool) -> dict:
+    """One credential field; in responses secrets are always the mask."""
+    if response and spec.secret:
+        return {"type": "string", "const": SECRET_MASK}
+    if spec.kind == "integer":
+        schema: dict = {"type": "integer"}
+        if spec.name == "port":
+            schema.update(minimum=1, maximum=65535)
+        if not response:
+            # Form-encoded clients send digits as text; both are accepted.
+            schema = {"anyOf": [schema, {"type": "string", "pattern": r"^\s*[0-9]+\s*$"}]}
+    elif spec.kind == "boolean":
+        schema = {"type": "boolean"}
+    elif spec.kind == "choice":
+        schema = {"type": "string", "enum": list(spec.choices)}
+    else:
+        schema = {"type": "string", "maxLength": spec.max_length}
+    if spec.default is not None:
+        schema["default"] = spec.default
+    if not response and not spec.required:
+        schema = nullable(schema)  # null or "" removes an optional credential
+    schema["description"] = spec.label + (" (secret: write-only)" if spec.secret else "")
+    return schema
+
+
+def _credentials_schema(provider: Provider, response: bool) -> dict:
+    properties = {spec.name: _credential_schema(spec, response) for spec in provider.fields}
+    if response:
+        return obj(properties)
+    required = [s.name for s in provider.fields if s.required and s.default is None]
+    schema = obj(properties, required)
+    return schema if required else nullable(schema)
+
+
+def _provider_schema_name(provider: Provider, suffix: str = "") -> str:
+    return "Integration" + "".join(part.title() for part in provider.name.split("_")) + suffix
+
+
+def _integration_schemas() -> dict:
+    """Integration (and its create body) as one variant per provider, discriminated by provider."""
+    schemas: dict = {}
+    for provider in PROVIDERS.values():
+        types = list(provider.channel_types)
+        schemas[_provider_schema_name(provider)] = obj(
+            {
+                "id": ID,
+                "tenant_id": ID,
+                "name": NAME,
+                "channel_type": {"type": "string", "enum": types},
+                "provider": {"type": "string", "const": provider.name},
+                "credentials": _credentials_schema(provider, response=True),
+                "status": {"type": "string", "enum": ["active", "disabled"]},
+                "last_check": nullable(ref("IntegrationCheck")),
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            },
+            required=[
+                "id", "tenant_id", "name", "channel_type", "provider", "credentials",
+                "status", "last_check", "created_at", "updated_at",
+            ],
+            title=provider.label,
+        )
+        create = obj(
+            {
+                "name": NAME,
+                "channel_type": {"type": "string", "enum": types},
+                "provider": {"type": "string", "const": provider.name},
+                "credentials": _credentials_schema(provider, response=False),
+                "status": {"type": "string", "enum": ["active", "disabled"], "default": "active"},
+            },
+            required=["name", "channel_type", "provider"]
+            + (["credentials"] if any(s.required and s.default is None for s in provider.fields) else []),
+            title=provider.label,
+        )
+        schemas[_provider_schema_name(provider, "Create")] = create
+    schemas["Integration"] = {
+        "oneOf": [ref(_provider_schema_name(p)) for p in PROVIDERS.values()],
+        "discriminator": {
+            "propertyName": "provider",
+            "mapping": {p.name: f"#/components/schemas/{_provider_schema_name(p)}" for p in PROVIDERS.values()},
+        },
+    }
+    schemas["IntegrationCreate"] = {
+        "oneOf": [ref(_provider_schema_name(p, "Create")) for p in PROVIDERS.values()],
+        "discriminator": {
+            "propertyName": "provider",
+            "mapping": {
+                p.name: f"#/components/schemas/{_provider_schema_name(p, 'Create')}" for p in PROVIDERS.values()
+            },
+        },
+    }
+    schemas["IntegrationUpdate"] = obj(
+        {
+            "name": NAME,
+            "channel_type": {**CHANNEL_TYPE, "description": "Accepted only when unchanged."},
+            "provider": {"type": "string", "enum": list(PROVIDERS), "description": "Accepted only when unchanged."},
+            "credentials": {
+                "type": ["object", "null"],
+                "description": "The provider's credential fields (see IntegrationCreate); omitted "
+                f"fields and secrets sent as `{SECRET_MASK}` keep their value.",
+                "additionalProperties": {"type": ["string", "integer", "boolean", "null"]},
+            },
+            "status": {"type": "string", "enum": ["active", "disabled"]},
+        }
+    )
+    schemas["IntegrationCheck"] = obj(
+        {"ok": {"type": "boolean"}, "message": {"type": ["string", "null"]}, "checked_at": TIMESTAMP},
+        required=["ok", "message", "checked_at"],
+        description="The outcome of the last connection check.",
+    )
+    return schemas
+
+
+def _list_schema(item: str) -> dict:
+    return obj(
+        {
+            "data": {"type": "array", "items": ref(item)},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+        required=["data", "next_cursor"],
+    )
+
+
+def component_schemas() -> dict:
+    """Every schema of the document, by name."""
+    schemas: dict = {
+        "Metadata": _metadata_schema(),
+        "EmailChannel": _channel_schema("email", persisted=True),
+        "SmsChannel": _channel_schema("sms", persisted=True),
+        "Channel": {
+            "oneOf": [ref("EmailChannel"), ref("SmsChannel")],
+            "discriminator": {
+                "propertyName": "channel_type",
+                "mapping": {"email": "#/components/schemas/EmailChannel", "sms": "#/components/schemas/SmsChannel"},
+            },
+        },
+        "EmailChannelPreview": _channel_schema("email", persisted=False),
+        "SmsChannelPreview": _channel_schema("sms", persisted=False),
+        "ChannelPreview": {
+            "description": "A dry run's channel: what would be created, without id or timestamps.",
+            "oneOf": [ref("EmailChannelPreview"), ref("SmsChannelPreview")],
+        },
+        "EmailChannelCreate": _channel_create_schema("email"),
+        "SmsChannelCreate": _channel_create_schema("sms"),
+        "ChannelCreate": {
+            "oneOf": [ref("EmailChannelCreate"), ref("SmsChannelCreate")],
+            "discriminator": {
+                "propertyName": "channel_type",
+                "mapping": {
+                    "email": "#/components/schemas/EmailChannelCreate",
+                    "sms": "#/components/schemas/SmsChannelCreate",
+                },
+            },
+        },
+        "ChannelUpdate": _channel_update_schema(),
+        "TestMessageRequest": obj(
+            {
+                "to": {
+                    "type": "string",
+                    "description": "An email address (email channels) or an E.164 number (SMS channels).",
+                }
+            },
+            required=["to"],
+        ),
+        "TestMessageResult": obj(
+            {"ok": {"type": "boolean"}, "message": {"type": "string"}},
+            required=["ok", "message"],
+        ),
+        **_integration_schemas(),
+        "DnsRecord": obj(
+            {
+                "type": {"type": "string", "enum": ["TXT", "CNAME"]},
+                "host": {"type": "string"},
+                "value": {"type": "string"},
+                "purpose": {"type": "string", "enum": ["verification", "spf", "dkim"]},
+                "status": {"type": "string", "enum": ["pending", "verified", "missing", "error"]},
+            },
+            required=["type", "host", "value", "purpose", "status"],
+        ),
+        "EmailDomainCreate": obj(
+            {
+                "domain": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": DOMAIN_MAX,
+                    "description": "A domain name, e.g. example.com; stored lower-case in IDNA form.",
+                }
+            },
+            required=["domain"],
+        ),
+        "EmailDomain": obj(
+            {
+                "id": ID,
+                "tenant_id": ID,
+                "domain": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "verified", "failed"]},
+                "dns_records": {"type": "array", "items": ref("DnsRecord")},
+                "verified_at": nullable(TIMESTAMP),
+                "last_checked_at": nullable(TIMESTAMP),
+                "created_at": TIMESTAMP,
+            },
+            required=[
+                "id", "tenant_id", "domain", "status", "dns_records", "verified_at",
+                "last_checked_at", "created_at",
+            ],
+        ),
+        "PhoneNumberCreate": obj(
+            {
+                "phone_number": {
+                    "type": "string",
+                    "description": "E.164 (`+14155550123`), or a national number with `country`.",
+                },
+                "country": nullable({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+                "integration_id": {"type": "string", "description": "An active SMS integration."},
+                "capabilities": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "enum": list(CAPABILITIES)},
+                    "default": ["sms"],
+                },
+                "create_channel": {"type": "boolean", "default": True},
+            },
+            required=["phone_number", "integration_id"],
+        ),
+        "PhoneNumber": obj(
+            {
+                "id": ID,
+                "tenant_id": ID,
+                "phone_number": {"type": "string", "pattern": E164_PATTERN},
+                "integration_id": ID,
+                "capabilities": {"type": "array", "items": {"type": "string", "enum": list(CAPABILITIES)}},
+                "status": {"type": "string", "enum": ["active", "released"]},
+                "created_at": TIMESTAMP,
+                "released_at": nullable(TIMESTAMP),
+                "channel_id": nullable({**ID, "description": "Its SMS channel, if any."}),
+            },
+            required=[
+                "id", "tenant_id", "phone_number", "integration_id", "capabilities", "status",
+                "created_at", "released_at", "channel_id",
+            ],
+        ),
+        "AuditEvent": obj(
+            {
+                "id": ID,
+                "tenant_id": ID,
+                "actor": obj(
+                    {
+                        "type": {"type": "string", "enum": ["user", "api_key", "system"]},
+                        "id": {"type": ["string", "null"]},
+                        "name": {"type": "string"},
+                    },
+                    required=["type", "id", "name"],
+                ),
+                "action": {"type": "string"},
+                "resource_type": {"type": "string"},
+                "resource_id": {"type": ["string", "null"]},
+                "changes": {"type": "object", "description": "Before/after per field; secrets masked."},
+                "request_id": {"type": ["string", "null"]},
+                "ip": {"type": ["string", "null"]},
+                "created_at": TIMESTAMP,
+            },
+            required=[
+                "id", "tenant_id", "actor", "action", "resource_type", "resource_id", "changes",
+                "request_id", "ip", "created_at",
+            ],
+        ),
+        "Error": obj(
+            {
+                "error": obj(
+                    {
+                        "code": {"type": "string", "description": "Stable machine-readable code."},
+                        "message": {"type": "string"},
+                        "fields": {
+                            "type": "object",
+                            "description": "Every failing field with its messages.",
+                            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                    required=["code", "message"],
+                )
+            },
+            required=["error"],
+        ),
+    }
+    for item in ("Channel", "Integration", "EmailDomain", "PhoneNumber", "AuditEvent"):
+        schemas[f"{item}List"] = _list_schema(item)
+    return schemas
+
+
+def _header(description: str, schema: dict, required: bool = False) -> dict:
+    return {"description": description, "required": required, "schema": schema}
+
+
+HEADERS = {
+    "Location": _header("The URL of the created resource.", {"type": "string"}, required=True),
+    "Default-Handover": _header(
+        "Present when the change moved the default: the id of the channel that became the "
+        "default of the type, or `none` when no channel could.",
+        {"type": "string"},
+    ),
+    "Idempotent-Replayed": _header(
+        "`true` when this is the stored response of an earlier request with the same Idempotency-Key.",
+        {"type": "string", "enum": ["true"]},
+    ),
+    "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}, required=True),
+    "X-Request-ID": _header(
+        "The request's id (the caller's `X-Request-ID` when well-formed); it is in the logs and "
+        "the audit log.",
+        {"type": "string", "pattern": REQUEST_ID_PATTERN},
+        required=True,
+    ),
+    "WWW-Authenticate": _header("The authentication scheme: `Bearer`.", {"type": "string"}, required=True),
+}
+
+# Extra headers of some error responses.
+ERROR_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+
+PARAMETERS = {
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Makes a POST safe to retry: the same key with the same request within 24 "
+        "hours returns the first response again (with `Idempotent-Replayed: true`) and creates "
+        "nothing; with another request, 409 `idempotency_conflict`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"^[!-~]+$"},
+    },
+    "RequestId": {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": "Your id for this request, returned in `X-Request-ID`, logged and written "
+        "to the audit log; when malformed, a fresh id is used instead.",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _error_responses() -> dict:
+    responses = {}
+    for status, description in ERROR_DESCRIPTIONS.items():
+        headers = {name: {"$ref": f"#/components/headers/{name}"} for name in ERROR_HEADERS.get(status, ())}
+        headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
+        responses[f"Error{status}"] = {
+            "description": description,
+            "headers": headers,
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
+    return responses
 
 
 def build_openapi() -> dict:
-    return {"openapi": "3.1.0", "info": {"title": "Channels API", "version": "1.0.0"}, "paths": {}}
+    """The complete OpenAPI 3.1 document of the JSON API."""
+    paths: dict = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method] = operation.to_openapi()
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Channels API",
+            "version": API_VERSION,
+            "description": "Email and SMS channels of a tenant, their provider integrations, email "
+            "domains and phone numbers. Authenticate with `Authorization: Bearer <API key>`; "
+            "`read` keys may only GET. Errors always use the `Error` envelope.",
+        },
+        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A tenant API key, created in the console or with "
+                    "`flask create-api-key`.",
+                }
+            },
+            "schemas": component_schemas(),
+            "parameters": PARAMETERS,
+            "headers": HEADERS,
+            "responses": _error_responses(),
+        },
+    }
