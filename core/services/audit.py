@@ -10,6 +10,18 @@ from core.extensions import db
 from core.models import AuditEvent
 from core.providers import SECRET_MASK
 
+ACTOR_TYPES = ("user", "api_key", "system")
+# What an event can be about; the audit log's filters accept exactly these.
+RESOURCE_TYPES = (
+    "api_key",
+    "channel",
+    "email_domain",
+    "integration",
+    "phone_number",
+    "tenant",
+    "user",
+)
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -46,6 +58,8 @@ def record(
     changes: dict | None = None,
 ) -> AuditEvent:
     """Add an audit event to the current transaction."""
+    if resource_type not in RESOURCE_TYPES or actor.type not in ACTOR_TYPES:
+        raise ValueError(f"unknown audit resource or actor type: {resource_type!r}, {actor.type!r}")
     event = AuditEvent(
         tenant_id=tenant_id,
         actor_type=actor.type,
