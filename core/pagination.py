@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, and_, or_
@@ -48,3 +49,55 @@ def keyset_page(session, query: Select, model, limit: int, cursor: str | None):
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
     return rows, next_cursor
+
+
+@dataclass
+class Window:
+    """A page for a UI that steps both ways: ``older_cursor`` for "Next", ``newer_cursor``
+    for "Newer" (None when there is nothing that way)."""
+
+    rows: list
+    older_cursor: str | None
+    newer_cursor: str | None
+
+
+def _beyond(model, created_at: datetime, object_id: str, newer: bool):
+    """Rows after (older) or before (newer) the row at (created_at, id) in newest-first order."""
+    same_time = model.created_at == created_at
+    if newer:
+        return or_(model.created_at > created_at, and_(same_time, model.id > object_id))
+    return or_(model.created_at < created_at, and_(same_time, model.id < object_id))
+
+
+def keyset_window(
+    session, query: Select, model, limit: int, after: str | None = None, before: str | None = None
+) -> Window:
+    """One page of ``query``, newest first: the rows older than ``after`` (the API's cursor),
+    or the ``limit`` rows just newer than ``before``; with cursors to both neighbours."""
+    if before:
+        when, object_id = decode_cursor(before)
+        rows = list(
+            session.scalars(
+                query.where(_beyond(model, when, object_id, newer=True))
+                .order_by(model.created_at.asc(), model.id.asc())
+                .limit(limit)
+            )
+        )
+        rows.reverse()
+    else:
+        rows, _ = keyset_page(session, query, model, limit, after)
+    if not rows:
+        return Window([], None, None)
+
+    def exists(row, newer: bool) -> bool:
+        probe = query.with_only_columns(model.id).where(
+            _beyond(model, row.created_at, row.id, newer)
+        )
+        return session.scalar(probe.limit(1)) is not None
+
+    first, last = rows[0], rows[-1]
+    return Window(
+        rows,
+        encode_cursor(last.created_at, last.id) if exists(last, newer=False) else None,
+        encode_cursor(first.created_at, first.id) if exists(first, newer=True) else None,
+    )

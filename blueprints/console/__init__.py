@@ -1,7 +1,40 @@
-"""The admin console: server-rendered pages enhanced with htmx."""
+"""The admin console: server-rendered pages enhanced with htmx (DESIGN §5).
 
-from flask import Blueprint
+Building blocks for every console page (reuse them; don't re-implement them):
+
+- ``context.current_tenant()`` — the ONE answer to "which tenant is this request about";
+  ``context.requires_write`` — the ONE decorator for "may this user write" (403 otherwise);
+  ``context.current_actor()`` — the audit actor for service calls.
+- ``responses.render_page(page, fragment, ...)`` — full page, or only the fragment for an
+  htmx request (``responses.is_fragment_request``); ``responses.render_fragments(...)`` for
+  row updates with out-of-band rows and the flash region; ``responses.redirect_back(...)``
+  for no-JS POSTs (303 to a safe ``next``).
+- ``forms.apply_service_errors(form, exc)`` — a service's ``ValidationFailed`` onto
+  ``form.<field>.errors``; forms never re-implement a rule.
+- ``templates/macros.html`` — labelled fields with aria-linked errors, selects, checkboxes,
+  status badges, buttons, pagers; ``templates/_flash.html`` — the flash region.
+
+Every console endpoint requires a signed-in user, except those in ``PUBLIC_ENDPOINTS``.
+Endpoints of one section share a prefix (``console.channels_*``) so that the nav can mark the
+current section (see ``nav_link`` in templates/macros.html).
+"""
+
+from flask import Blueprint, request
+from flask_login import current_user
+
+from core.extensions import login_manager
 
 bp = Blueprint("console", __name__)
 
-from blueprints.console import pages  # noqa: E402,F401
+PUBLIC_ENDPOINTS = {"console.login"}
+
+
+@bp.before_request
+def require_sign_in():
+    """Every console page needs a signed-in user; anonymous requests go to the sign-in page."""
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()
+
+
+from blueprints.console import auth, channels, context  # noqa: E402,F401

@@ -1,0 +1,83 @@
+"""Sign-in and sign-out (Flask-Login sessions; CSRF on both forms)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, jsonify, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from blueprints.console import bp
+from blueprints.console.forms import LoginForm
+from blueprints.console.responses import (
+    current_path,
+    safe_local_url,
+    see_other,
+)
+from core.extensions import db, login_manager
+from core.models import User
+from core.services import accounts
+
+SIGN_IN_FAILED = "Incorrect email or password."
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """The signed-in user of a session (None when the user no longer exists)."""
+    if not user_id or len(user_id) > 36:
+        return None
+    return db.session.get(User, user_id)
+
+
+@login_manager.unauthorized_handler
+def sign_in_required():
+    """Anonymous request: to the sign-in page (htmx: 401 with HX-Redirect, not a swapped page)."""
+    next_url = current_path() if request.method == "GET" else None
+    if request.headers.get("HX-Request") == "true":
+        page = request.headers.get("HX-Current-URL")
+        target = url_for("console.login", next=safe_local_url(_path_of(page)))
+        response = jsonify(error="Sign in to continue.")
+        response.status_code = 401
+        response.headers["HX-Redirect"] = target
+        return response
+    if next_url == url_for("console.home"):
+        next_url = None
+    return see_other(url_for("console.login", next=next_url))
+
+
+def _path_of(url: str | None) -> str | None:
+    """The path and query of a URL of this site (None for another host)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form; on valid credentials start a fresh session and go to ``next``."""
+    next_url = safe_local_url(request.values.get("next"))
+    if current_user.is_authenticated:
+        return see_other(next_url or url_for("console.channels_index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate_user(form.email.data, form.password.data)
+        if user is not None:
+            db.session.commit()  # last_login_at
+            session.clear()  # a new session on sign-in: nothing of the anonymous one survives
+            login_user(user)
+            return see_other(next_url or url_for("console.channels_index"))
+        form.form_errors.append(SIGN_IN_FAILED)
+    status = 422 if request.method == "POST" else 200
+    return render_template("login.html", form=form, next_url=next_url), status
+
+
+@bp.post("/logout")
+def logout():
+    """End the session (POST with CSRF, so that no other site can sign a user out)."""
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return see_other(url_for("console.login"))

@@ -1,0 +1,517 @@
+"""Console pages for channels: the table, the new/edit form, and the row actions.
+
+Every write goes through ``core.services.channels`` (the API's functions) and commits here.
+Row actions answer htmx with the affected rows (the changed row in place, other rows whose
+default flag moved out-of-band) and the flash region; without JavaScript they are POST
+forms that redirect 303 back to the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from wtforms import SelectChoice
+
+from blueprints.console import bp
+from blueprints.console.context import current_actor, current_tenant, requires_write
+from blueprints.console.forms import CHANNEL_TYPE_LABELS, ChannelForm, apply_service_errors
+from blueprints.console.responses import (
+    current_path,
+    is_fragment_request,
+    redirect_back,
+    render_fragments,
+    render_page,
+    see_other,
+)
+from core.errors import ServiceError, ValidationFailed
+from core.extensions import db
+from core.models import (
+    CHANNEL_STATUSES,
+    CHANNEL_TYPES,
+    Channel,
+    EmailDomain,
+    Integration,
+    PhoneNumber,
+)
+from core.pagination import keyset_window
+from core.services import channels as service
+from core.services.channel_queries import SEARCH_MAX, channel_list_query
+
+STATUS_LABELS = {
+    "available": "Available",
+    "pending_verification": "Pending verification",
+    "disabled": "Disabled",
+}
+
+
+@dataclass
+class ChannelFilters:
+    """The table's filters from the query string; values that are not valid choices are ignored."""
+
+    channel_type: str | None = None
+    status: str | None = None
+    q: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> ChannelFilters:
+        """Read ``channel_type``, ``status`` and ``q`` (what the filter form submits)."""
+        channel_type = args.get("channel_type")
+        status = args.get("status")
+        return cls(
+            channel_type=channel_type if channel_type in CHANNEL_TYPES else None,
+            status=status if status in CHANNEL_STATUSES else None,
+            q=(args.get("q") or "").strip()[:SEARCH_MAX],
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether anything narrows the table."""
+        return bool(self.channel_type or self.status or self.q)
+
+    def url(self, **extra) -> str:
+        """The table's URL with these filters (and e.g. a cursor)."""
+        return url_for(
+            "console.channels_index",
+            channel_type=self.channel_type or None,
+            status=self.status or None,
+            q=self.q or None,
+            **extra,
+        )
+
+
+@bp.app_template_global()
+def channel_status_label(status: str) -> str:
+    """The words shown in a channel's status badge."""
+    return STATUS_LABELS.get(status, status)
+
+
+@bp.app_template_global()
+def channel_type_label(channel_type: str) -> str:
+    """Email / SMS."""
+    return CHANNEL_TYPE_LABELS.get(channel_type, channel_type)
+
+
+@bp.app_template_global()
+def channel_type_noun(channel_type: str) -> str:
+    """The type inside a sentence: "the default email channel", "the default SMS channel"."""
+    return "SMS" if channel_type == "sms" else channel_type
+
+
+@bp.get("/")
+def home():
+    """The console's start page is the channels table."""
+    return redirect(url_for("console.channels_index"))
+
+
+@bp.get("/channels")
+def channels_index():
+    """The channels table with filters, search and keyset pagination (rows only for htmx)."""
+    tenant = current_tenant()
+    filters = ChannelFilters.from_args(request.args)
+    query = channel_list_query(
+        tenant.id, channel_type=filters.channel_type, status=filters.status, q=filters.q
+    )
+    window = keyset_window(
+        db.session,
+        query,
+        Channel,
+        current_app.config["PAGE_SIZE"],
+        after=request.args.get("cursor") or None,
+        before=request.args.get("before") or None,
+    )
+    paged = bool(request.args.get("cursor") or request.args.get("before"))
+    return render_page(
+        "channels/index.html",
+        "channels/_rows.html",
+        window=window,
+        filters=filters,
+        paged=paged,
+        next_url=current_path(),
+        channel_types=CHANNEL_TYPES,
+        statuses=CHANNEL_STATUSES,
+    )
+
+
+# --- the form ---------------------------------------------------------------------------------
+
+
+def _choices_for(form: ChannelForm, tenant_id: str, channel: Channel | None = None) -> None:
+    """Fill the selects with the tenant's own resources of the form's channel type.
+
+    Only active integrations and active SMS-capable numbers are offered; an edited channel's
+    current integration/number stays listed (marked) so that the form shows what it uses.
+    """
+    channel_type = channel.channel_type if channel else form.chosen_type()
+    integrations = db.session.scalars(
+        select(Integration)
+        .where(Integration.tenant_id == tenant_id, Integration.channel_type == channel_type)
+        .order_by(Integration.name, Integration.id)
+    )
+    form.integration_id.choices = [SelectChoice("", "Choose an integration…")] + [
+        SelectChoice(
+            i.id, f"{i.name} ({i.provider})" + ("" if i.status == "active" else " — disabled")
+        )
+        for i in integrations
+        if i.status == "active" or (channel is not None and i.id == channel.integration_id)
+    ]
+    if channel_type == "email":
+        domains = db.session.scalars(
+            select(EmailDomain)
+            .where(EmailDomain.tenant_id == tenant_id)
+            .order_by(EmailDomain.domain)
+        )
+        form.email_domain_id.choices = [SelectChoice("", "Choose a domain…")] + [
+            SelectChoice(d.id, d.domain if d.status == "verified" else f"{d.domain} ({d.status})")
+            for d in domains
+        ]
+    else:
+        numbers = db.session.scalars(
+            select(PhoneNumber)
+            .where(PhoneNumber.tenant_id == tenant_id)
+            .order_by(PhoneNumber.phone_number, PhoneNumber.id)
+        )
+        form.phone_number_id.choices = [
+            SelectChoice("", "Choose a number…", {"data-number": ""})
+        ] + [
+            SelectChoice(
+                n.id,
+                n.phone_number if n.status == "active" else f"{n.phone_number} (released)",
+                {"data-number": n.phone_number},
+            )
+            for n in numbers
+            if (n.status == "active" and "sms" in (n.capabilities or []))
+            or (channel is not None and n.id == channel.phone_number_id)
+        ]
+
+
+def _default_send_from_number(tenant_id: str, data: dict) -> None:
+    """An empty send-from number defaults to the chosen phone number's (no-JS convenience)."""
+    if (
+        "phone_number_id" in data
+        and not data.get("send_from_phone_number")
+        and data["phone_number_id"]
+    ):
+        number = db.session.scalar(
+            select(PhoneNumber.phone_number).where(
+                PhoneNumber.id == data["phone_number_id"][:36], PhoneNumber.tenant_id == tenant_id
+            )
+        )
+        if number:
+            data["send_from_phone_number"] = number
+
+
+def _changes_only(data: dict, channel: Channel) -> dict:
+    """PATCH semantics for the edit form: send only what differs from the stored channel."""
+    current = {
+        "name": channel.name,
+        "integration_id": channel.integration_id,
+        "send_from_email": channel.send_from_email,
+        "email_domain_id": channel.email_domain_id,
+        "send_from_phone_number": channel.send_from_phone_number,
+        "phone_number_id": channel.phone_number_id,
+        "metadata": dict(channel.metadata_ or {}),
+    }
+    return {
+        key: value for key, value in data.items() if key not in current or value != current[key]
+    }
+
+
+def _form_data(form: ChannelForm, tenant_id: str, channel: Channel | None) -> dict:
+    """The API-shaped dict the form stands for (PATCH-shaped for an edit)."""
+    data = form.api_data(channel)
+    _default_send_from_number(tenant_id, data)
+    if channel is not None:
+        data = _changes_only(data, channel)
+        if "send_from_phone_number" in data:
+            form.send_from_phone_number.data = data["send_from_phone_number"]
+    elif data.get("send_from_phone_number"):
+        form.send_from_phone_number.data = data["send_from_phone_number"]
+    return data
+
+
+def _check_only(tenant_id: str, data: dict, channel: Channel | None) -> None:
+    """Run the service's rules without keeping anything (raises ValidationFailed)."""
+    try:
+        if channel is None:
+            service.create_channel(tenant_id, data, current_actor(), dry_run=True)
+        else:
+            service.update_channel(tenant_id, channel.id, data, current_actor())
+    finally:
+        db.session.rollback()
+
+
+def _save(form: ChannelForm, tenant_id: str, channel: Channel | None):
+    """Create or update through the service; on failure put the errors on the form."""
+    data = _form_data(form, tenant_id, channel)
+    coercion_errors = form.coercion_errors()
+    try:
+        if coercion_errors:
+            _check_only(tenant_id, data, channel)  # still list every rule that fails
+            return None
+        if channel is None:
+            outcome = service.create_channel(tenant_id, data, current_actor())
+        else:
+            outcome = service.update_channel(tenant_id, channel.id, data, current_actor())
+        db.session.commit()
+        return outcome
+    except ValidationFailed as exc:
+        db.session.rollback()
+        apply_service_errors(form, exc)
+        return None
+
+
+def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200):
+    return render_template("channels/form.html", form=form, channel=channel), status
+
+
+@bp.route("/channels/new", methods=["GET", "POST"])
+@requires_write
+def channels_new():
+    """The new-channel form; POST creates through the service (or re-renders with errors)."""
+    tenant = current_tenant()
+    form = ChannelForm()
+    if request.method == "GET":
+        form.channel_type.data = request.args.get("channel_type", "email")
+    form.channel_type.data = form.chosen_type()
+    _choices_for(form, tenant.id)
+    if request.method == "GET":
+        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+        return _render_form(form, None)
+    if "change_type" in request.form:
+        # No-JS type switch: show the other type's fields, keep what was typed, no errors yet.
+        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+        return _render_form(form, None)
+    if form.validate():
+        outcome = _save(form, tenant.id, None)
+        if outcome is not None:
+            channel = outcome.channel
+            message = f"Channel “{channel.name}” created."
+            if channel.is_default:
+                message += f" It is the default {channel_type_noun(channel.channel_type)} channel."
+            flash(message, "success")
+            return see_other(url_for("console.channels_index"))
+    return _render_form(form, None, 422)
+
+
+@bp.get("/channels/type-fields")
+def channels_type_fields():
+    """The chosen type's fields (integration, address, default) for the htmx type switch."""
+    tenant = current_tenant()
+    channel_type = request.args.get("channel_type", "email")
+    if not is_fragment_request():
+        return see_other(url_for("console.channels_new", channel_type=channel_type))
+    form = ChannelForm(formdata=None)
+    form.channel_type.data = channel_type
+    form.channel_type.data = form.chosen_type()
+    form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+    _choices_for(form, tenant.id)
+    return render_template("channels/_type_fields.html", form=form, channel=None)
+
+
+def _edit_form(channel: Channel) -> ChannelForm:
+    form = ChannelForm(
+        data={
+            "name": channel.name,
+            "channel_type": channel.channel_type,
+            "integration_id": channel.integration_id,
+            "send_from_email": channel.send_from_email,
+            "email_domain_id": channel.email_domain_id,
+            "send_from_phone_number": channel.send_from_phone_number,
+            "phone_number_id": channel.phone_number_id,
+            "is_default": channel.is_default,
+            "metadata": dict(channel.metadata_ or {}),
+        }
+    )
+    form.channel_type.data = channel.channel_type
+    return form
+
+
+@bp.get("/channels/<channel_id>/edit")
+def channels_edit(channel_id):
+    """The edit form of one channel (read-only fields for read-only users)."""
+    tenant = current_tenant()
+    channel = service.get_channel(tenant.id, channel_id)
+    form = _edit_form(channel)
+    _choices_for(form, tenant.id, channel)
+    return _render_form(form, channel)
+
+
+@bp.post("/channels/<channel_id>/edit")
+@requires_write
+def channels_update(channel_id):
+    """Save the edit form through the service (or re-render it with every error)."""
+    tenant = current_tenant()
+    channel = service.get_channel(tenant.id, channel_id)
+    form = _edit_form(channel)
+    _choices_for(form, tenant.id, channel)
+    if form.validate():
+        outcome = _save(form, tenant.id, channel)
+        if outcome is not None:
+            flash(f"Channel “{outcome.channel.name}” saved." + _handover_text(outcome), "success")
+            return see_other(url_for("console.channels_index"))
+        channel = service.get_channel(tenant.id, channel_id)  # the rollback expired it
+    return _render_form(form, channel, 422)
+
+
+@bp.post("/channels/new/check-address", endpoint="channels_check_address")
+@bp.post("/channels/<channel_id>/check-address", endpoint="channels_check_address")
+@requires_write
+def channels_check_address(channel_id=None):
+    """Inline check of the send-from address (dry run of the service): the field with its errors."""
+    tenant = current_tenant()
+    channel = service.get_channel(tenant.id, channel_id) if channel_id else None
+    form = _edit_form(channel) if channel else ChannelForm()
+    form.channel_type.data = channel.channel_type if channel else "email"
+    if (form.send_from_email.data or "").strip():
+        data = _form_data(form, tenant.id, channel)
+        try:
+            _check_only(tenant.id, data, channel)
+        except ValidationFailed as exc:
+            form.send_from_email.errors = list(exc.fields.get("send_from_email", []))
+        if channel is not None:
+            channel = service.get_channel(tenant.id, channel_id)
+    return render_template("channels/_send_from_email.html", form=form, channel=channel)
+
+
+# --- row actions ------------------------------------------------------------------------------
+
+
+def _handover_text(outcome) -> str:
+    """The flash sentence naming the channel that took over the default (or that none could)."""
+    channel = outcome.channel
+    label = channel_type_noun(channel.channel_type)
+    if outcome.new_default is not None:
+        return f" “{outcome.new_default.name}” is now the default {label} channel."
+    if outcome.lost_default:
+        return f" There is no default {label} channel now: no other {label} channel is available."
+    return ""
+
+
+def _error_text(exc: ServiceError) -> str:
+    """A service error as one sentence for the flash area."""
+    details = [message for messages in exc.fields.values() for message in messages]
+    return exc.message + (" " + " ".join(details) if details else "")
+
+
+def _default_of(tenant_id: str, channel_type: str) -> Channel | None:
+    return db.session.scalar(
+        select(Channel).where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == channel_type,
+            Channel.is_default.is_(True),
+        )
+    )
+
+
+def _row_action(channel_id: str, act):
+    """Run ``act(tenant_id, channel) -> (outcome, message)``; answer with rows or a redirect."""
+    tenant = current_tenant()
+    channel = service.get_channel(tenant.id, channel_id)
+    previous_default = _default_of(tenant.id, channel.channel_type)
+    previous_default_id = previous_default.id if previous_default else None
+    touched: list[str] = [channel.id]
+    try:
+        outcome, message = act(tenant.id, channel)
+        db.session.commit()
+        flash(message + _handover_text(outcome), "success")
+        if outcome.new_default is not None:
+            touched.append(outcome.new_default.id)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(_error_text(exc), "error")
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        db.session.rollback()
+        flash(_error_text(exc), "error")
+    if previous_default_id:
+        touched.append(previous_default_id)
+    if not is_fragment_request():
+        return redirect_back(url_for("console.channels_index"))
+
+    next_url = current_path()
+    parts = []
+    for position, row_id in enumerate(dict.fromkeys(touched)):
+        row = db.session.scalar(
+            select(Channel).where(Channel.id == row_id, Channel.tenant_id == tenant.id)
+        )
+        if row is None:
+            if position == 0:
+                parts.append("")  # the target row was deleted: swapping in nothing removes it
+            continue
+        parts.append(
+            render_template("channels/_row.html", channel=row, oob=position > 0, next_url=next_url)
+        )
+    return render_fragments(*parts)
+
+
+@bp.post("/channels/<channel_id>/default")
+@requires_write
+def channels_make_default(channel_id):
+    """Make a channel its type's default; the previous default's row updates too."""
+
+    def act(tenant_id, channel):
+        outcome = service.update_channel(
+            tenant_id, channel.id, {"is_default": True}, current_actor()
+        )
+        label = channel_type_noun(channel.channel_type)
+        return outcome, f"“{channel.name}” is now the default {label} channel."
+
+    return _row_action(channel_id, act)
+
+
+@bp.post("/channels/<channel_id>/disable")
+@requires_write
+def channels_disable(channel_id):
+    """Disable a channel; when it was the default, the flash names the one that took over."""
+
+    def act(tenant_id, channel):
+        outcome = service.update_channel(
+            tenant_id, channel.id, {"status": "disabled"}, current_actor()
+        )
+        return outcome, f"“{channel.name}” is disabled."
+
+    return _row_action(channel_id, act)
+
+
+@bp.post("/channels/<channel_id>/enable")
+@requires_write
+def channels_enable(channel_id):
+    """Enable a disabled channel again."""
+
+    def act(tenant_id, channel):
+        outcome = service.update_channel(
+            tenant_id, channel.id, {"status": "available"}, current_actor()
+        )
+        message = f"“{channel.name}” is enabled."
+        if outcome.channel.status == "pending_verification":
+            message += " It can send once its email domain is verified."
+        return outcome, message
+
+    return _row_action(channel_id, act)
+
+
+@bp.get("/channels/<channel_id>/delete")
+@requires_write
+def channels_confirm_delete(channel_id):
+    """Without JavaScript, deleting asks for confirmation on this page."""
+    tenant = current_tenant()
+    channel = service.get_channel(tenant.id, channel_id)
+    return render_template(
+        "channels/delete.html", channel=channel, next_url=request.args.get("next")
+    )
+
+
+@bp.route("/channels/<channel_id>/delete", methods=["POST", "DELETE"])
+@requires_write
+def channels_delete(channel_id):
+    """Delete a channel (htmx: DELETE removes its row); the flash names the new default."""
+
+    def act(tenant_id, channel):
+        name = channel.name
+        outcome = service.delete_channel(tenant_id, channel.id, current_actor())
+        return outcome, f"“{name}” was deleted."
+
+    return _row_action(channel_id, act)

@@ -1,0 +1,103 @@
+// Small behaviours of the console. No inline scripts anywhere (CSP): everything is here,
+// wired through data-* attributes with event delegation, so it also works on content that
+// htmx swaps in later.
+(function () {
+  "use strict";
+
+  // Lets the stylesheet show controls that need JavaScript (.js-only).
+  document.documentElement.classList.add("js");
+
+  function flashRegion() {
+    return document.getElementById("flash");
+  }
+
+  function showFlash(message, category) {
+    var region = flashRegion();
+    if (!region) return;
+    var box = document.createElement("div");
+    box.className = "flash flash-" + (category || "info");
+    var text = document.createElement("p");
+    text.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "flash-dismiss";
+    close.setAttribute("data-dismiss-flash", "");
+    close.setAttribute("aria-label", "Dismiss message");
+    close.textContent = "×";
+    box.appendChild(text);
+    box.appendChild(close);
+    region.replaceChildren(box);
+  }
+
+  var rowCounter = 1000;
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+
+    // Dismiss a flash message.
+    var dismiss = target.closest("[data-dismiss-flash]");
+    if (dismiss) {
+      var box = dismiss.closest(".flash");
+      if (box) box.remove();
+      return;
+    }
+
+    // Metadata: add a key/value row from the <template>.
+    var add = target.closest("[data-metadata-add]");
+    if (add) {
+      var form = add.closest("form");
+      var template = form && form.querySelector("#metadata-row-template");
+      var rows = form && form.querySelector("[data-metadata-rows]");
+      if (!template || !rows) return;
+      rowCounter += 1;
+      var html = template.innerHTML.split("__n__").join(String(rowCounter));
+      var holder = document.createElement("template");
+      holder.innerHTML = html.trim();
+      var row = holder.content.firstElementChild;
+      rows.appendChild(row);
+      var firstInput = row.querySelector("input");
+      if (firstInput) firstInput.focus();
+      return;
+    }
+
+    // Metadata: remove a row (an empty form still submits fine: no rows, no metadata).
+    var remove = target.closest("[data-metadata-remove]");
+    if (remove) {
+      var current = remove.closest("[data-metadata-row]");
+      var list = current && current.parentElement;
+      if (current) current.remove();
+      var next = list && list.querySelector("[data-metadata-row] input");
+      var adder = document.querySelector("[data-metadata-add]");
+      if (next) next.focus();
+      else if (adder) adder.focus();
+    }
+  });
+
+  // Choosing a phone number fills in the send-from number (the server does the same when
+  // the field is left empty, so this is a convenience, not a rule).
+  document.addEventListener("change", function (event) {
+    var select = event.target instanceof Element ? event.target.closest("[data-fills-number]") : null;
+    if (!select) return;
+    var field = document.querySelector(select.getAttribute("data-fills-number"));
+    var option = select.selectedOptions && select.selectedOptions[0];
+    if (field && option) field.value = option.getAttribute("data-number") || "";
+  });
+
+  // An htmx request that failed (403, 404, 500, ...): say so in the flash region instead of
+  // failing silently. The console's error page is a bare message for htmx requests.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    var message = "The request failed. Reload the page and try again.";
+    if (xhr && xhr.responseText) {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var found = doc.querySelector(".error-message");
+      if (found && found.textContent.trim()) message = found.textContent.trim();
+    }
+    showFlash(message, "error");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showFlash("The server could not be reached. Check your connection and try again.", "error");
+  });
+})();
