@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, request, url_for
+
 from blueprints.api import (
     bp,
     handover_headers,
@@ -12,12 +13,15 @@ from blueprints.api import (
     query_limit,
     write_endpoint,
 )
+from core import rules
+from core.errors import FieldErrors
 from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
 from core.pagination import keyset_page
 from core.serializers import channel_to_api
 from core.services import channels as service
 from core.services.channel_queries import channel_list_query
+from core.services.test_send import send_test_message
 
 
 @bp.post("/channels")
@@ -66,3 +70,15 @@ def delete_channel(channel_id):
     """Delete (204); deleting the default names its successor in Default-Handover."""
     outcome = service.delete_channel(g.tenant_id, channel_id, g.actor)
     return None, 204, handover_headers([outcome])
+
+
+@bp.post("/channels/<channel_id>/test")
+@write_endpoint
+def test_channel(channel_id):
+    """Send a test message to ``to``; 200 with {"ok", "message"} whatever the provider said."""
+    body = json_body()
+    errors = FieldErrors()
+    rules.reject_fields(body, ("to",), (), errors)
+    errors.raise_if_any("The test message could not be sent.")
+    result = send_test_message(g.tenant_id, channel_id, body.get("to"), g.actor)
+    return {"ok": result.ok, "message": result.message}, 200

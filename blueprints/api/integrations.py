@@ -11,6 +11,7 @@ from core.models import CHANNEL_TYPES, Integration
 from core.pagination import keyset_page
 from core.serializers import integration_to_api
 from core.services import integrations as service
+from core.services import provider_checks
 
 
 @bp.post("/integrations")
@@ -45,6 +46,15 @@ def update_integration(integration_id):
     """Rename, replace credentials (omitted or masked secrets are kept), enable/disable."""
     integration, outcomes = service.update_integration(g.tenant_id, integration_id, json_body(), g.actor)
     return integration_to_api(integration), 200, handover_headers(outcomes)
+
+
+@bp.post("/integrations/<integration_id>/check")
+@write_endpoint
+def check_integration(integration_id):
+    """Check the credentials with the provider now; 200 with the integration's last_check."""
+    json_body(required=False)
+    outcome = provider_checks.check_integration(g.tenant_id, integration_id, g.actor)
+    return integration_to_api(outcome.integration), 200
 
 
 @bp.delete("/integrations/<integration_id>")
