@@ -87,7 +87,8 @@ limiter = Limiter(
 
 def limit_api_blueprint(bp) -> None:
     """Apply the per-key limit to every route of the API blueprint (call once, at import)."""
-    limiter.limit(_api_limit, key_func=api_key_identity, scope="api")(bp)
+    # shared_limit: one budget per key across every route (``limit`` would count per endpoint).
+    limiter.shared_limit(_api_limit, scope="api", key_func=api_key_identity)(bp)
 
 
 def signin_rate_limits(view: Callable) -> Callable:
