@@ -3,7 +3,8 @@
 SQLite: a copy of the session's migrated template file. PostgreSQL: a private database next to
 ``TEST_DATABASE_URL`` (``<name>_live_<xdist worker>``), migrated from empty, dropped afterwards;
 the shared test database is never touched by the server, so function-scoped truncation in other
-tests cannot pull rows from under it. Each test works in a tenant of its own.
+tests cannot pull rows from under it. One server serves the whole session (starting 4 workers
+is the slow part); each test works in a tenant of its own.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from tests.reliability.live import (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_database(database_template, tmp_path_factory):
-    """A migrated database of this module's own."""
+    """A migrated database of the live server's own."""
     if ON_POSTGRES:
         name = f"{make_url(TEST_DATABASE_URL).database}_live_{worker_suffix()}"
         url = create_scratch_postgres(TEST_DATABASE_URL, name)
@@ -37,7 +38,7 @@ def live_database(database_template, tmp_path_factory):
     yield f"sqlite:///{path}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_server(live_database, tmp_path_factory):
     """gunicorn -w 4 serving the app on ``live_database``."""
     server = LiveServer(live_database, workers=4)

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -286,16 +287,20 @@ class PrivatePostgres:
     PostgreSQL refuses to run as root.
     """
 
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.data = directory / "data"
+    def __init__(self):
+        # Not under pytest's tmp dirs: those are private to root and postgres must reach it.
+        self.directory = Path(tempfile.mkdtemp(prefix="channels_pg_"))
+        self.data = self.directory / "data"
         self.port = free_port()
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = list(args)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}")
+        return result
 
     @property
     def url(self) -> str:
@@ -322,3 +327,7 @@ class PrivatePostgres:
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
