@@ -163,6 +163,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         LOG_LEVEL="INFO",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=None,  # None: Secure everywhere but development and testing
         WTF_CSRF_TIME_LIMIT=None,
         PAGE_SIZE=25,
     )
@@ -182,9 +183,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
     _check_secrets(app)
-    app.config["SESSION_COOKIE_SECURE"] = app.config.get(
-        "SESSION_COOKIE_SECURE", app.config["ENV"] not in ("development", "testing")
-    )
+    # Flask's own default (False) must not win: only an explicit setting overrides this.
+    if app.config.get("SESSION_COOKIE_SECURE") is None:
+        app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
     _configure_logging(app)
 
     app.json.sort_keys = False  # keep the documented field order of API objects
