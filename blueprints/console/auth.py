@@ -15,6 +15,7 @@ from blueprints.console.responses import (
     see_other,
 )
 from core.extensions import db, login_manager
+from core.limits import signin_rate_limits
 from core.models import User
 from core.services import accounts
 
@@ -56,6 +57,7 @@ def _path_of(url: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@signin_rate_limits  # RATELIMIT_SIGNIN per account and per IP, on POSTs (core.limits)
 def login():
     """Show the sign-in form; on valid credentials start a fresh session and go to ``next``."""
     next_url = safe_local_url(request.values.get("next"))

@@ -1,0 +1,149 @@
+"""Rate limits: per API key on /api and per account / per IP on sign-in, in memory and in Redis.
+
+Each test enables the limiter with low limits. The Redis variant uses a key namespace unique to
+the test run, so that runs sharing the Redis on this machine never see each other's counters,
+and deletes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from core.extensions import db
+from core.models import ApiKey, User
+from tests import factories
+from tests.conftest import base_config
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_available() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request):
+    """The limiter's storage URI and a namespace unique to this test."""
+    namespace = f"channels-test-{uuid.uuid4().hex}:"
+    if request.param == "memory":
+        yield "memory://", namespace
+        return
+    if not _redis_available():
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+    yield REDIS_URL, namespace
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"*{namespace}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def app_config(database_url, storage):
+    """Limits on, low: 3 API requests per key and 2 sign-in attempts per minute."""
+    uri, namespace = storage
+    config = base_config(database_url)
+    config.update(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=uri,
+        RATELIMIT_KEY_NAMESPACE=namespace,
+        RATELIMIT_API="3 per minute",
+        RATELIMIT_SIGNIN="2 per minute",
+        WTF_CSRF_ENABLED=False,
+    )
+    return config
+
+
+def _get(client, key):
+    return client.get("/api/channels", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_api_limit_is_per_key_with_429_envelope_and_retry_after(app, client, tenant):
+    """The 4th request of a key in a minute: 429 rate_limited + Retry-After; other keys unaffected."""
+    first, second = factories.make_api_key(tenant), factories.make_api_key(tenant)
+
+    assert [_get(client, first).status_code for _ in range(3)] == [200, 200, 200]
+    limited = _get(client, first)
+
+    assert limited.status_code == 429
+    assert limited.json["error"]["code"] == "rate_limited"
+    assert set(limited.json) == {"error"}
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert limited.mimetype == "application/json"
+    assert _get(client, second).status_code == 200
+    # Writes count against the same budget, and the limit answers before anything is written.
+    created = client.post(
+        "/api/integrations",
+        json={"name": "x", "channel_type": "email", "provider": "console"},
+        headers={"Authorization": f"Bearer {first}"},
+    )
+    assert created.status_code == 429
+
+
+def test_api_limit_cannot_be_exhausted_for_a_key_by_guessing_its_prefix(app, client, tenant):
+    """Made-up keys sharing a real key's public prefix have their own budget."""
+    real = factories.make_api_key(tenant)
+    stored = db.session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant.id)).one()
+    for n in range(5):
+        assert _get(client, f"{stored.prefix}_forged{n}").status_code == 401
+    assert _get(client, real).status_code == 200
+
+
+def test_rate_limit_counters_never_hold_the_key(app, client, tenant, storage):
+    """Redis/memory keys are hashes: the API key itself is not in the limiter's storage."""
+    key = factories.make_api_key(tenant)
+    for _ in range(4):
+        _get(client, key)
+    uri, namespace = storage
+    if uri.startswith("redis"):
+        stored = [k.decode() for k in redis.Redis.from_url(uri).scan_iter(match=f"*{namespace}*")]
+    else:
+        from core.limits import limiter
+
+        memory = limiter.storage  # moving-window entries live in .events
+        stored = [k for k in [*memory.events, *memory.storage] if namespace in k]
+    assert stored
+    assert not any(key in k or key.split("_")[1] in k for k in stored)
+
+
+def _sign_in(client, email, password="wrong-password-123", ip="203.0.113.1"):
+    return client.post(
+        "/login",
+        data={"email": email, "password": password},
+        environ_overrides={"REMOTE_ADDR": ip},
+    )
+
+
+def test_signin_limit_per_account_shows_a_friendly_page(app, client, tenant):
+    """Third attempt on one account in a minute (from different IPs): a 429 page that says why."""
+    user = factories.make_user(tenant)
+    assert _sign_in(client, user.email, ip="203.0.113.1").status_code == 422
+    assert _sign_in(client, user.email.upper(), ip="203.0.113.2").status_code == 422
+
+    limited = _sign_in(client, user.email, password="correct-horse-battery", ip="203.0.113.3")
+
+    assert limited.status_code == 429
+    assert limited.mimetype == "text/html"
+    assert "Too many sign-in attempts" in limited.get_data(as_text=True)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert db.session.get(User, user.id).last_login_at is None  # the limit answered before sign-in
+    # Another account from a fresh IP is not affected; viewing the form is never limited.
+    other = factories.make_user(tenant)
+    assert _sign_in(client, other.email, ip="203.0.113.9").status_code == 422
+    assert client.get("/login").status_code == 200
+
+
+def test_signin_limit_per_ip(app, client, tenant):
+    """Third attempt from one IP in a minute, whatever the account: 429."""
+    emails = [factories.make_user(tenant).email for _ in range(3)]
+    assert _sign_in(client, emails[0]).status_code == 422
+    assert _sign_in(client, emails[1]).status_code == 422
+    assert _sign_in(client, emails[2]).status_code == 429
+    assert _sign_in(client, emails[2], ip="198.51.100.7").status_code == 422
