@@ -27,6 +27,8 @@ from core.rules import (
     METADATA_VALUE_MAX,
     NAME_MAX,
 )
+from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
+from core.services.audit_queries import ACTION
 
 API_VERSION = "1.0.0"
 MAX_BODY_BYTES = 64 * 1024
@@ -481,12 +483,46 @@ OPERATIONS: list[Operation] = [
         ok={200: body("AuditEventList", "One page of audit events, newest first.")},
         errors=READ_ERRORS,
         parameters=[
-            query("resource_type", {"type": "string"}, "Only events about this resource type."),
-            query("resource_id", {"type": "string"}, "Only events about this resource."),
-            query("action", {"type": "string"}, "Only this action, e.g. `channel.create`."),
+            query(
+                "resource_type",
+                {"type": "string", "enum": list(RESOURCE_TYPES)},
+                "Only events about this resource type.",
+            ),
+            query(
+                "resource_id",
+                {"type": "string", "format": "uuid"},
+                "Only events about this resource.",
+            ),
+            query(
+                "action",
+                {"type": "string", "pattern": ACTION.pattern},
+                "Only this action, e.g. `channel.create`.",
+            ),
+            query(
+                "actor_type",
+                {"type": "string", "enum": list(ACTOR_TYPES)},
+                "Only events by this kind of actor.",
+            ),
+            query(
+                "actor_id",
+                {"type": "string", "format": "uuid"},
+                "Only events by this user or API key.",
+            ),
+            query(
+                "since",
+                {"type": "string", "format": "date-time"},
+                "Only events at or after this RFC 3339 time, with an offset "
+                "(e.g. `2024-10-03T12:00:00Z`).",
+            ),
+            query(
+                "until",
+                {"type": "string", "format": "date-time"},
+                "Only events before this RFC 3339 time (exclusive; not earlier than `since`).",
+            ),
             LIMIT,
             CURSOR,
         ],
+        description="A malformed filter value is a 400 whose `fields` name the parameter.",
     ),
     # the document itself
     Operation(
@@ -852,14 +888,14 @@ def component_schemas() -> dict:
                 "tenant_id": ID,
                 "actor": obj(
                     {
-                        "type": {"type": "string", "enum": ["user", "api_key", "system"]},
+                        "type": {"type": "string", "enum": list(ACTOR_TYPES)},
                         "id": {"type": ["string", "null"]},
                         "name": {"type": "string"},
                     },
                     required=["type", "id", "name"],
                 ),
                 "action": {"type": "string"},
-                "resource_type": {"type": "string"},
+                "resource_type": {"type": "string", "enum": list(RESOURCE_TYPES)},
                 "resource_id": {"type": ["string", "null"]},
                 "changes": {"type": "object", "description": "Before/after per field; secrets masked."},
                 "request_id": {"type": ["string", "null"]},

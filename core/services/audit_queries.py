@@ -8,7 +8,7 @@ and an inline message in the console, never a silently ignored filter.
 - ``actor_type``: ``user``, ``api_key`` or ``system``.
 - ``action``: ``<resource>.<verb>``, e.g. ``channel.update``.
 - ``since`` / ``until``: RFC 3339 date-times with an offset (``2024-10-03T12:00:00Z``);
-  ``since`` is inclusive, ``until`` exclusive (a half-open range), ``since`` < ``until``.
+  ``since`` is inclusive, ``until`` exclusive (a half-open range), ``since`` <= ``until``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 
 ACTION = re.compile(r"^[a-z][a-z_]{0,31}\.[a-z][a-z_]{0,31}$")
 RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 )
 
 EXAMPLE = "2024-10-03T12:00:00Z"
@@ -113,8 +113,8 @@ def parse_audit_filters(args: Mapping[str, str]) -> AuditFilters:
                 errors.add(name, f"Must be an RFC 3339 date-time with an offset, e.g. {EXAMPLE}.")
             else:
                 values[name] = when
-    if values.get("since") and values.get("until") and values["since"] >= values["until"]:
-        errors.add("until", "Must be later than since.")
+    if values.get("since") and values.get("until") and values["since"] > values["until"]:
+        errors.add("until", "Must not be earlier than since.")
     if errors:
         raise BadAuditFilter("A filter of the audit log is not valid.", errors.as_dict())
     return AuditFilters(**values)
