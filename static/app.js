@@ -97,6 +97,23 @@
     showFlash(message, "error");
   });
 
+  // Copy buttons: data-copy="#id" copies that element's text (DNS records, a new API key).
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      var label = button.firstChild;
+      var before = label.textContent;
+      label.textContent = "Copied";
+      button.setAttribute("data-copied", "");
+      setTimeout(function () { label.textContent = before; button.removeAttribute("data-copied"); }, 2000);
+    }, function () {
+      showFlash("Copying failed: select the text and copy it by hand.", "error");
+    });
+  });
+
   document.addEventListener("htmx:sendError", function () {
     showFlash("The server could not be reached. Check your connection and try again.", "error");
   });
