@@ -416,3 +416,37 @@ def test_other_tenants_events_are_invisible(api, client, setup, other_tenant, lo
     data = stranger.get("/api/audit_events?limit=200").get_json()["data"]
     assert all(e["tenant_id"] == other_tenant.id for e in data)
     assert stranger.get(f"/api/audit_events?resource_id={first['id']}").get_json()["data"] == []
+
+
+def test_tenant_creation_is_recorded_in_its_own_log(app):
+    """A new tenant's log starts with tenant.create (name and slug)."""
+    tenant = factories.make_tenant(name="Fresh Co", slug="fresh-co")
+    event = only(tenant.id, "tenant.create")
+    assert (event.resource_type, event.resource_id) == ("tenant", tenant.id)
+    assert event.changes == {
+        "name": {"before": None, "after": "Fresh Co"},
+        "slug": {"before": None, "after": "fresh-co"},
+    }
+
+
+def test_admin_removal_is_recorded_by_the_acting_admin(app, tenant):
+    """remove_admin records user.delete with what the user was, by the admin who removed them."""
+    boss = factories.make_user(tenant, name="Boss")
+    leaving = factories.make_user(tenant, name="Leaving")
+    accounts.remove_admin(tenant.id, leaving.id, Actor("user", boss.id, boss.email))
+    db.session.commit()
+    event = only(tenant.id, "user.delete")
+    assert (event.actor_id, event.resource_id) == (boss.id, leaving.id)
+    assert event.changes["name"] == {"before": "Leaving", "after": None}
+    assert event.changes["role"] == {"before": "admin", "after": None}
+
+
+def test_support_opening_a_tenant_is_recorded_in_that_tenants_log(app, tenant, other_tenant):
+    """support.tenant_opened lands in the opened tenant's log only, by the support user."""
+    staff = factories.make_user(role="support")
+    accounts.open_tenant_as_support(tenant.id, staff)
+    db.session.commit()
+    event = only(tenant.id, "support.tenant_opened")
+    assert (event.actor_type, event.actor_id, event.actor_name) == ("user", staff.id, staff.email)
+    assert (event.resource_type, event.resource_id) == ("tenant", tenant.id)
+    assert events(other_tenant.id, action="support.tenant_opened") == []

@@ -15,11 +15,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import rules
 from core.db_types import utcnow
-from core.errors import FieldErrors, NotFound
+from core.errors import Conflict, FieldErrors, NotFound
 from core.extensions import db
 from core.models import ApiKey, Tenant, User
 from core.services import audit
 from core.services.audit import Actor
+from core.services.channels import lock_tenant
 
 API_KEY_PREFIX = "chk_"
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -33,7 +34,7 @@ def slugify(name: str) -> str:
     return slug[:63].strip("-") or "tenant"
 
 
-def create_tenant(name: str, slug: str | None = None) -> Tenant:
+def create_tenant(name: str, slug: str | None = None, actor: Actor | None = None) -> Tenant:
     """A tenant with a unique slug (derived from the name when not given)."""
     errors = FieldErrors()
     clean = rules.clean_name(name, errors)
@@ -46,6 +47,10 @@ def create_tenant(name: str, slug: str | None = None) -> Tenant:
     tenant = Tenant(name=clean, slug=slug, created_at=utcnow())
     db.session.add(tenant)
     db.session.flush()
+    audit.record(
+        tenant.id, actor or Actor.system("cli"), "tenant.create", "tenant", tenant.id,
+        audit.diff({}, {"name": clean, "slug": slug}),
+    )
     return tenant
 
 
@@ -104,7 +109,7 @@ def create_user(
             "user.create",
             "user",
             user.id,
-            audit.diff({}, {"email": address, "role": role}),
+            audit.diff({}, {"email": address, "name": user.name, "role": role}),
         )
     return user
 
@@ -119,6 +124,81 @@ def authenticate_user(email: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password or ""):
         return None
     user.last_login_at = utcnow()
+    return user
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    """The tenant with this id, or NotFound (also for a malformed id)."""
+    tenant = db.session.get(Tenant, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
+    if tenant is None:
+        raise NotFound("Tenant not found.")
+    return tenant
+
+
+def search_tenants(q: str | None = None, limit: int = 100) -> list[Tenant]:
+    """Tenants whose name or slug contains ``q`` (case-insensitive), by name: the support
+    staff's tenant switcher."""
+    query = select(Tenant)
+    term = (q or "").strip().lower()[:100]
+    if term:
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            func.lower(Tenant.name).like(pattern, escape="\\") | Tenant.slug.like(pattern, escape="\\")
+        )
+    return list(db.session.scalars(query.order_by(func.lower(Tenant.name), Tenant.slug).limit(limit)))
+
+
+def open_tenant_as_support(tenant_id: str, user: User) -> Tenant:
+    """A support user opens a tenant: recorded in that tenant's audit log."""
+    if not user.is_support:
+        raise NotFound("Tenant not found.")
+    tenant = get_tenant(tenant_id)
+    audit.record(
+        tenant.id, Actor("user", user.id, user.email), "support.tenant_opened", "tenant", tenant.id
+    )
+    return tenant
+
+
+def list_admins(tenant_id: str) -> list[User]:
+    """The tenant's admins, oldest first."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.tenant_id == tenant_id, User.role == "admin")
+            .order_by(User.created_at, User.id)
+        )
+    )
+
+
+def get_admin(tenant_id: str, user_id: str) -> User:
+    """One admin of the tenant, or NotFound (also for another tenant's user or a bad id)."""
+    user = None
+    if user_id and len(user_id) <= 36:
+        user = db.session.scalar(
+            select(User).where(User.id == user_id, User.tenant_id == tenant_id, User.role == "admin")
+        )
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
+    """Remove an admin from the tenant (the account is deleted, so its sessions stop working).
+
+    The last admin of a tenant cannot be removed: someone must be able to manage it.
+    """
+    # Serialised per tenant, so that two admins removing each other at once cannot both succeed.
+    lock_tenant(tenant_id)
+    user = get_admin(tenant_id, user_id)
+    admins = db.session.scalar(
+        select(func.count()).select_from(User).where(User.tenant_id == tenant_id, User.role == "admin")
+    )
+    if admins <= 1:
+        raise Conflict(f"{user.email} is the last admin of this tenant and cannot be removed.")
+    before = {"email": user.email, "name": user.name, "role": user.role}
+    db.session.delete(user)
+    db.session.flush()
+    audit.record(tenant_id, actor, "user.delete", "user", user.id, audit.diff(before, {}))
     return user
 
 
