@@ -26,6 +26,18 @@ ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 
 
+def pytest_collection_modifyitems(config, items):
+    """``postgres_only`` tests are skipped, with the reason, unless the suite runs on PostgreSQL."""
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (row locks, real concurrency)"
+    )
+    for item in items:
+        if item.get_closest_marker("postgres_only"):
+            item.add_marker(skip)
+
+
 def base_config(database_url: str) -> dict:
     return {
         "TESTING": True,
