@@ -12,9 +12,29 @@ from __future__ import annotations
 import pytest
 from flask import g
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 
-from tests import factories
-from tests.console.helpers import sign_in
+from core.extensions import db
+from core.models import User
+from tests.console.helpers import PASSWORD, sign_in
+
+# Users of these tests store a cheap hash of PASSWORD (real scrypt costs ~0.5 s per hash and
+# check). Signing in runs exactly the production code path; only the work factor differs.
+CHEAP_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+
+
+def make_console_user(email: str, role: str = "admin", tenant=None) -> User:
+    """A user of ``role`` (``tenant`` for admins) whose password is ``PASSWORD``."""
+    user = User(
+        email=email,
+        name="",
+        password_hash=CHEAP_HASH,
+        role=role,
+        tenant_id=tenant.id if tenant is not None and role == "admin" else None,
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
 
 
 class ConsoleClient(FlaskClient):
@@ -36,18 +56,26 @@ def client(app):
 @pytest.fixture
 def admin(app, tenant):
     """A tenant admin of ``tenant``."""
-    return factories.make_user(tenant, role="admin", email="admin@example.org")
+    return make_console_user("admin@example.org", "admin", tenant)
 
 
 @pytest.fixture
 def support_user(app):
     """A support-staff user (no tenant, read-only)."""
-    return factories.make_user(role="support", email="support@example.org")
+    return make_console_user("support@example.org", "support")
 
 
 @pytest.fixture
 def console(client, admin):
-    """The test client, signed in as ``admin``."""
+    """The test client, signed in as ``admin`` through the sign-in form."""
     response = sign_in(client, admin.email)
+    assert response.status_code == 303
+    return client
+
+
+@pytest.fixture
+def support_console(client, support_user):
+    """The test client, signed in as a support user (read-only)."""
+    response = sign_in(client, support_user.email)
     assert response.status_code == 303
     return client
