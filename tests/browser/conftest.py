@@ -37,6 +37,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 import app as app_module
+from core.extensions import db
 from tests import factories
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -44,8 +45,8 @@ CACHE = TESTS / ".cache"
 HTMX_FILE = CACHE / "htmx.min.js"
 AXE_FILE = CACHE / "axe.min.js"
 AXE_VERSION = "4.10.3"  # keep in step with tests/run
-AXE_INTEGRITY = (
-    "sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg=="
+AXE_INTEGRITY = (  # the registry's dist.integrity of that version
+    "sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg=="  # noqa: E501
 )
 SCREENSHOTS = TESTS / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -72,7 +73,9 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 # Chromium logs this for every 4xx/5xx response, including the 422 of a form with errors that a
 # test provokes on purpose; responses are asserted by the tests and 5xx fail through on_response.
-NETWORK_STATUS_LOG = re.compile(r"^Failed to load resource: the server responded with a status of 4\d\d")
+NETWORK_STATUS_LOG = re.compile(
+    r"^Failed to load resource: the server responded with a status of 4\d\d"
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -83,7 +86,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-# --- front-end assets ------------------------------------------------------------------------------
+# --- front-end assets -----------------------------------------------------------------------
 
 
 def sri(algorithm: str, data: bytes) -> str:
@@ -215,9 +218,7 @@ def page_problems() -> PageProblems:
 
 
 @pytest.fixture
-def open_page(
-    chromium, server, app, htmx_js, page_problems
-) -> Iterator[Callable[..., Page]]:
+def open_page(chromium, server, app, htmx_js, page_problems) -> Iterator[Callable[..., Page]]:
     """Opens a page in a new context (``open_page(java_script_enabled=False)``, ...)."""
     contexts: list[BrowserContext] = []
     htmx_src = app.config["HTMX_SRC"]
@@ -245,7 +246,9 @@ def open_page(
 
     def on_response(response) -> None:
         if response.status >= 500:
-            page_problems.add(f"HTTP {response.status} for {response.request.method} {response.url}")
+            page_problems.add(
+                f"HTTP {response.status} for {response.request.method} {response.url}"
+            )
 
     def open_(**options) -> Page:
         options.setdefault("viewport", dict(DESKTOP))
@@ -273,13 +276,27 @@ def page(open_page) -> Page:
     return open_page()
 
 
+def end_test_transaction() -> None:
+    """End the test thread's transaction (its objects expire) before the server writes.
+
+    The test and the server share one database: a transaction the test keeps open would
+    read an old snapshot, and on SQLite it could not write any more once the server committed.
+    Call it before reading what the server wrote and before writing (factories) after browsing.
+    """
+    db.session.rollback()
+
+
 @pytest.fixture
 def sign_in(app) -> Callable[..., None]:
     """``sign_in(page, user)``: signs in through the login form and waits to leave it."""
 
     def sign_in_(page: Page, user, password: str = PASSWORD) -> None:
+        email = user.email
+        # Reading ``user.email`` may have opened a read transaction in this thread; SQLite could
+        # not upgrade it to a write after the server's own write (last_login_at) committed.
+        end_test_transaction()
         page.goto(url_for("console.login"))
-        page.get_by_label("Email").fill(user.email)
+        page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name=re.compile("sign in", re.I)).click()
         expect(page).not_to_have_url(re.compile(r"/login"))
@@ -310,4 +327,3 @@ def screenshot() -> Callable[[Page, str], None]:
         page.set_viewport_size(before)
 
     return take
-

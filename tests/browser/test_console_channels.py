@@ -12,6 +12,7 @@ from sqlalchemy import select
 from core.extensions import db
 from core.models import Channel
 from tests import factories
+from tests.browser.conftest import end_test_transaction
 
 pytestmark = pytest.mark.browser
 
@@ -38,12 +39,14 @@ def _integration_label(integration) -> str:
 
 
 def _stored_channels() -> list[Channel]:
-    db.session.rollback()  # end the test thread's transaction: see what the server committed
+    end_test_transaction()  # see what the server committed
     return list(db.session.scalars(select(Channel).order_by(Channel.created_at, Channel.name)))
 
 
 def _fill_email_fields(page: Page, setup, address: str) -> None:
-    page.get_by_label("Integration").select_option(label=_integration_label(setup.email_integration))
+    page.get_by_label("Integration").select_option(
+        label=_integration_label(setup.email_integration)
+    )
     page.get_by_label("Email domain").select_option(label=setup.domain.domain)
     page.get_by_label("Send from address").fill(address)
 
@@ -82,7 +85,9 @@ def test_wrong_password_is_refused_inline(page, admin):
     expect(page.get_by_label("Password")).to_have_value("")
 
 
-def test_create_an_email_and_an_sms_channel_through_the_form(page, sign_in, admin, setup, screenshot):
+def test_create_an_email_and_an_sms_channel_through_the_form(
+    page, sign_in, admin, setup, screenshot
+):
     """Both channel types are created through the form and listed, each its type's default."""
     sign_in(page, admin)
     page.get_by_role("link", name="Create your first channel").click()
@@ -173,7 +178,9 @@ def test_errors_show_next_to_their_fields_and_keep_what_was_typed(
     expect(page.locator("#field-send_from_email .field-errors")).to_be_visible()
     expect(page.get_by_label("Send from address")).to_have_value("support@elsewhere.org")
 
-    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/channels/new")) as posted:
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/channels/new")
+    ) as posted:
         page.get_by_role("button", name="Create channel").click()
     assert posted.value.status == 422
 
@@ -190,7 +197,9 @@ def test_errors_show_next_to_their_fields_and_keep_what_was_typed(
     screenshot(page, "channel-new-errors")
 
     page.get_by_label("Name").fill("Fixed Name")
-    page.get_by_label("Integration").select_option(label=_integration_label(setup.email_integration))
+    page.get_by_label("Integration").select_option(
+        label=_integration_label(setup.email_integration)
+    )
     page.get_by_label("Send from address").fill("hello@example.com")
     with page.expect_response(lambda r: "check-address" in r.url):
         page.get_by_label("Send from address").blur()
@@ -245,7 +254,7 @@ def test_make_default_updates_both_rows_in_place(page, sign_in, admin, setup):
 
 
 def test_delete_asks_for_confirmation_and_removes_the_row(page, sign_in, admin, setup):
-    """Delete asks first: dismissing keeps the row, accepting removes it and names the new default."""
+    """Delete asks first: dismissing keeps the row; accepting removes it, names the new default."""
     factories.make_channel(setup, "email", name="Keep Me")
     factories.make_channel(setup, "email", name="Other")
     sign_in(page, admin)
@@ -337,7 +346,10 @@ def test_without_javascript_type_switch_and_create_use_full_round_trips(
     expect(page.locator("#flash")).to_contain_text("Channel “No Script SMS” created.")
     expect(_row(page, "No Script SMS")).to_contain_text(setup.number.phone_number)
     [stored] = _stored_channels()
-    assert (stored.channel_type, stored.send_from_phone_number) == ("sms", setup.number.phone_number)
+    assert (stored.channel_type, stored.send_from_phone_number) == (
+        "sms",
+        setup.number.phone_number,
+    )
 
 
 def test_without_javascript_delete_confirms_on_a_page(open_page, sign_in, admin, setup, screenshot):

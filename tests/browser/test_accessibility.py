@@ -1,0 +1,135 @@
+"""axe-core on every console page: no violation of impact serious or critical.
+
+axe is injected with ``page.add_script_tag``, an inline script that the pages' CSP refuses, so
+these pages are opened with ``bypass_csp=True``; the CSP itself is exercised by the other
+browser tests. Console pages without path arguments are found in the URL map, so that the pages
+of each new section are audited as soon as they exist.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import current_app, url_for
+from playwright.sync_api import Page, expect
+
+from tests import factories
+from tests.browser.conftest import end_test_transaction
+
+pytestmark = pytest.mark.browser
+
+BLOCKING = ("serious", "critical")
+# Parameterless GET endpoints that are not pages of their own, or are audited below already.
+NOT_PAGES = {
+    "console.home",  # redirects to the channels table
+    "console.channels_type_fields",  # an htmx fragment (redirects to the form otherwise)
+    "console.login",  # audited signed out, below
+}
+
+
+def _audit(page: Page, axe_path, label: str) -> list[str]:
+    """Run axe on the current page; return its serious/critical violations as readable lines."""
+    page.add_script_tag(path=str(axe_path))
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    lines = []
+    for violation in result["violations"]:
+        if violation["impact"] not in BLOCKING:
+            continue
+        lines.append(
+            f"{label} ({page.url}): [{violation['impact']}] {violation['id']}: "
+            f"{violation['help']} — {violation['helpUrl']}"
+        )
+        for node in violation["nodes"][:5]:
+            summary = " ".join((node.get("failureSummary") or "").split())
+            lines.append(f"    at {' '.join(map(str, node['target']))}: {summary}")
+            lines.append(f"       {node['html'][:200]}")
+    return lines
+
+
+def _assert_no_violations(found: list[str]) -> None:
+    assert not found, "axe found serious/critical accessibility violations:\n" + "\n".join(found)
+
+
+@pytest.fixture
+def audit_page(open_page):
+    """A page with JavaScript on and the CSP bypassed, so that axe can be injected."""
+    return open_page(bypass_csp=True)
+
+
+def test_login_page_has_no_serious_violations(audit_page, axe_path, admin):
+    """The sign-in page, empty and after a failed attempt (with its error message)."""
+    page = audit_page
+    page.goto(url_for("console.login"))
+    found = _audit(page, axe_path, "login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill("wrong-password-here")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    found += _audit(page, axe_path, "login with an error")
+    _assert_no_violations(found)
+
+
+def test_channel_pages_have_no_serious_violations(audit_page, axe_path, sign_in, admin, setup):
+    """Table (empty and filled), new form of each type (also with errors), edit, delete."""
+    page = audit_page
+    sign_in(page, admin)
+    found = _audit(page, axe_path, "channels, empty")
+
+    end_test_transaction()
+    channel = factories.make_channel(setup, "email", name="Support Email")
+    factories.make_channel(setup, "sms", name="Alerts SMS")
+    page.goto(url_for("console.channels_index"))
+    expect(page.locator("#channel-rows > tr")).to_have_count(2)
+    found += _audit(page, axe_path, "channels")
+
+    page.goto(url_for("console.channels_index", q="nothing-matches"))
+    found += _audit(page, axe_path, "channels, no match")
+
+    page.goto(url_for("console.channels_new"))
+    found += _audit(page, axe_path, "new email channel")
+    page.get_by_role("button", name="Create channel").click()
+    expect(page.locator(".field-errors").first).to_be_visible()
+    found += _audit(page, axe_path, "new email channel with errors")
+
+    page.goto(url_for("console.channels_new", channel_type="sms"))
+    expect(page.locator("#type-fields[data-channel-type=sms]")).to_be_visible()
+    found += _audit(page, axe_path, "new SMS channel")
+
+    page.goto(url_for("console.channels_edit", channel_id=channel.id))
+    found += _audit(page, axe_path, "edit channel")
+
+    page.goto(url_for("console.channels_confirm_delete", channel_id=channel.id))
+    found += _audit(page, axe_path, "delete channel")
+    _assert_no_violations(found)
+
+
+def test_every_other_console_page_has_no_serious_violations(
+    audit_page, axe_path, sign_in, admin, setup, screenshot
+):
+    """Each console GET page without path arguments (found in the URL map), as a tenant admin."""
+    factories.make_channel(setup, "email", name="Support Email")
+    endpoints = sorted(
+        rule.endpoint
+        for rule in current_app.url_map.iter_rules()
+        if rule.endpoint.startswith("console.")
+        and "GET" in rule.methods
+        and not rule.arguments
+        and rule.endpoint not in NOT_PAGES
+    )
+    page = audit_page
+    sign_in(page, admin)
+    found: list[str] = []
+    audited = []
+    for endpoint in endpoints:
+        response = page.goto(url_for(endpoint))
+        assert response is not None and response.status < 500, (
+            f"{endpoint}: {response and response.status}"
+        )
+        if response.status == 403 or "text/html" not in response.headers.get("content-type", ""):
+            continue  # support-only pages, downloads
+        name = endpoint.removeprefix("console.").replace("_", "-")
+        found += _audit(page, axe_path, endpoint)
+        screenshot(page, name)
+        audited.append(endpoint)
+    assert "console.channels_index" in audited, f"audited only {audited}"
+    print("audited:", ", ".join(audited))
+    _assert_no_violations(found)
