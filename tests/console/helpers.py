@@ -16,7 +16,7 @@ def soup(response) -> BeautifulSoup:
 
 def csrf_token(client, path: str = "/login") -> str:
     """The CSRF token of the session, read from a page as a browser would see it."""
-    page = soup(client.get(path))
+    page = soup(client.get(path, follow_redirects=True))
     hidden = page.find("input", attrs={"name": "csrf_token"})
     if hidden is not None:
         return hidden["value"]
