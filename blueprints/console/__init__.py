@@ -40,7 +40,10 @@ def require_sign_in():
 from blueprints.console import auth, channels, context  # noqa: E402,F401
 from blueprints.console import (  # noqa: E402,F401
     api_keys,
+    audit,
     email_domains,
     integrations,
     phone_numbers,
+    support,
+    team,
 )

@@ -1,0 +1,66 @@
+"""Support staff: the tenant switcher.
+
+Support users belong to no tenant. They search every tenant here and open one; opening it
+stores the tenant's id in their session (``context.SUPPORT_TENANT_KEY``, read by the one
+tenant-context helper) and records ``support.tenant_opened`` in THAT tenant's audit log. From
+then on every console page shows that tenant's data read-only: ``context.requires_write``
+refuses every write with 403 and templates hide write controls (``can_write`` is false), while
+base.html's banner names the tenant being viewed.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, flash, g, request, session, url_for
+from flask_login import current_user
+
+from blueprints.console import bp
+from blueprints.console.context import SUPPORT_TENANT_KEY, is_support_viewer, viewed_tenant
+from blueprints.console.responses import redirect_back, render_page, safe_local_url
+from core.extensions import db
+from core.services import accounts
+
+SEARCH_MAX = 100
+SHOWN_MAX = 100  # the switcher lists at most this many; searching narrows the rest
+
+
+def requires_support(view):
+    """Only support staff may use the switcher (tenant admins get 403)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not is_support_viewer():
+            abort(403, description="Only support staff can switch tenants.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.get("/support/tenants")
+@requires_support
+def support_tenants():
+    """Every tenant, searchable by name or slug (the results only for htmx live search)."""
+    q = (request.args.get("q") or "").strip()[:SEARCH_MAX]
+    tenants = accounts.search_tenants(q, limit=SHOWN_MAX + 1)
+    return render_page(
+        "support/tenants.html",
+        "support/_results.html",
+        tenants=tenants[:SHOWN_MAX],
+        truncated=len(tenants) > SHOWN_MAX,
+        q=q,
+        current=viewed_tenant(),
+        next_url=safe_local_url(request.args.get("next")),
+    )
+
+
+@bp.post("/support/tenants/<tenant_id>/open")
+@requires_support
+def support_open_tenant(tenant_id):
+    """Open a tenant read-only: recorded in its audit log, then on to its pages (303)."""
+    tenant = accounts.open_tenant_as_support(tenant_id, current_user)
+    db.session.commit()
+    session[SUPPORT_TENANT_KEY] = tenant.id
+    g.pop("console_tenant", None)
+    flash(f"You are viewing {tenant.name} as support. Everything is read-only.", "info")
+    return redirect_back(url_for("console.channels_index"))

@@ -1,0 +1,126 @@
+"""Console pages for the team: the tenant's admins; add one, remove one.
+
+A new admin is created with an email, a name and an initial password that the inviting admin
+chooses and hands over (no email is sent: the platform has no mail of its own). Removing an
+admin deletes the account, so every session it has stops working at its next request (the
+session's user no longer loads). The last admin of a tenant cannot be removed. Every change
+goes through ``core.services.accounts`` and is audited (``user.create`` / ``user.delete``).
+"""
+
+from __future__ import annotations
+
+from flask import flash, make_response, render_template, request, session, url_for
+from flask_login import current_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+
+from blueprints.console import bp
+from blueprints.console.context import current_actor, current_tenant, requires_write
+from blueprints.console.forms import apply_service_errors
+from blueprints.console.responses import (
+    current_path,
+    is_fragment_request,
+    redirect_back,
+    render_fragments,
+    render_page,
+    see_other,
+)
+from core.errors import Conflict, ValidationFailed
+from core.extensions import db
+from core.services import accounts
+
+
+class AdminForm(FlaskForm):
+    """Email, name and initial password of a new admin; the service checks all three."""
+
+    email = EmailField("Email")
+    name = StringField("Name")
+    password = PasswordField("Initial password")
+
+
+def _index(form: AdminForm, status: int = 200):
+    tenant = current_tenant()
+    return render_page(
+        "team/index.html",
+        form=form,
+        admins=accounts.list_admins(tenant.id),
+        next_url=url_for("console.team_index"),
+        status=status,
+    )
+
+
+@bp.get("/team")
+def team_index():
+    """The tenant's admins and, for admins, the form to add one."""
+    return _index(AdminForm(formdata=None))
+
+
+@bp.post("/team")
+@requires_write
+def team_add():
+    """Add an admin to the tenant (303 to the team page; 422 with every error otherwise)."""
+    tenant = current_tenant()
+    form = AdminForm()
+    if not form.validate():
+        return _index(form, status=422)
+    try:
+        user = accounts.create_user(
+            form.email.data or "",
+            form.password.data or "",
+            "admin",
+            tenant,
+            form.name.data or "",
+            current_actor(),
+        )
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        apply_service_errors(form, exc)
+        return _index(form, status=422)
+    flash(
+        f"{user.email} is now an admin of {tenant.name}: they sign in with the password you chose.",
+        "success",
+    )
+    return see_other(url_for("console.team_index"))
+
+
+@bp.get("/team/<user_id>/remove")
+@requires_write
+def team_confirm_remove(user_id):
+    """Without JavaScript, removing an admin asks for confirmation here."""
+    tenant = current_tenant()
+    user = accounts.get_admin(tenant.id, user_id)
+    return render_template("team/remove.html", user=user, next_url=request.args.get("next"))
+
+
+@bp.route("/team/<user_id>/remove", methods=["POST", "DELETE"])
+@requires_write
+def team_remove(user_id):
+    """Remove an admin (htmx: the row goes); removing yourself signs you out."""
+    tenant = current_tenant()
+    removing_self = user_id == current_user.id
+    try:
+        user = accounts.remove_admin(tenant.id, user_id, current_actor())
+        db.session.commit()
+    except Conflict as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        if not is_fragment_request():
+            return redirect_back(url_for("console.team_index"))
+        user = accounts.get_admin(tenant.id, user_id)
+        row = render_template("team/_row.html", user=user, next_url=current_path())
+        return render_fragments(row)
+    if removing_self:
+        logout_user()
+        session.clear()
+        flash("You removed yourself from the team and are signed out.", "info")
+        target = url_for("console.login")
+        if is_fragment_request():
+            response = make_response("", 200)
+            response.headers["HX-Redirect"] = target
+            return response
+        return see_other(target)
+    flash(f"{user.email} is no longer an admin of {tenant.name}.", "success")
+    if not is_fragment_request():
+        return redirect_back(url_for("console.team_index"))
+    return render_fragments("")
