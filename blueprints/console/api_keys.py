@@ -34,8 +34,8 @@ class ApiKeyForm(FlaskForm):
     scope = SelectField(
         "Scope",
         choices=[
-            SelectChoice("write", "Write: read and change everything"),
-            SelectChoice("read", "Read: GET requests only"),
+            SelectChoice("write", "Write (read and change)"),
+            SelectChoice("read", "Read (GET only)"),
         ],
         default="write",
         validate_choice=False,

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from core.extensions import db
-from core.models import ApiKey
+from core.models import ApiKey, EmailDomain
 from core.services.email_domains import dns_records
 from tests.api.test_email_domain_dns import ZoneResolver
 from tests.conftest import base_config
@@ -90,9 +90,7 @@ def test_verify_a_domain_against_local_dns(page, sign_in, admin, zone, screensho
     page.get_by_role("button", name="Add domain").click()
     expect(page.get_by_role("heading", name="mail.example.net")).to_be_visible()
     expect(page.locator("#record-verification")).to_contain_text("Not checked")
-    db.session.rollback()
-    from core.models import EmailDomain
-
+    db.session.rollback()  # see what the server committed
     domain = db.session.scalar(select(EmailDomain).where(EmailDomain.domain == "mail.example.net"))
     record = dns_records(domain)[0]
     zone.publish(record["host"], record["type"], record["value"])
