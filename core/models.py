@@ -226,6 +226,13 @@ class Channel(db.Model):
     phone_number: Mapped[PhoneNumber | None] = relationship(lazy="joined")
 
 
+# "Is the default" as the partial index uq_channels_one_default_per_type states it, verbatim:
+# SQLite uses a partial index only when the query repeats the index's WHERE term (it does not
+# treat ``is_default = 1`` or ``IS 1`` as the same), so the default lookups would otherwise scan
+# all of a tenant's channels of the type.
+CHANNEL_IS_DEFAULT = text("channels.is_default")
+
+
 class AuditEvent(db.Model):
     __tablename__ = "audit_events"
     __table_args__ = (

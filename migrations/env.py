@@ -14,6 +14,8 @@ logger = logging.getLogger("alembic.env")
 
 # PostgreSQL-only objects created in the migrations themselves (not declared on the models).
 MIGRATION_ONLY_INDEXES = {"ix_channels_name_key_trgm"}
+# SQLite-only FTS5 table (and its shadow tables) of migration 0002: not declared on the models.
+MIGRATION_ONLY_TABLE_PREFIX = "channels_name_fts"
 
 
 def _engine():
@@ -21,6 +23,8 @@ def _engine():
 
 
 def _include_object(obj, name, type_, reflected, compare_to):
+    if type_ == "table" and name.startswith(MIGRATION_ONLY_TABLE_PREFIX):
+        return False
     return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
 
 

@@ -14,7 +14,7 @@ from core import rules
 from core.db_types import utcnow
 from core.errors import NotFound
 from core.extensions import db
-from core.models import Channel, Tenant
+from core.models import CHANNEL_IS_DEFAULT, Channel, Tenant
 from core.services import audit
 from core.services.audit import Actor
 
@@ -73,7 +73,7 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
             select(Channel.id).where(
                 Channel.tenant_id == tenant_id,
                 Channel.channel_type == channel_type,
-                Channel.is_default.is_(True),
+                CHANNEL_IS_DEFAULT,
             )
         )
         is not None
@@ -85,7 +85,7 @@ def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
         select(Channel).where(
             Channel.tenant_id == tenant_id,
             Channel.channel_type == channel_type,
-            Channel.is_default.is_(True),
+            CHANNEL_IS_DEFAULT,
         )
     )
     if previous is None:

@@ -1,0 +1,447 @@
+"""Run the benchmark: ``bench/run`` (both databases, 1k/100k/1M rows, writes bench/RESULTS.md)
+or ``bench/run --quick`` (SQLite, 1k/100k rows, under a minute).
+
+Both the baseline app (bench/bare_app.py) and the app as shipped (bench/served_app.py) run under
+the same gunicorn set-up on the same database; wrk drives them. Every result is a ratio to a
+baseline measured in the same run; the last line printed is one JSON object of ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from bench import dataset, loadgen
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+FINDINGS = ROOT / "bench" / "FINDINGS.md"
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+POSTGRES_BENCH_DB = "channels_bench"
+RATIO_KEYS = (
+    "create_vs_insert",
+    "list_vs_bare",
+    "get_vs_bare",
+    "list_1m_vs_1k",
+    "get_1m_vs_1k",
+    "create_1m_vs_1k",
+    "search_1m_vs_1k",
+)
+
+
+@dataclass
+class Profile:
+    """How long and how hard: ``--quick`` or the full run."""
+
+    name: str
+    backends: tuple[str, ...]
+    sizes: tuple[int, ...]
+    throughput_seconds: float
+    growth_seconds: float
+    warmup_seconds: float
+    rounds: int
+    workers: int
+    connections: int
+
+
+QUICK = Profile("quick", ("sqlite",), (1_000, 100_000), 2, 1, 1, 1, 4, 8)
+FULL = Profile("full", ("sqlite", "postgresql"), (1_000, 100_000, 1_000_000), 5, 3, 1, 3, 4, 8)
+
+
+@dataclass
+class BackendRun:
+    """Everything measured on one database."""
+
+    backend: str
+    throughput: dict[str, list[loadgen.Result]] = field(default_factory=dict)
+    growth: dict[int, dict[str, loadgen.Result]] = field(default_factory=dict)
+    load_seconds: dict[int, float] = field(default_factory=dict)
+    console: dict[str, dict] = field(default_factory=dict)
+    explain: dict[str, str] = field(default_factory=dict)
+    ratios: dict[str, float | int | str] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database_url: str, secret_key: str, credentials_key: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        CHANNELS_ENV="production",
+        SECRET_KEY=secret_key,
+        CREDENTIALS_KEY=credentials_key,
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@contextmanager
+def gunicorn(app_spec: str, env: dict, workers: int, probe: str):
+    """A gunicorn with ``workers`` sync workers serving ``app_spec``, ready when ``probe`` answers."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--workers", str(workers),
+        "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning",
+        "--backlog", "256",
+        app_spec,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn for {app_spec} exited with {process.returncode}")
+            try:
+                urllib.request.urlopen(base + probe, timeout=2).read()
+                break
+            except urllib.error.HTTPError:
+                break  # any HTTP answer means the app is up (401 for the API without a key)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn for {app_spec} did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def prepare_database(backend: str, workdir: Path) -> str:
+    """An empty database for this run: a fresh SQLite file or a recreated channels_bench."""
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}"
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_BENCH_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {POSTGRES_BENCH_DB}"))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{POSTGRES_BENCH_DB}"
+
+
+def make_app(database_url: str, secret_key: str, credentials_key: str):
+    from app import create_app
+
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SECRET_KEY": secret_key,
+            "CREDENTIALS_KEY": credentials_key,
+            "RATELIMIT_ENABLED": False,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+
+
+def measure_growth(
+    base: str, bare: str, seed: dataset.Seed, profile: Profile, headers: dict
+) -> dict:
+    """Latency (one connection, no queueing) of list, get, create and search at this size, and of
+    the bare JSON endpoint in the same minute (to tell table growth from a busier machine)."""
+    body = dataset.create_payload(seed)
+    post_headers = dict(headers, **{"Content-Type": "application/json"})
+    runs = {
+        "bare_json": dict(url=f"{bare}/bare/json", headers={}),
+        "list": dict(url=f"{base}/api/channels"),
+        "get": dict(url=f"{base}/api/channels/{seed.sample_id}"),
+        "create": dict(url=f"{base}/api/channels", post_body_template=body, headers=post_headers),
+        "search": dict(url=f"{base}/api/channels?q={dataset.NEEDLE}"),
+        "search_common": dict(url=f"{base}/api/channels?q={dataset.COMMON}"),
+    }
+    results = {}
+    for name, spec in runs.items():
+        spec.setdefault("headers", headers)
+        results[name] = loadgen.run(
+            f"{name}-{seed.loaded}", duration=profile.growth_seconds, connections=1, **spec
+        )
+    return results
+
+
+THROUGHPUT_PAIRS = {"create": "bare_insert", "list": "bare_json", "get": "bare_json"}
+
+
+def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profile, headers: dict):
+    """Throughput and latency under load, in rounds that alternate baselines and app endpoints
+    (so a change in the machine's background load hits both); returns every round."""
+    body = dataset.create_payload(seed)
+    post_headers = dict(headers, **{"Content-Type": "application/json"})
+    specs = {
+        "bare_json": dict(url=f"{bare}/bare/json"),
+        "bare_insert": dict(
+            url=f"{bare}/bare/insert",
+            post_body_template='{"name": "__NAME__"}',
+            headers={"Content-Type": "application/json"},
+        ),
+        "create": dict(url=f"{base}/api/channels", post_body_template=body, headers=post_headers),
+        "list": dict(url=f"{base}/api/channels", headers=headers),
+        "get": dict(url=f"{base}/api/channels/{seed.sample_id}", headers=headers),
+    }
+    common = dict(connections=profile.connections, threads=2)
+    for name, spec in specs.items():
+        loadgen.run(f"warmup-{name}", duration=profile.warmup_seconds, **common, **spec)
+    rounds: dict[str, list[loadgen.Result]] = {name: [] for name in specs}
+    for number in range(profile.rounds):
+        for name, spec in specs.items():
+            result = loadgen.run(name, duration=profile.throughput_seconds, **common, **spec)
+            rounds[name].append(result)
+            log(f"  round {number + 1} {name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms")
+    return rounds
+
+
+def run_backend(backend: str, profile: Profile, workdir: Path) -> BackendRun:
+    """Set up one database, serve both apps, measure, and compute the ratios."""
+    from flask_migrate import upgrade
+
+    from bench import console
+    from bench.bare_app import create_bare_table
+    from core.extensions import db
+
+    result = BackendRun(backend)
+    secret_key = secrets.token_urlsafe(48)
+    credentials_key = Fernet.generate_key().decode()
+    database_url = prepare_database(backend, workdir)
+    app = make_app(database_url, secret_key, credentials_key)
+    with app.app_context():
+        upgrade()
+        seed = dataset.seed_tenants()
+        create_bare_table(database_url)
+        console_target = console.prepare(app, seed)
+    env = server_env(database_url, secret_key, credentials_key)
+    headers = {"Authorization": f"Bearer {seed.api_key}"}
+
+    workers = profile.workers
+    with (
+        gunicorn("bench.bare_app:create_bare_app()", env, workers, "/bare/json") as bare,
+        gunicorn("bench.served_app:app", env, workers, "/api/channels") as base,
+    ):
+        for size in profile.sizes:
+            with app.app_context():
+                result.load_seconds[size] = dataset.grow(seed, size)
+                if size == profile.sizes[-1]:
+                    result.explain = explain_queries(seed)
+            log(f"[{backend}] {size} rows loaded in {result.load_seconds[size]:.1f}s")
+            result.growth[size] = measure_growth(base, bare, seed, profile, headers)
+            for name, res in result.growth[size].items():
+                log(f"  {name}@{size}: p50 {res.p50_ms:.2f} ms")
+            if size == profile.sizes[0]:
+                result.throughput = measure_throughput(bare, base, seed, profile, headers)
+                if console_target is not None:
+                    result.console = console.measure(base, bare, console_target, profile)
+    with app.app_context():
+        db.engine.dispose()
+    result.ratios = ratios(result, profile)
+    return result
+
+
+def explain_queries(seed: dataset.Seed) -> dict[str, str]:
+    """The database's plan for the list, search and get queries on the largest table."""
+    from sqlalchemy import text
+
+    from core.extensions import db
+    from core.models import Channel
+    from core.services.channel_queries import channel_list_query
+
+    dialect = db.engine.dialect
+    prefix = "EXPLAIN" if dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+    tenant = seed.measured.id
+    queries = {
+        "list": channel_list_query(tenant),
+        "search": channel_list_query(tenant, q=dataset.NEEDLE),
+        "search_common": channel_list_query(tenant, q=dataset.COMMON),
+    }
+    plans = {}
+    for name, query in queries.items():
+        query = query.order_by(Channel.created_at.desc(), Channel.id.desc()).limit(51)
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        rows = db.session.execute(text(f"{prefix} {sql}")).all()
+        plans[name] = "\n".join(" | ".join(str(c) for c in row) for row in rows)
+    db.session.rollback()
+    return plans
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratios(run: BackendRun, profile: Profile) -> dict:
+    """The headline ratios; throughput ratios >1 are better, latency ratios <1 are better.
+
+    Throughput: the median over rounds of (app req/s / baseline req/s in the same round).
+    Growth: p50 at the largest size / p50 at 1k; the ``*_normalized`` variants divide each by
+    the bare JSON p50 measured in the same minute, which cancels a busier or quieter machine.
+    """
+    t = run.throughput
+    small, large = profile.sizes[0], profile.sizes[-1]
+
+    def paired(name: str, figure: str) -> float:
+        base = THROUGHPUT_PAIRS[name]
+        values = [
+            getattr(a, figure) / getattr(b, figure) for a, b in zip(t[name], t[base], strict=True)
+        ]
+        return round(median(values), 3)
+
+    def growth(name: str) -> float:
+        return round(run.growth[large][name].p50_ms / run.growth[small][name].p50_ms, 3)
+
+    def normalized(name: str) -> float:
+        scale = run.growth[large]["bare_json"].p50_ms / run.growth[small]["bare_json"].p50_ms
+        return round(growth(name) / scale, 3)
+
+    values = {
+        "create_vs_insert": paired("create", "rps"),
+        "list_vs_bare": paired("list", "rps"),
+        "get_vs_bare": paired("get", "rps"),
+        "list_1m_vs_1k": growth("list"),
+        "get_1m_vs_1k": growth("get"),
+        "create_1m_vs_1k": growth("create"),
+        "search_1m_vs_1k": growth("search"),
+        "large_rows": large,
+        "database": run.backend,
+        "create_p50_vs_insert": paired("create", "p50_ms"),
+        "create_p99_vs_insert": paired("create", "p99_ms"),
+        "list_p50_vs_bare": paired("list", "p50_ms"),
+        "list_p99_vs_bare": paired("list", "p99_ms"),
+        "get_p50_vs_bare": paired("get", "p50_ms"),
+        "get_p99_vs_bare": paired("get", "p99_ms"),
+        "search_common_1m_vs_1k": growth("search_common"),
+        "bare_json_1m_vs_1k": growth("bare_json"),
+    }
+    for name in ("list", "get", "create", "search", "search_common"):
+        values[f"{name}_1m_vs_1k_normalized"] = normalized(name)
+    for name, figures in run.console.items():
+        if name != "bare_json":
+            values[f"console_{name}_p50_vs_bare"] = figures["p50_vs_bare"]
+            values[f"console_{name}_bytes"] = figures["bytes"]
+    return values
+
+
+def machine() -> dict:
+    """CPU model, cores, memory and the versions that matter, for RESULTS.md."""
+    import sqlite3
+
+    import flask
+    import gunicorn as gunicorn_pkg
+    import sqlalchemy
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    wrk = subprocess.run([loadgen.ensure_wrk(), "-v"], capture_output=True, text=True)
+    postgres = ""
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(POSTGRES_ADMIN_URL)
+        with engine.connect() as conn:
+            postgres = conn.execute(text("SHOW server_version")).scalar()
+        engine.dispose()
+    except Exception as exc:  # PostgreSQL is optional for --quick
+        postgres = f"unavailable ({exc.__class__.__name__})"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "flask": flask.__version__ if hasattr(flask, "__version__") else "3",
+        "sqlalchemy": sqlalchemy.__version__,
+        "gunicorn": gunicorn_pkg.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres,
+        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "wrk",
+        "commit": commit.stdout.strip(),
+    }
+
+
+def write_results(runs: list[BackendRun], profile: Profile, info: dict, started: float) -> None:
+    """bench/RESULTS.md: how it was run, the machine, the ratios, the tables, the plans."""
+    from bench.report import render
+
+    RESULTS.write_text(render(runs, profile, info, time.time() - started, FINDINGS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="SQLite only, 1k and 100k rows, < 1 min"
+    )
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        action="append",
+        help="limit the run to these databases (repeatable)",
+    )
+    parser.add_argument("--workers", type=int, help="gunicorn sync workers (default 4)")
+    parser.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    profile = QUICK if args.quick else FULL
+    if args.db:
+        profile.backends = tuple(args.db)
+    if args.workers:
+        profile.workers = args.workers
+    loadgen.ensure_wrk()
+    started = time.time()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="channels-bench-") as workdir:
+        for backend in profile.backends:
+            log(f"[{backend}] {profile.name} run, {profile.workers} gunicorn sync workers")
+            runs.append(run_backend(backend, profile, Path(workdir)))
+    if not args.quick and not args.no_results:
+        write_results(runs, profile, machine(), started)
+        log(f"wrote {RESULTS.relative_to(ROOT)}")
+    headline = dict(runs[-1].ratios)
+    for other in runs[:-1]:
+        for key in RATIO_KEYS:
+            headline[f"{other.backend}_{key}"] = other.ratios[key]
+    headline["seconds"] = round(time.time() - started, 1)
+    print(json.dumps(headline))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

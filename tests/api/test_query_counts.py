@@ -1,0 +1,149 @@
+"""SQL statements per request, counted on the engine: no N+1 in the lists, bounded single reads
+and writes, whatever the tenant's size.
+
+Counts exclude transaction control (SQLite's ``BEGIN``/``BEGIN IMMEDIATE`` is sent as a
+statement, PostgreSQL's is not), so the same bounds hold on both backends.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from core.extensions import db
+from tests import factories
+from tests.console.helpers import sign_in
+
+# What one request may cost (see the docstrings of the tests for the statements).
+MAX_GET_ONE = 2
+MAX_LIST = 3  # SQLite adds one for a trigram-index probe on searches; see the search test
+MAX_CREATE = 12
+
+
+@contextmanager
+def counted_statements():
+    """The SQL statements the app's engine runs inside the block (transaction control excluded)."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def add_channels(setup, count: int) -> None:
+    """``count`` more channels of both types through the service."""
+    for n in range(count):
+        factories.make_channel(setup, "email" if n % 2 else "sms", is_default=False)
+
+
+def fresh_session() -> None:
+    """Start the next request with nothing loaded, as in production (here every request of a
+    test shares the test's app context, hence its session and identity map)."""
+    db.session.expire_all()
+
+
+def count_request(send) -> list[str]:
+    """Statements run by one request, after a warm-up request (API key's last-use write)."""
+    send()
+    fresh_session()
+    with counted_statements() as statements:
+        response = send()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return list(statements)
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?channel_type=email", "?status=available", "?is_default=false", "?q=mail"]
+)
+def test_api_list_runs_the_same_queries_for_5_and_50_rows(api, setup, query):
+    """GET /api/channels (filters, search) costs as many statements for 50 rows as for 5."""
+    add_channels(setup, 5)
+    small = count_request(lambda: api.get(f"/api/channels?limit=200&{query.lstrip('?')}"))
+    add_channels(setup, 45)
+    large = count_request(lambda: api.get(f"/api/channels?limit=200&{query.lstrip('?')}"))
+    if query in ("", "?is_default=false"):
+        assert len(api.get(f"/api/channels?limit=200&{query.lstrip('?')}").get_json()["data"]) == 50
+    print("COUNTS", len(small), len(large), large)
+    assert len(large) == len(small), large
+    assert len(large) <= MAX_LIST + (1 if "q=" in query else 0), large
+
+
+def test_api_list_next_page_runs_the_same_queries(api, setup):
+    """Following a cursor costs what the first page costs."""
+    add_channels(setup, 12)
+    first = count_request(lambda: api.get("/api/channels?limit=5"))
+    cursor = api.get("/api/channels?limit=5").get_json()["next_cursor"]
+    assert cursor
+    following = count_request(lambda: api.get(f"/api/channels?limit=5&cursor={cursor}"))
+    assert len(following) == len(first)
+
+
+def test_get_one_channel_is_bounded(api, setup):
+    """GET /api/channels/{id}: the key lookup and one SELECT of the channel with its resources."""
+    channel_id = factories.make_channel(setup).id
+    add_channels(setup, 20)
+    statements = count_request(lambda: api.get(f"/api/channels/{channel_id}"))
+    print("GET", statements)
+    assert len(statements) <= MAX_GET_ONE, statements
+
+
+@pytest.mark.parametrize("channel_type", ["email", "sms"])
+def test_create_channel_is_bounded_and_independent_of_size(api, setup, channel_type):
+    """POST /api/channels runs a bounded number of statements, as many with 40 channels as with 0."""
+
+    def create(name: str):
+        payload = setup.email_payload(name=name) if channel_type == "email" else setup.sms_payload(name=name)
+        fresh_session()
+        with counted_statements() as statements:
+            response = api.post("/api/channels", json=payload)
+        assert response.status_code == 201, response.get_json()
+        return list(statements)
+
+    api.get("/api/channels")  # the key's last-use write happens here, not in the counts
+    first = create("First")  # becomes the default: clears nothing, but checks for one
+    second = create("Second")
+    add_channels(setup, 40)
+    later = create("Later")
+    print("CREATE", len(first), len(second), len(later), first)
+    assert len(first) <= MAX_CREATE, first
+    assert len(later) == len(second), later
+
+
+@pytest.fixture
+def app_config(app_config):
+    """Console pages of 50 rows, so that 50 channels render on one page."""
+    return dict(app_config, PAGE_SIZE=50)
+
+
+@pytest.fixture
+def console(app, client, tenant):
+    """The test client signed in as an admin of ``tenant``."""
+    admin = factories.make_user(tenant, role="admin", email="counts-admin@example.org")
+    assert sign_in(client, admin.email).status_code == 303
+    return client
+
+
+@pytest.mark.parametrize("fragment", [False, True])
+def test_console_channels_page_runs_the_same_queries_for_5_and_50_rows(console, setup, fragment):
+    """The console's channels table (page and htmx rows) costs the same for 50 rows as for 5."""
+    headers = {"HX-Request": "true"} if fragment else {}
+
+    def page():
+        return console.get("/channels", headers=headers)
+
+    add_channels(setup, 5)
+    small = count_request(page)
+    add_channels(setup, 45)
+    large = count_request(page)
+    assert page().get_data(as_text=True).count("<tr") >= 50
+    print("COUNTS", len(small), len(large), large)
+    assert len(large) == len(small), large
