@@ -44,8 +44,9 @@ REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 QUERY_BOOLEAN_PATTERN = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: the body is not JSON or not an object, or a query parameter or header "
-    "is malformed (`bad_request`).",
+    400: "Bad request: the body is not JSON or not an object, JSON or a query parameter "
+    "contains a NUL character (U+0000), or a query parameter or header is malformed "
+    "(`bad_request`).",
     401: "No API key, or an unknown or revoked one (`unauthorized`).",
     403: "A `read` key was used for a write (`forbidden`).",
     404: "The id in the path is unknown, malformed, or another tenant's (`not_found`).",
@@ -65,10 +66,10 @@ ERROR_DESCRIPTIONS = {
 # Error statuses by kind of operation; an operation lists the ones that can happen to it.
 SERVER_ERRORS = (429, 500, 503)
 READ_ERRORS = (400, 401, *SERVER_ERRORS)
-ID_READ_ERRORS = (401, 404, *SERVER_ERRORS)
+ID_READ_ERRORS = (400, 401, 404, *SERVER_ERRORS)
 BODY_ERRORS = (400, 401, 403, 409, 413, 415, 422, *SERVER_ERRORS)
 ID_BODY_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, *SERVER_ERRORS)
-ID_DELETE_ERRORS = (401, 403, 404, 409, *SERVER_ERRORS)
+ID_DELETE_ERRORS = (400, 401, 403, 404, 409, *SERVER_ERRORS)
 
 
 # --- small builders -------------------------------------------------------------------------
@@ -113,6 +114,11 @@ def no_content(description: str, headers: tuple[str, ...] = ()) -> dict:
 def query(name: str, schema: dict, description: str) -> dict:
     """An optional query parameter."""
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def blank_or(schema: dict) -> dict:
+    """A filter that may also be sent blank (a plain GET form's empty field): no filter then."""
+    return {"anyOf": [schema, {"type": "string", "pattern": r"^\s*$"}]}
 
 
 def path_id(name: str, what: str) -> dict:
@@ -485,38 +491,38 @@ OPERATIONS: list[Operation] = [
         parameters=[
             query(
                 "resource_type",
-                {"type": "string", "enum": list(RESOURCE_TYPES)},
+                blank_or({"type": "string", "enum": list(RESOURCE_TYPES)}),
                 "Only events about this resource type.",
             ),
             query(
                 "resource_id",
-                {"type": "string", "format": "uuid"},
+                blank_or({"type": "string", "format": "uuid"}),
                 "Only events about this resource.",
             ),
             query(
                 "action",
-                {"type": "string", "pattern": ACTION.pattern},
+                blank_or({"type": "string", "pattern": ACTION.pattern}),
                 "Only this action, e.g. `channel.create`.",
             ),
             query(
                 "actor_type",
-                {"type": "string", "enum": list(ACTOR_TYPES)},
+                blank_or({"type": "string", "enum": list(ACTOR_TYPES)}),
                 "Only events by this kind of actor.",
             ),
             query(
                 "actor_id",
-                {"type": "string", "format": "uuid"},
+                blank_or({"type": "string", "format": "uuid"}),
                 "Only events by this user or API key.",
             ),
             query(
                 "since",
-                {"type": "string", "format": "date-time"},
+                blank_or({"type": "string", "format": "date-time"}),
                 "Only events at or after this RFC 3339 time, with an offset "
                 "(e.g. `2024-10-03T12:00:00Z`).",
             ),
             query(
                 "until",
-                {"type": "string", "format": "date-time"},
+                blank_or({"type": "string", "format": "date-time"}),
                 "Only events before this RFC 3339 time (exclusive; not earlier than `since`).",
             ),
             LIMIT,
