@@ -610,7 +610,7 @@ def check_integration(data: dict, existing: Integration | None = None, current_c
         raw_provider = data.get("provider")
         if is_missing(raw_provider):
             errors.add("provider", REQUIRED)
-        elif raw_provider not in PROVIDERS:
+        elif not isinstance(raw_provider, str) or raw_provider not in PROVIDERS:
             errors.add("provider", "Must be one of: " + ", ".join(PROVIDERS) + ".")
         elif channel_type and channel_type not in PROVIDERS[raw_provider].channel_types:
             errors.add("provider", f"{PROVIDERS[raw_provider].label} does not send {channel_type}.")

