@@ -121,7 +121,8 @@ def query_limit(default: int = 50, maximum: int = 200) -> int:
     value = request.args.get("limit")
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         raise BadRequest(f"The query parameter limit must be a whole number from 1 to {maximum}.")
     return int(value)
 
