@@ -102,12 +102,8 @@ def test_channel_pages_have_no_serious_violations(audit_page, axe_path, sign_in,
     _assert_no_violations(found)
 
 
-def test_every_other_console_page_has_no_serious_violations(
-    audit_page, axe_path, sign_in, admin, setup, screenshot
-):
-    """Each console GET page without path arguments (found in the URL map), as a tenant admin."""
-    factories.make_channel(setup, "email", name="Support Email")
-    endpoints = sorted(
+def _parameterless_pages() -> list[str]:
+    return sorted(
         rule.endpoint
         for rule in current_app.url_map.iter_rules()
         if rule.endpoint.startswith("console.")
@@ -115,21 +111,70 @@ def test_every_other_console_page_has_no_serious_violations(
         and not rule.arguments
         and rule.endpoint not in NOT_PAGES
     )
-    page = audit_page
-    sign_in(page, admin)
+
+
+def _audit_endpoints(page, axe_path, screenshot, endpoints, seen: set[str]):
+    """Audit each endpoint's page once; returns (violations, audited, refused with 403)."""
     found: list[str] = []
-    audited = []
+    audited, refused = [], []
     for endpoint in endpoints:
         response = page.goto(url_for(endpoint))
         assert response is not None and response.status < 500, (
             f"{endpoint}: {response and response.status}"
         )
-        if response.status == 403 or "text/html" not in response.headers.get("content-type", ""):
-            continue  # support-only pages, downloads
-        name = endpoint.removeprefix("console.").replace("_", "-")
+        if response.status == 403:
+            refused.append(endpoint)
+            continue
+        if "text/html" not in response.headers.get("content-type", "") or page.url in seen:
+            continue  # a download, or a fragment route that redirected to a page seen already
+        seen.add(page.url)
         found += _audit(page, axe_path, endpoint)
-        screenshot(page, name)
+        screenshot(page, endpoint.removeprefix("console.").replace("_", "-"))
         audited.append(endpoint)
+    return found, audited, refused
+
+
+def test_every_console_page_has_no_serious_violations(
+    open_page, axe_path, sign_in, admin, setup, screenshot
+):
+    """Each console GET page without path arguments (from the URL map), as admin or as support."""
+    factories.make_channel(setup, "email", name="Support Email")
+    support = factories.make_user(role="support", email="sam@support.example")
+    page = open_page(bypass_csp=True)
+    sign_in(page, admin)
+    seen: set[str] = set()
+    found, audited, refused = _audit_endpoints(
+        page, axe_path, screenshot, _parameterless_pages(), seen
+    )
     assert "console.channels_index" in audited, f"audited only {audited}"
+    if refused:  # pages for support staff only (the tenant switcher)
+        support_page = open_page(bypass_csp=True)
+        sign_in(support_page, support)
+        more, audited_by_support, refused_again = _audit_endpoints(
+            support_page, axe_path, screenshot, refused, seen
+        )
+        assert not refused_again, f"refused to admin and support alike: {refused_again}"
+        found += more
+        audited += audited_by_support
     print("audited:", ", ".join(audited))
+    _assert_no_violations(found)
+
+
+def test_support_view_has_no_serious_violations(audit_page, axe_path, sign_in, setup, screenshot):
+    """Support staff: the tenant switcher, then a tenant's pages read-only under the banner."""
+    channel = factories.make_channel(setup, "email", name="Support Email")
+    support = factories.make_user(role="support", email="sam@support.example")
+    page = audit_page
+    sign_in(page, support)
+    page.goto(url_for("console.support_tenants"))
+    found = _audit(page, axe_path, "tenant switcher")
+    screenshot(page, "support-tenants")
+    action = url_for("console.support_open_tenant", tenant_id=setup.tenant.id)
+    page.locator(f"form[action='{action}'] button").click()
+    expect(page.get_by_role("note", name="Read-only access")).to_contain_text(setup.tenant.name)
+    found += _audit(page, axe_path, "channels as support")
+    screenshot(page, "support-channels")
+    page.goto(url_for("console.channels_edit", channel_id=channel.id))
+    expect(page.get_by_label("Name")).to_be_disabled()
+    found += _audit(page, axe_path, "channel as support")
     _assert_no_violations(found)
