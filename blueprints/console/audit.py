@@ -97,12 +97,12 @@ def _filters(form: AuditFilterForm) -> AuditFilters | None:
         args["since"] = rfc3339(datetime.combine(form.since.data, time(), UTC))
     if isinstance(form.until.data, date):
         args["until"] = rfc3339(datetime.combine(form.until.data + timedelta(days=1), time(), UTC))
+    if "since" in args and "until" in args and form.until.data < form.since.data:
+        form.until.errors = list(form.until.errors) + ["Must not be before the From date."]
     try:
         filters = parse_audit_filters(args)
     except BadAuditFilter as exc:
         for name, messages in exc.fields.items():
-            if name == "until" and "since" in args and "until" in args:
-                messages = ["Must not be before the From date."]
             field = getattr(form, FORM_FIELD_OF[name])
             field.errors = list(field.errors) + list(messages)
         return None

@@ -17,8 +17,12 @@ NEW_PASSWORD = "a-long-initial-password"
 
 def add_admin(console, email="new.admin@example.org", name="New Admin", password=NEW_PASSWORD):
     """Submit the team page's form."""
-    data = {"csrf_token": csrf_token(console, "/team"), "email": email, "name": name,
-            "password": password}
+    data = {
+        "csrf_token": csrf_token(console, "/team"),
+        "email": email,
+        "name": name,
+        "password": password,
+    }
     return console.post("/team", data=data)
 
 
@@ -61,8 +65,11 @@ def test_adding_an_admin_creates_an_account_that_can_sign_in(app, console, admin
     assert NEW_PASSWORD not in json.dumps(event.changes)
     assert "is now an admin" in console.get("/team").get_data(as_text=True)
     other = app.test_client()  # signs in with the chosen password (email case-insensitive)
-    data = {"csrf_token": csrf_token(other, "/login"), "email": "New.Admin@example.org",
-            "password": NEW_PASSWORD}
+    data = {
+        "csrf_token": csrf_token(other, "/login"),
+        "email": "New.Admin@example.org",
+        "password": NEW_PASSWORD,
+    }
     assert other.post("/login", data=data).status_code == 303
     assert other.get("/team").status_code == 200
 
@@ -104,7 +111,9 @@ def test_removal_without_javascript_confirms_first(console, tenant):
     page = console.get(f"/team/{colleague.id}/remove?next=/team")
     assert "Remove colleague@example.org from the team?" in page.get_data(as_text=True)
     token = csrf_token(console, "/team")
-    response = console.post(f"/team/{colleague.id}/remove", data={"csrf_token": token, "next": "/team"})
+    response = console.post(
+        f"/team/{colleague.id}/remove", data={"csrf_token": token, "next": "/team"}
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/team"
     assert db.session.get(User, colleague.id) is None
 
@@ -145,7 +154,9 @@ def test_other_tenants_admins_are_unknown_here(console, other_tenant):
     make_console_user("helper@example.org", "admin", other_tenant)
     assert console.get(f"/team/{stranger.id}/remove").status_code == 404
     token = csrf_token(console, "/team")
-    assert console.post(f"/team/{stranger.id}/remove", data={"csrf_token": token}).status_code == 404
+    assert (
+        console.post(f"/team/{stranger.id}/remove", data={"csrf_token": token}).status_code == 404
+    )
     assert console.post("/team/not-an-id/remove", data={"csrf_token": token}).status_code == 404
     assert db.session.get(User, stranger.id) is not None
 
@@ -159,9 +170,15 @@ def test_support_reads_the_team_but_cannot_change_it(support_console, tenant):
     assert colleague.email in page.get_text()
     assert page.find("form", attrs={"action": "/team"}) is None
     assert page.find(attrs={"hx-post": True}) is None
-    assert support_console.post("/team", data={"csrf_token": token, "email": "x@example.org",
-                                               "password": PASSWORD}).status_code == 403
-    assert support_console.post(f"/team/{colleague.id}/remove",
-                                data={"csrf_token": token}).status_code == 403
+    assert (
+        support_console.post(
+            "/team", data={"csrf_token": token, "email": "x@example.org", "password": PASSWORD}
+        ).status_code
+        == 403
+    )
+    assert (
+        support_console.post(f"/team/{colleague.id}/remove", data={"csrf_token": token}).status_code
+        == 403
+    )
     assert support_console.get(f"/team/{colleague.id}/remove").status_code == 403
     assert db.session.get(User, colleague.id) is not None
