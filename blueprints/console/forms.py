@@ -67,8 +67,9 @@ class MetadataField(Field):
             self.data = [(key, metadata_text(value)) for key, value in (data or {}).items()]
 
     def rows(self) -> list[tuple[str, str]]:
-        """The rows to render: the typed ones, then a few blank ones."""
-        return list(self.data) + [("", "")] * METADATA_BLANK_ROWS
+        """The rows to render: the typed (non-blank) ones, then a few blank ones."""
+        typed = [(key, value) for key, value in self.data if key.strip() or value.strip()]
+        return typed + [("", "")] * METADATA_BLANK_ROWS
 
     def to_metadata(self, current: dict | None = None) -> dict:
         """The metadata object; a key typed twice is a form error (JSON keys are unique)."""
