@@ -400,7 +400,11 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
         is_default = clean_bool(data.get("is_default"), errors, "is_default")
         if is_default is not None:
             draft.is_default = is_default
-            if is_default and not draft.enabled and "status" not in errors:
+            # The derived status, not only the switch: a channel disabled by its integration
+            # or its released number cannot be the default either.
+            if is_default and draft.integration is not None and draft.status == "disabled" and (
+                "status" not in errors and "integration_id" not in errors
+            ):
                 errors.add("is_default", "A disabled channel cannot be the default.")
             if existing is None or is_default != existing.is_default:
                 changed.append("is_default")

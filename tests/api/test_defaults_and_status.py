@@ -415,3 +415,35 @@ def test_unused_resources_can_be_deleted(api, setup):
         f"/api/phone_numbers/{setup.number.id}",
     ):
         assert_error(api.get(path), 404, "not_found")
+
+
+def test_a_channel_disabled_by_its_integration_cannot_be_made_default(api, setup):
+    """Status disabled because the integration is: is_default true is refused like any disabled channel."""
+    other_integration = factories.make_integration(setup.tenant, "email")
+    default = factories.make_channel(setup, "email", name="Default", integration_id=other_integration.id)
+    channel = factories.make_channel(setup, "email", name="Follows its integration")
+    factories.set_integration_status(setup.tenant, setup.email_integration, "disabled")
+    response = api.patch(f"/api/channels/{channel.id}", json={"is_default": True})
+    assert list(assert_error(response, 422, "validation_error")["fields"]) == ["is_default"]
+    assert defaults(api, "email") == [default.id]
+
+
+def test_a_channel_whose_number_was_released_cannot_be_made_default(api, setup):
+    """Status disabled because its number was released: is_default true is refused."""
+    channel = factories.make_channel(setup, "sms", is_default=False)
+    factories.release_number(setup.tenant, setup.number)
+    response = api.patch(f"/api/channels/{channel.id}", json={"is_default": True})
+    assert list(assert_error(response, 422, "validation_error")["fields"]) == ["is_default"]
+
+
+def test_moving_a_disabled_channel_to_an_active_integration_may_make_it_default(api, setup):
+    """The same PATCH that gives it an active integration may make it the default."""
+    channel = factories.make_channel(setup, "email", is_default=False)
+    factories.set_integration_status(setup.tenant, setup.email_integration, "disabled")
+    active = factories.make_integration(setup.tenant, "email")
+    response = api.patch(
+        f"/api/channels/{channel.id}", json={"integration_id": active.id, "is_default": True}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "available" and body["is_default"] is True
