@@ -113,7 +113,13 @@ def no_content(description: str, headers: tuple[str, ...] = ()) -> dict:
 
 def query(name: str, schema: dict, description: str) -> dict:
     """An optional query parameter."""
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def blank_or(schema: dict) -> dict:
@@ -128,7 +134,8 @@ def path_id(name: str, what: str) -> dict:
         "in": "path",
         "required": True,
         "schema": {"type": "string"},
-        "description": f"The {what}'s id (a UUID). An unknown, malformed or other tenant's id is 404.",
+        "description": f"The {what}'s id (a UUID). An unknown, malformed or other tenant's "
+        "id is 404.",
     }
 
 
@@ -200,7 +207,9 @@ class Operation:
             response = dict(response)
             headers = dict(response.get("headers") or {})
             if self.method == "post" and not self.public:
-                headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+                headers["Idempotent-Replayed"] = {
+                    "$ref": "#/components/headers/Idempotent-Replayed"
+                }
             headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
             response["headers"] = headers
             responses[str(status)] = response
@@ -246,8 +255,12 @@ OPERATIONS: list[Operation] = [
         errors=READ_ERRORS,
         parameters=[
             query("channel_type", CHANNEL_TYPE, "Only channels of this type."),
-            query("status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."),
-            query("is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."),
+            query(
+                "status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."
+            ),
+            query(
+                "is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."
+            ),
             query("q", {"type": "string"}, "Name contains (case-insensitive)."),
             LIMIT,
             CURSOR,
@@ -320,7 +333,11 @@ OPERATIONS: list[Operation] = [
         "Integrations",
         ok={200: body("IntegrationList", "One page of integrations, newest first.")},
         errors=READ_ERRORS,
-        parameters=[query("channel_type", CHANNEL_TYPE, "Only integrations of this type."), LIMIT, CURSOR],
+        parameters=[
+            query("channel_type", CHANNEL_TYPE, "Only integrations of this type."),
+            LIMIT,
+            CURSOR,
+        ],
     ),
     Operation(
         "get",
@@ -377,7 +394,11 @@ OPERATIONS: list[Operation] = [
         "createEmailDomain",
         "Add an email domain",
         "Email domains",
-        ok={201: body("EmailDomain", "The domain was added (pending) with its DNS records.", ("Location",))},
+        ok={
+            201: body(
+                "EmailDomain", "The domain was added (pending) with its DNS records.", ("Location",)
+            )
+        },
         errors=BODY_ERRORS,
         request_schema="EmailDomainCreate",
     ),
@@ -432,7 +453,13 @@ OPERATIONS: list[Operation] = [
         "createPhoneNumber",
         "Add a phone number",
         "Phone numbers",
-        ok={201: body("PhoneNumber", "The number was added; `channel_id` is its SMS channel.", ("Location",))},
+        ok={
+            201: body(
+                "PhoneNumber",
+                "The number was added; `channel_id` is its SMS channel.",
+                ("Location",),
+            )
+        },
         errors=BODY_ERRORS,
         request_schema="PhoneNumberCreate",
     ),
@@ -555,10 +582,15 @@ OPERATIONS: list[Operation] = [
 def _metadata_schema() -> dict:
     return {
         "type": "object",
-        "description": f"Free-form labels: at most {METADATA_MAX_KEYS} keys of 1–{METADATA_KEY_MAX} "
-        f"printable characters; values are strings (≤{METADATA_VALUE_MAX}), numbers, booleans or null.",
+        "description": f"Free-form labels: at most {METADATA_MAX_KEYS} keys of "
+        f"1–{METADATA_KEY_MAX} printable characters; values are strings "
+        f"(≤{METADATA_VALUE_MAX}), numbers, booleans or null.",
         "maxProperties": METADATA_MAX_KEYS,
-        "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_MAX, "pattern": NO_CONTROL_CHARACTERS},
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": METADATA_KEY_MAX,
+            "pattern": NO_CONTROL_CHARACTERS,
+        },
         "additionalProperties": {
             "anyOf": [
                 {"type": "string", "maxLength": METADATA_VALUE_MAX},
@@ -572,7 +604,11 @@ def _metadata_schema() -> dict:
 
 # The address fields of each channel type, as they appear in requests and responses.
 ADDRESS_FIELDS = {
-    "send_from_email": {"type": "string", "format": "email", "description": "An address on the email domain."},
+    "send_from_email": {
+        "type": "string",
+        "format": "email",
+        "description": "An address on the email domain.",
+    },
     "email_domain_id": {**ID, "description": "One of the tenant's email domains."},
     "send_from_phone_number": {
         "type": "string",
@@ -611,7 +647,10 @@ def _channel_create_schema(channel_type: str) -> dict:
     properties = {
         "name": NAME,
         "channel_type": {"type": "string", "const": channel_type},
-        "integration_id": {"type": "string", "description": f"An active {channel_type} integration."},
+        "integration_id": {
+            "type": "string",
+            "description": f"An active {channel_type} integration.",
+        },
     }
     for name in CHANNEL_TYPE_FIELDS[channel_type]:
         properties[name] = ADDRESS_FIELDS[name]
@@ -634,7 +673,8 @@ def _channel_update_schema() -> dict:
         for name in fields:
             properties[name] = {
                 **ADDRESS_FIELDS[name],
-                "description": ADDRESS_FIELDS[name]["description"] + " Only for channels of its type.",
+                "description": ADDRESS_FIELDS[name]["description"]
+                + " Only for channels of its type.",
             }
     properties.update(
         is_default={"type": "boolean"},
@@ -701,8 +741,16 @@ def _integration_schemas() -> dict:
                 "updated_at": TIMESTAMP,
             },
             required=[
-                "id", "tenant_id", "name", "channel_type", "provider", "credentials",
-                "status", "last_check", "created_at", "updated_at",
+                "id",
+                "tenant_id",
+                "name",
+                "channel_type",
+                "provider",
+                "credentials",
+                "status",
+                "last_check",
+                "created_at",
+                "updated_at",
             ],
             title=provider.label,
         )
@@ -715,7 +763,11 @@ def _integration_schemas() -> dict:
                 "status": {"type": "string", "enum": ["active", "disabled"], "default": "active"},
             },
             required=["name", "channel_type", "provider"]
-            + (["credentials"] if any(s.required and s.default is None for s in provider.fields) else []),
+            + (
+                ["credentials"]
+                if any(s.required and s.default is None for s in provider.fields)
+                else []
+            ),
             title=provider.label,
         )
         schemas[_provider_schema_name(provider, "Create")] = create
@@ -723,7 +775,10 @@ def _integration_schemas() -> dict:
         "oneOf": [ref(_provider_schema_name(p)) for p in PROVIDERS.values()],
         "discriminator": {
             "propertyName": "provider",
-            "mapping": {p.name: f"#/components/schemas/{_provider_schema_name(p)}" for p in PROVIDERS.values()},
+            "mapping": {
+                p.name: f"#/components/schemas/{_provider_schema_name(p)}"
+                for p in PROVIDERS.values()
+            },
         },
     }
     schemas["IntegrationCreate"] = {
@@ -731,7 +786,8 @@ def _integration_schemas() -> dict:
         "discriminator": {
             "propertyName": "provider",
             "mapping": {
-                p.name: f"#/components/schemas/{_provider_schema_name(p, 'Create')}" for p in PROVIDERS.values()
+                p.name: f"#/components/schemas/{_provider_schema_name(p, 'Create')}"
+                for p in PROVIDERS.values()
             },
         },
     }
@@ -739,7 +795,11 @@ def _integration_schemas() -> dict:
         {
             "name": NAME,
             "channel_type": {**CHANNEL_TYPE, "description": "Accepted only when unchanged."},
-            "provider": {"type": "string", "enum": list(PROVIDERS), "description": "Accepted only when unchanged."},
+            "provider": {
+                "type": "string",
+                "enum": list(PROVIDERS),
+                "description": "Accepted only when unchanged.",
+            },
             "credentials": {
                 "type": ["object", "null"],
                 "description": "The provider's credential fields (see IntegrationCreate); omitted "
@@ -750,7 +810,11 @@ def _integration_schemas() -> dict:
         }
     )
     schemas["IntegrationCheck"] = obj(
-        {"ok": {"type": "boolean"}, "message": {"type": ["string", "null"]}, "checked_at": TIMESTAMP},
+        {
+            "ok": {"type": "boolean"},
+            "message": {"type": ["string", "null"]},
+            "checked_at": TIMESTAMP,
+        },
         required=["ok", "message", "checked_at"],
         description="The outcome of the last connection check.",
     )
@@ -780,7 +844,10 @@ def component_schemas() -> dict:
             "oneOf": [ref("EmailChannel"), ref("SmsChannel")],
             "discriminator": {
                 "propertyName": "channel_type",
-                "mapping": {"email": "#/components/schemas/EmailChannel", "sms": "#/components/schemas/SmsChannel"},
+                "mapping": {
+                    "email": "#/components/schemas/EmailChannel",
+                    "sms": "#/components/schemas/SmsChannel",
+                },
             },
         },
         "EmailChannelPreview": _channel_schema("email", persisted=False),
@@ -806,7 +873,8 @@ def component_schemas() -> dict:
             {
                 "to": {
                     "type": "string",
-                    "description": "An email address (email channels) or an E.164 number (SMS channels).",
+                    "description": "An email address (email channels) or an E.164 number "
+                    "(SMS channels).",
                 }
             },
             required=["to"],
@@ -832,7 +900,8 @@ def component_schemas() -> dict:
                     "type": "string",
                     "minLength": 1,
                     "maxLength": DOMAIN_MAX,
-                    "description": "A domain name, e.g. example.com; stored lower-case in IDNA form.",
+                    "description": "A domain name, e.g. example.com; stored lower-case in "
+                    "IDNA form.",
                 }
             },
             required=["domain"],
@@ -849,8 +918,14 @@ def component_schemas() -> dict:
                 "created_at": TIMESTAMP,
             },
             required=[
-                "id", "tenant_id", "domain", "status", "dns_records", "verified_at",
-                "last_checked_at", "created_at",
+                "id",
+                "tenant_id",
+                "domain",
+                "status",
+                "dns_records",
+                "verified_at",
+                "last_checked_at",
+                "created_at",
             ],
         ),
         "PhoneNumberCreate": obj(
@@ -877,15 +952,25 @@ def component_schemas() -> dict:
                 "tenant_id": ID,
                 "phone_number": {"type": "string", "pattern": E164_PATTERN},
                 "integration_id": ID,
-                "capabilities": {"type": "array", "items": {"type": "string", "enum": list(CAPABILITIES)}},
+                "capabilities": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(CAPABILITIES)},
+                },
                 "status": {"type": "string", "enum": ["active", "released"]},
                 "created_at": TIMESTAMP,
                 "released_at": nullable(TIMESTAMP),
                 "channel_id": nullable({**ID, "description": "Its SMS channel, if any."}),
             },
             required=[
-                "id", "tenant_id", "phone_number", "integration_id", "capabilities", "status",
-                "created_at", "released_at", "channel_id",
+                "id",
+                "tenant_id",
+                "phone_number",
+                "integration_id",
+                "capabilities",
+                "status",
+                "created_at",
+                "released_at",
+                "channel_id",
             ],
         ),
         "AuditEvent": obj(
@@ -903,14 +988,25 @@ def component_schemas() -> dict:
                 "action": {"type": "string"},
                 "resource_type": {"type": "string", "enum": list(RESOURCE_TYPES)},
                 "resource_id": {"type": ["string", "null"]},
-                "changes": {"type": "object", "description": "Before/after per field; secrets masked."},
+                "changes": {
+                    "type": "object",
+                    "description": "Before/after per field; secrets masked.",
+                },
                 "request_id": {"type": ["string", "null"]},
                 "ip": {"type": ["string", "null"]},
                 "created_at": TIMESTAMP,
             },
             required=[
-                "id", "tenant_id", "actor", "action", "resource_type", "resource_id", "changes",
-                "request_id", "ip", "created_at",
+                "id",
+                "tenant_id",
+                "actor",
+                "action",
+                "resource_type",
+                "resource_id",
+                "changes",
+                "request_id",
+                "ip",
+                "created_at",
             ],
         ),
         "Error": obj(
@@ -948,17 +1044,22 @@ HEADERS = {
         {"type": "string"},
     ),
     "Idempotent-Replayed": _header(
-        "`true` when this is the stored response of an earlier request with the same Idempotency-Key.",
+        "`true` when this is the stored response of an earlier request with the same "
+        "Idempotency-Key.",
         {"type": "string", "enum": ["true"]},
     ),
-    "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}, required=True),
+    "Retry-After": _header(
+        "Seconds to wait before retrying.", {"type": "integer", "minimum": 0}, required=True
+    ),
     "X-Request-ID": _header(
         "The request's id (the caller's `X-Request-ID` when well-formed); it is in the logs and "
         "the audit log.",
         {"type": "string", "pattern": REQUEST_ID_PATTERN},
         required=True,
     ),
-    "WWW-Authenticate": _header("The authentication scheme: `Bearer`.", {"type": "string"}, required=True),
+    "WWW-Authenticate": _header(
+        "The authentication scheme: `Bearer`.", {"type": "string"}, required=True
+    ),
 }
 
 # Extra headers of some error responses.
@@ -972,7 +1073,12 @@ PARAMETERS = {
         "description": "Makes a POST safe to retry: the same key with the same request within 24 "
         "hours returns the first response again (with `Idempotent-Replayed: true`) and creates "
         "nothing; with another request, 409 `idempotency_conflict`.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"^[!-~]+$"},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IDEMPOTENCY_KEY_MAX,
+            "pattern": r"^[!-~]+$",
+        },
     },
     "RequestId": {
         "name": "X-Request-ID",
@@ -988,7 +1094,9 @@ PARAMETERS = {
 def _error_responses() -> dict:
     responses = {}
     for status, description in ERROR_DESCRIPTIONS.items():
-        headers = {name: {"$ref": f"#/components/headers/{name}"} for name in ERROR_HEADERS.get(status, ())}
+        headers = {
+            name: {"$ref": f"#/components/headers/{name}"} for name in ERROR_HEADERS.get(status, ())
+        }
         headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
         responses[f"Error{status}"] = {
             "description": description,

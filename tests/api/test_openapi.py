@@ -91,7 +91,10 @@ def test_schemas_follow_the_rules_constants(document):
         "Integration" + name.title() + "Create" for name in PROVIDERS
     }
     assert set(schemas["EmailChannel"]["properties"]) >= {"send_from_email", "email_domain_id"}
-    assert not set(schemas["EmailChannel"]["properties"]) & {"send_from_phone_number", "phone_number_id"}
+    assert not set(schemas["EmailChannel"]["properties"]) & {
+        "send_from_phone_number",
+        "phone_number_id",
+    }
     assert schemas["SmsChannel"]["additionalProperties"] is False
 
 
@@ -129,7 +132,9 @@ def assert_documented(document, method: str, template: str, response) -> None:
     """The response's status, body and headers are what the document says for this operation."""
     operation = document["paths"][template][method.lower()]
     documented = operation["responses"].get(str(response.status_code))
-    assert documented is not None, f"{method} {template} answered an undocumented {response.status_code}"
+    assert documented is not None, (
+        f"{method} {template} answered an undocumented {response.status_code}"
+    )
     documented = _resolve(document, documented)
     content = documented.get("content")
     if content:
@@ -162,13 +167,17 @@ def call(api, document):
 
 def test_channel_responses_match_the_document(call, setup):
     """Create (both types, dry run, 422), list, get, patch, delete: every response conforms."""
-    email = call("POST", "/api/channels", json=setup.email_payload(metadata={"team": "care", "n": 1.5}))
+    email = call(
+        "POST", "/api/channels", json=setup.email_payload(metadata={"team": "care", "n": 1.5})
+    )
     assert email.status_code == 201 and email.get_json()["is_default"] is True
     sms = call("POST", "/api/channels", json=setup.sms_payload())
     assert sms.status_code == 201
     second = call("POST", "/api/channels", json=setup.email_payload(is_default=False))
     assert second.status_code == 201
-    preview = call("POST", "/api/channels", "/api/channels?dry_run=true", json=setup.email_payload())
+    preview = call(
+        "POST", "/api/channels", "/api/channels?dry_run=true", json=setup.email_payload()
+    )
     assert preview.status_code == 200 and "id" not in preview.get_json()
     invalid = call("POST", "/api/channels", json={"channel_type": "email", "phone_number_id": "x"})
     assert invalid.status_code == 422 and "send_from_email" in invalid.get_json()["error"]["fields"]
@@ -177,7 +186,12 @@ def test_channel_responses_match_the_document(call, setup):
     assert page.status_code == 200 and page.get_json()["next_cursor"]
     cursor = page.get_json()["next_cursor"]
     assert call("GET", "/api/channels", f"/api/channels?limit=1&cursor={cursor}").status_code == 200
-    assert call("GET", "/api/channels", "/api/channels?is_default=TRUE&q=Email&status=available").status_code == 200
+    assert (
+        call(
+            "GET", "/api/channels", "/api/channels?is_default=TRUE&q=Email&status=available"
+        ).status_code
+        == 200
+    )
     assert call("GET", "/api/channels", "/api/channels?limit=0").status_code == 400
     assert call("GET", "/api/channels", "/api/channels?cursor=bogus").status_code == 400
 
@@ -186,9 +200,22 @@ def test_channel_responses_match_the_document(call, setup):
     assert call("GET", template, f"/api/channels/{sms_id}").status_code == 200
     assert call("GET", template, "/api/channels/not-an-id").status_code == 404
     disabled = call("PATCH", template, f"/api/channels/{email_id}", json={"status": "disabled"})
-    assert disabled.status_code == 200 and disabled.headers["Default-Handover"] == second.get_json()["id"]
-    assert call("PATCH", template, f"/api/channels/{sms_id}", json={"send_from_email": "a@example.com"}).status_code == 422
-    assert call("PATCH", template, f"/api/channels/{sms_id}", data="{", content_type="application/json").status_code == 400
+    assert (
+        disabled.status_code == 200
+        and disabled.headers["Default-Handover"] == second.get_json()["id"]
+    )
+    assert (
+        call(
+            "PATCH", template, f"/api/channels/{sms_id}", json={"send_from_email": "a@example.com"}
+        ).status_code
+        == 422
+    )
+    assert (
+        call(
+            "PATCH", template, f"/api/channels/{sms_id}", data="{", content_type="application/json"
+        ).status_code
+        == 400
+    )
     assert call("PATCH", template, f"/api/channels/{sms_id}", data="x=1").status_code == 415
     deleted = call("DELETE", template, f"/api/channels/{second.get_json()['id']}")
     assert deleted.status_code == 204 and deleted.headers["Default-Handover"] == "none"
@@ -197,7 +224,9 @@ def test_channel_responses_match_the_document(call, setup):
 def _valid_credentials(provider) -> dict:
     values = {"integer": 2525, "boolean": True}
     return {
-        spec.name: spec.choices[0] if spec.kind == "choice" else values.get(spec.kind, f"{spec.name}-value")
+        spec.name: spec.choices[0]
+        if spec.kind == "choice"
+        else values.get(spec.kind, f"{spec.name}-value")
         for spec in provider.fields
     }
 
@@ -235,7 +264,9 @@ def test_domain_number_and_audit_responses_match_the_document(call, setup):
     assert call("GET", "/api/email_domains").status_code == 200
     verified = call("POST", template + "/verify", domain_url + "/verify")
     assert verified.status_code == 200 and verified.get_json()["status"] == "failed"
-    assert call("POST", "/api/email_domains", json={"domain": "mail.example.org"}).status_code == 422
+    assert (
+        call("POST", "/api/email_domains", json={"domain": "mail.example.org"}).status_code == 422
+    )
     call("POST", "/api/channels", json=setup.email_payload())
     assert call("DELETE", template, f"/api/email_domains/{setup.domain.id}").status_code == 409
     assert call("DELETE", template, domain_url).status_code == 204
@@ -243,7 +274,11 @@ def test_domain_number_and_audit_responses_match_the_document(call, setup):
     number = call(
         "POST",
         "/api/phone_numbers",
-        json={"phone_number": "(415) 555-0199", "country": "us", "integration_id": setup.sms_integration.id},
+        json={
+            "phone_number": "(415) 555-0199",
+            "country": "us",
+            "integration_id": setup.sms_integration.id,
+        },
     )
     assert number.status_code == 201 and number.get_json()["channel_id"]
     template = "/api/phone_numbers/{phone_number_id}"
@@ -263,7 +298,10 @@ def test_auth_and_transport_errors_match_the_document(call, app, client, tenant,
     """401 (with WWW-Authenticate), 403, 413, idempotent replay and its 409: all conform."""
     assert call("GET", "/api/channels", client=client).status_code == 401
     reader = factories.ApiClient(client, factories.make_api_key(tenant, scope="read"))
-    assert call("POST", "/api/email_domains", client=reader, json={"domain": "a.example"}).status_code == 403
+    assert (
+        call("POST", "/api/email_domains", client=reader, json={"domain": "a.example"}).status_code
+        == 403
+    )
     too_big = "x" * (64 * 1024 + 1)
     assert call("POST", "/api/email_domains", json={"domain": too_big}).status_code == 413
 
@@ -306,7 +344,9 @@ FUZZ_CONFIG = schemathesis.Config.from_dict(
         "checks": {
             # A well-formed request can still break a rule no schema can express (an unknown
             # integration id, a name already taken, a domain that is not the address's): 422.
-            "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]},
+            "positive_data_acceptance": {
+                "expected-statuses": ["2xx", "401", "403", "404", "409", "422"]
+            },
         },
     }
 )
@@ -359,7 +399,11 @@ fuzz = schemathesis.openapi.from_dict(build_openapi(), config=FUZZ_CONFIG)
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
 )
 def test_api_conforms_to_its_document_under_fuzzing(case, app, fuzz_tenant):
     """Every default check holds: no 5xx, documented statuses, content types, headers, schemas."""
