@@ -103,6 +103,11 @@ def json_body(required: bool = True) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("The JSON body must be an object.")
     _check_depth(body)
+    try:
+        # "\ud800" is valid JSON but not Unicode text: no database could store it.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("The JSON body contains an unpaired surrogate (\\ud800-\\udfff).") from exc
     return body
 
 

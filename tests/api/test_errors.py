@@ -50,6 +50,36 @@ def test_a_json_body_that_is_not_an_object_is_400(api, setup, body):
     assert "object" in assert_error(response, 400, "bad_request")["message"]
 
 
+@pytest.mark.parametrize(
+    "fragment",
+    ['"name": "a\\ud800b"', '"metadata": {"k": "\\udc00"}', '"metadata": {"\\ud83d": 1}'],
+    ids=["in the name", "in a metadata value", "in a metadata key"],
+)
+def test_an_unpaired_surrogate_is_400(api, setup, fragment):
+    """"\\ud800" parses as JSON but is not text any database stores: 400, never a 500."""
+    payload = setup.email_payload()
+    payload.pop("name")
+    raw = json.dumps(payload)[:-1] + ", " + fragment + "}"
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+    assert count_rows(Channel) == 0
+
+
+def test_a_properly_paired_surrogate_is_text(api, setup):
+    """An escaped emoji (a surrogate pair) is ordinary text."""
+    raw = json.dumps(setup.email_payload(name="Launch \U0001F680"))
+    assert "\\ud83d\\ude80" in raw
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert response.status_code == 201 and response.get_json()["name"] == "Launch \U0001F680"
+
+
+def test_a_number_too_large_for_a_float_is_a_field_error(api, setup):
+    """1e999 parses as infinity: metadata refuses it (422), it is never stored."""
+    raw = json.dumps(setup.email_payload())[:-1] + ', "metadata": {"n": 1e999}}'
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert set(assert_error(response, 422, "validation_error")["fields"]) == {"metadata"}
+
+
 @pytest.mark.parametrize("depth", [40, 20_000], ids=["deeper than allowed", "deeper than the parser"])
 def test_deeply_nested_json_is_400(api, setup, depth):
     """Nesting beyond the limit is refused before any rule runs; never a 500 (RecursionError)."""
