@@ -2,8 +2,9 @@
 
 Shape (decided for the growth measurements, see RESULTS.md):
 - ``TENANTS`` tenants, each with an email and an SMS integration, a verified domain and a number,
-  all made through the same services the API uses.
-- Channel rows are bulk-loaded with SQL in one transaction per size, never through the API. Row ``k`` belongs to the measured tenant when ``k % 4 == 0`` (so it
+  all made through the same services the API uses, and a write API key.
+- Channel rows are bulk-loaded with SQL in one transaction per size, never through the API.
+  Row ``k`` belongs to the measured tenant when ``k % 4 == 0`` (so it
   holds a quarter of all rows: 250 of 1k, 250k of 1M) and otherwise to one of the other tenants.
 - Rows are generated inside the database (``INSERT ... SELECT`` over a row-number sequence).
 - Row ``k`` is ``k`` seconds older than 2026-01-01: growing the table adds older rows, so the
@@ -64,13 +65,18 @@ class Seed:
     """What the load generator needs: the tenants, the measured tenant's key, the loaded rows."""
 
     tenants: list[BenchTenant]
-    api_key: str
+    api_keys: list[str]  # a write key per tenant, in the order of ``tenants``
     loaded: int = 0
     sample_id: str | None = None  # a bulk-loaded channel of the measured tenant, for GET /{id}
 
     @property
     def measured(self) -> BenchTenant:
         return self.tenants[0]
+
+    @property
+    def api_key(self) -> str:
+        """The measured tenant's key."""
+        return self.api_keys[0]
 
 
 def seed_tenants() -> Seed:
@@ -118,9 +124,9 @@ def seed_tenants() -> Seed:
                 tenant.id, email.id, sms.id, domain.id, domain_name, number.id, number.phone_number
             )
         )
-    key = accounts.create_api_key(tenants[0].id, "bench", "write")
+    keys = [accounts.create_api_key(tenant.id, "bench", "write").secret for tenant in tenants]
     db.session.commit()
-    return Seed(tenants, key.secret)
+    return Seed(tenants, keys)
 
 
 def _quote(value: str) -> str:
@@ -153,7 +159,7 @@ def _generate_sql(seed: Seed, start: int, stop: int, dialect: str) -> str:
     if dialect == "postgresql":
         new_id = "gen_random_uuid()::text"
         sequence = f"SELECT k FROM generate_series({start}, {stop - 1}) AS k"
-        created = "(TIMESTAMP '2026-01-01 00:00:00' - s.k * INTERVAL '1 second')"
+        created = "(TIMESTAMP '2026-01-01 00:00:00' - n.k * INTERVAL '1 second')"
         true, false, metadata = "true", "false", "'{}'::jsonb"
     else:
         new_id = (
@@ -162,7 +168,10 @@ def _generate_sql(seed: Seed, start: int, stop: int, dialect: str) -> str:
             "substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
         )
         sequence = f"SELECT {start} AS k UNION ALL SELECT k + 1 FROM seq WHERE k + 1 < {stop}"
-        created = "(strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 00:00:00', '-' || s.k || ' seconds') || '.000000')"
+        created = (
+            "(strftime('%Y-%m-%d %H:%M:%S', '2026-01-01 00:00:00', '-' || n.k || ' seconds')"
+            " || '.000000')"
+        )
         true, false, metadata = "1", "0", "'{}'"
     recursive = "" if dialect == "postgresql" else "RECURSIVE "
     return f"""
@@ -189,7 +198,8 @@ SELECT {new_id}, t.id, n.name, lower(n.name), n.ctype,
        CASE WHEN n.ctype = 'email' THEN t.domain_id END,
        CASE WHEN n.ctype = 'sms' THEN t.number END,
        CASE WHEN n.ctype = 'sms' THEN t.number_id END,
-       {true}, 'available', {false}, {metadata}, {created.replace("s.k", "n.k")}, {created.replace("s.k", "n.k")}
+       {true}, 'available', {false}, {metadata},
+       {created}, {created}
 FROM n JOIN t ON t.idx = n.tidx
 """
 
@@ -201,7 +211,8 @@ def _secondary_structures(conn, dialect: str) -> list[tuple[str, str, str]]:
         rows = conn.execute(
             text(
                 "SELECT 'INDEX', indexname, indexdef FROM pg_indexes "
-                "WHERE schemaname = current_schema() AND tablename = 'channels' AND indexname NOT IN "
+                "WHERE schemaname = current_schema() AND tablename = 'channels' "
+                "AND indexname NOT IN "
                 "(SELECT conname FROM pg_constraint WHERE conrelid = 'channels'::regclass)"
             )
         )
@@ -260,9 +271,9 @@ def grow(seed: Seed, total: int) -> float:
     return time.monotonic() - started
 
 
-def create_payload(seed: Seed) -> str:
-    """The JSON body of POST /api/channels with ``%s`` where the unique name goes."""
-    tenant = seed.measured
+def create_payload(seed: Seed, tenant_index: int = 0) -> str:
+    """The JSON body of POST /api/channels with ``__NAME__`` where the unique name goes."""
+    tenant = seed.tenants[tenant_index]
     body = {
         "name": "__NAME__",
         "channel_type": "email",

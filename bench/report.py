@@ -38,8 +38,10 @@ def render(runs, profile, info: dict, seconds: float, findings: Path) -> str:
         "(`bench/bare_app.py`) and the app as shipped (`bench/served_app.py`, "
         "`CHANNELS_ENV=production`) against the same database.",
         "- The API rate limit is switched off for the benchmark (`RATELIMIT_ENABLED=False` in "
-        "`bench/served_app.py`); everything else (auth, rules, audit, idempotency) runs as shipped.",
-        f"- Load generator: wrk (`{info['wrk']}`), {profile.connections} connections / 2 threads for "
+        "`bench/served_app.py`); everything else (auth, rules, audit, idempotency) runs as "
+        "shipped.",
+        f"- Load generator: wrk (`{info['wrk']}`), {profile.connections} connections / 2 threads "
+        "for "
         f"throughput ({profile.throughput_seconds:g} s per endpoint after a "
         f"{profile.warmup_seconds:g} s warm-up); 1 connection for latency at each table size "
         f"({profile.growth_seconds:g} s per endpoint). Creates use a Lua script that gives every "
@@ -47,10 +49,12 @@ def render(runs, profile, info: dict, seconds: float, findings: Path) -> str:
         f"- Data: {dataset.TENANTS} tenants; channel rows bulk-loaded with SQL (SQLite "
         "`executemany`, PostgreSQL `COPY`), never through the API. The measured tenant owns one "
         f"row in {dataset.MEASURED_SHARE} (250k of 1M). Growing the table adds older rows. "
-        f"`q={dataset.NEEDLE}` matches exactly {dataset.NEEDLE_ROWS} rows of the measured tenant at "
+        f"`q={dataset.NEEDLE}` matches exactly {dataset.NEEDLE_ROWS} rows of the measured tenant "
+        "at "
         f"every size (selective search); `q={dataset.COMMON}` matches one row in "
         f"{len(dataset.WORDS)} (common search). PostgreSQL gets `ANALYZE channels` after each load "
-        "(what autovacuum does after a bulk load); SQLite gets nothing (the app never runs ANALYZE).",
+        "(what autovacuum does after a bulk load); SQLite gets nothing (the app never runs "
+        "ANALYZE).",
         "- Order per database: load 1k rows → latency at 1k → throughput (bare JSON, bare insert, "
         "create, list, get; creates add a few thousand rows to the measured tenant) → console → "
         "load to 100k → latency → load to 1M → latency.",
@@ -123,7 +127,8 @@ def _backend_tables(run, profile) -> list[str]:
     for name, rounds in run.throughput.items():
         base = THROUGHPUT_PAIRS.get(name)
         if base:
-            ratio = f"{median([a.rps / b.rps for a, b in zip(rounds, run.throughput[base], strict=True)]):.3f} × {base}"
+            pairs = zip(rounds, run.throughput[base], strict=True)
+            ratio = f"{median([a.rps / b.rps for a, b in pairs]):.3f} × {base}"
         else:
             ratio = "baseline"
         rps = median([r.rps for r in rounds])
@@ -132,15 +137,29 @@ def _backend_tables(run, profile) -> list[str]:
         count = sum(r.requests for r in rounds)
         out.append(f"| {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {count} | {ratio} |")
     sizes = sorted(run.growth)
-    out += ["", "### Latency by table size (p50 ms, one connection; ratio to 1k)", ""]
     out += [
-        "| endpoint | " + " | ".join(_size(s) for s in sizes) + f" | {_size(sizes[-1])} / 1k |",
-        "| --- | " + " | ".join("---" for _ in sizes) + " | --- |",
+        "",
+        f"### Latency by table size (one connection, median of {profile.growth_rounds} round(s))",
+        "",
+        "p50 ms (p10 ms) per size; the last columns are the ratios to 1k.",
+        "",
     ]
+    last = _size(sizes[-1])
+    out += [
+        "| endpoint | "
+        + " | ".join(_size(s) for s in sizes)
+        + f" | p50 {last} / 1k | p10 {last} / 1k |",
+        "| --- | " + " | ".join("---" for _ in sizes) + " | --- | --- |",
+    ]
+
+    def lat(size, name, figure):
+        return median([getattr(r, figure) for r in run.growth[size][name]])
+
     for name in run.growth[sizes[0]]:
-        cells = [f"{run.growth[s][name].p50_ms:.2f}" for s in sizes]
-        ratio = run.growth[sizes[-1]][name].p50_ms / run.growth[sizes[0]][name].p50_ms
-        out.append(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        cells = [f"{lat(s, name, 'p50_ms'):.2f} ({lat(s, name, 'p10_ms'):.2f})" for s in sizes]
+        p50 = lat(sizes[-1], name, "p50_ms") / lat(sizes[0], name, "p50_ms")
+        p10 = lat(sizes[-1], name, "p10_ms") / lat(sizes[0], name, "p10_ms")
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {p50:.2f} | {p10:.2f} |")
     out += [
         "",
         "Bulk load time: "
@@ -151,7 +170,8 @@ def _backend_tables(run, profile) -> list[str]:
         out += [
             "### Console (one connection)",
             "",
-            "| response | path | bytes | p50 ms | p99 ms | p50 / bare JSON p50 | bytes / bare JSON |",
+            "| response | path | bytes | p50 ms | p99 ms | p50 / bare JSON p50 "
+            "| bytes / bare JSON |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, f in run.console.items():

@@ -32,7 +32,9 @@ def _fts_phrase(key: str) -> str:
 
 def _use_sqlite_trigram_index(key: str) -> bool:
     """SQLite only: whether the FTS5 trigram table narrows this search to few enough rows."""
-    if db.engine.dialect.name != "sqlite" or len(key) < SEARCH_FTS_MIN_CHARS or _CONTROL.search(key):
+    if db.engine.dialect.name != "sqlite" or len(key) < SEARCH_FTS_MIN_CHARS:
+        return False
+    if _CONTROL.search(key):
         return False
     matches = (
         select(text("1"))

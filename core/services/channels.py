@@ -44,7 +44,11 @@ def lock_tenant(tenant_id: str) -> None:
     """Serialise the tenant's channel writes (PostgreSQL row lock; SQLite writes are serial).
 
     Name uniqueness and the default handover read then write: the lock makes that atomic.
+    SQLite has no row locks (``FOR UPDATE`` is not even rendered there): its write requests
+    already hold the database's write lock (``BEGIN IMMEDIATE``), so no statement is sent.
     """
+    if db.engine.dialect.name == "sqlite":
+        return
     db.session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
 
 

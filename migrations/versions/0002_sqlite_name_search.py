@@ -25,16 +25,19 @@ branch_labels = None
 depends_on = None
 
 FTS_TABLE = "channels_name_fts"
+_FORGET_OLD = (
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name_key) "
+    "VALUES ('delete', old.rowid, old.name_key);"
+)
 STATEMENTS = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
     "name_key, content='channels', content_rowid='rowid', tokenize='trigram case_sensitive 1')",
     f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON channels BEGIN "
     f"INSERT INTO {FTS_TABLE}(rowid, name_key) VALUES (new.rowid, new.name_key); END",
     f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON channels BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name_key) VALUES ('delete', old.rowid, old.name_key); END",
+    f"{_FORGET_OLD} END",
     f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_update AFTER UPDATE OF name_key ON channels BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name_key) VALUES ('delete', old.rowid, old.name_key); "
-    f"INSERT INTO {FTS_TABLE}(rowid, name_key) VALUES (new.rowid, new.name_key); END",
+    f"{_FORGET_OLD} INSERT INTO {FTS_TABLE}(rowid, name_key) VALUES (new.rowid, new.name_key); END",
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
 )
 

@@ -72,7 +72,6 @@ def test_api_list_runs_the_same_queries_for_5_and_50_rows(api, setup, query):
     large = count_request(lambda: api.get(f"/api/channels?limit=200&{query.lstrip('?')}"))
     if query in ("", "?is_default=false"):
         assert len(api.get(f"/api/channels?limit=200&{query.lstrip('?')}").get_json()["data"]) == 50
-    print("COUNTS", len(small), len(large), large)
     assert len(large) == len(small), large
     assert len(large) <= MAX_LIST + (1 if "q=" in query else 0), large
 
@@ -92,16 +91,16 @@ def test_get_one_channel_is_bounded(api, setup):
     channel_id = factories.make_channel(setup).id
     add_channels(setup, 20)
     statements = count_request(lambda: api.get(f"/api/channels/{channel_id}"))
-    print("GET", statements)
     assert len(statements) <= MAX_GET_ONE, statements
 
 
 @pytest.mark.parametrize("channel_type", ["email", "sms"])
 def test_create_channel_is_bounded_and_independent_of_size(api, setup, channel_type):
-    """POST /api/channels runs a bounded number of statements, as many with 40 channels as with 0."""
+    """POST /api/channels runs a bounded number of statements, as many with 40 channels as 0."""
 
     def create(name: str):
-        payload = setup.email_payload(name=name) if channel_type == "email" else setup.sms_payload(name=name)
+        make = setup.email_payload if channel_type == "email" else setup.sms_payload
+        payload = make(name=name)
         fresh_session()
         with counted_statements() as statements:
             response = api.post("/api/channels", json=payload)
@@ -113,7 +112,6 @@ def test_create_channel_is_bounded_and_independent_of_size(api, setup, channel_t
     second = create("Second")
     add_channels(setup, 40)
     later = create("Later")
-    print("CREATE", len(first), len(second), len(later), first)
     assert len(first) <= MAX_CREATE, first
     assert len(later) == len(second), later
 
@@ -145,5 +143,4 @@ def test_console_channels_page_runs_the_same_queries_for_5_and_50_rows(console, 
     add_channels(setup, 45)
     large = count_request(page)
     assert page().get_data(as_text=True).count("<tr") >= 50
-    print("COUNTS", len(small), len(large), large)
     assert len(large) == len(small), large

@@ -20,7 +20,8 @@ from tests import factories
 
 def search(tenant_id: str, q: str, limit: int = 200) -> list[str]:
     """Names the list query finds for ``q``, newest first."""
-    rows, _ = keyset_page(db.session, channel_queries.channel_list_query(tenant_id, q=q), Channel, limit, None)
+    query = channel_queries.channel_list_query(tenant_id, q=q)
+    rows, _ = keyset_page(db.session, query, Channel, limit, None)
     return [row.name for row in rows]
 
 
@@ -56,7 +57,16 @@ def named(setup):
         ("support_email", []),  # "_" matches only an underscore, not the space
         ('"quoted"', ['The "quoted" one']),  # FTS5 phrase quotes are literal
         ("strasse", ["Straße notices"]),  # casefold: ß = ss
-        ("e", ["Straße notices", 'The "quoted" one', "100% off_sale", "Billing alerts", "Support Email"]),
+        (
+            "e",
+            [
+                "Straße notices",
+                'The "quoted" one',
+                "100% off_sale",
+                "Billing alerts",
+                "Support Email",
+            ],
+        ),
         ("nowhere", []),
     ],
 )
@@ -113,10 +123,9 @@ def test_an_index_serves_the_search(app, setup):
         # forbid sequential scans and ask whether the search's own predicate has an index.
         # bench/RESULTS.md shows the full query's plan on a million rows.
         db.session.execute(text("SET LOCAL enable_seqscan = off"))
-        predicate = sql[sql.index("channels.name_key LIKE"):].split(" ORDER BY")[0]
-        plan = "\n".join(
-            row[0] for row in db.session.execute(text(f"EXPLAIN SELECT id FROM channels WHERE {predicate}"))
-        )
+        predicate = sql[sql.index("channels.name_key LIKE") :].split(" ORDER BY")[0]
+        explain = text(f"EXPLAIN SELECT id FROM channels WHERE {predicate}")
+        plan = "\n".join(row[0] for row in db.session.execute(explain))
         assert "ix_channels_name_key_trgm" in plan, plan
     db.session.rollback()
 
