@@ -139,7 +139,8 @@ class LiveServer:
     log_path: Path | None = None
 
     def __post_init__(self):
-        self.app = create_app(base_config(self.database_url))
+        # The same CREDENTIALS_KEY as the server: rows seeded here must decrypt there.
+        self.app = create_app({**base_config(self.database_url), "CREDENTIALS_KEY": CREDENTIALS_KEY})
 
     @property
     def base(self) -> tuple[str, int]:
