@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, flash, g, request, session, url_for
+from flask import abort, g, request, session, url_for
 from flask_login import current_user
 
 from blueprints.console import bp
@@ -62,5 +62,5 @@ def support_open_tenant(tenant_id):
     db.session.commit()
     session[SUPPORT_TENANT_KEY] = tenant.id
     g.pop("console_tenant", None)
-    flash(f"You are viewing {tenant.name} as support. Everything is read-only.", "info")
+    # No flash: the banner on every page says whose data this is, read-only.
     return redirect_back(url_for("console.channels_index"))
