@@ -450,3 +450,19 @@ def test_support_opening_a_tenant_is_recorded_in_that_tenants_log(app, tenant, o
     assert (event.actor_type, event.actor_id, event.actor_name) == ("user", staff.id, staff.email)
     assert (event.resource_type, event.resource_id) == ("tenant", tenant.id)
     assert events(other_tenant.id, action="support.tenant_opened") == []
+
+
+def test_provider_check_and_test_send_are_recorded(api, setup):
+    """POST /integrations/{id}/check and /channels/{id}/test: recorded by the key with outcome."""
+    response = api.post(f"/api/integrations/{setup.email_integration.id}/check")
+    assert response.status_code == 200
+    check = only(setup.tenant.id, "integration.check")
+    assert_by_api_key(check, setup.tenant)
+    assert check.changes["last_check_ok"] == {"before": None, "after": True}
+    channel = factories.make_channel(setup)
+    sent = api.post(f"/api/channels/{channel.id}/test", json={"to": "someone@example.org"})
+    assert sent.status_code == 200 and sent.get_json()["ok"] is True
+    test_send = only(setup.tenant.id, "channel.test_send")
+    assert_by_api_key(test_send, setup.tenant)
+    assert test_send.resource_id == channel.id
+    assert test_send.changes["to"] == "someone@example.org" and test_send.changes["ok"] is True

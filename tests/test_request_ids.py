@@ -182,3 +182,11 @@ def test_gunicorn_access_and_error_logs_carry_the_id(tmp_path):
     assert access and access[0].startswith("[gunicorn-rid-1] ")
     # The worker's own lines, outside any request, are marked with "-".
     assert any("[-] Worker exiting" in line for line in output.splitlines())
+
+
+def test_csrf_failures_and_console_404s_carry_the_id(client):
+    """A console POST without a CSRF token (400) and an unknown page (404) return the id."""
+    refused = client.post("/login", data={"email": "x"}, headers={"X-Request-ID": "csrf-1"})
+    assert refused.status_code == 400 and refused.headers["X-Request-ID"] == "csrf-1"
+    missing = client.get("/definitely/not/here", headers={"X-Request-ID": "html-404"})
+    assert missing.status_code == 404 and missing.headers["X-Request-ID"] == "html-404"
