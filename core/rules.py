@@ -28,6 +28,7 @@ READ_ONLY = "This field is read-only."
 UNKNOWN = "Unknown field."
 NOT_A_STRING = "Must be a string."
 NOT_A_BOOLEAN = "Must be true or false."
+NUMBER_IN_USE = "This number is already in use."
 
 NAME_MAX = 100
 METADATA_MAX_KEYS = 50
@@ -679,7 +680,7 @@ def check_phone_number(tenant_id: str, data: dict) -> PhoneNumberDraft:
             .where(PhoneNumber.phone_number == number, PhoneNumber.status == "active")
         )
         if in_use:
-            errors.add("phone_number", "This number is already in use.")
+            errors.add("phone_number", NUMBER_IN_USE)
 
     integration = None
     integration_id = clean_id(data.get("integration_id"), errors, "integration_id")

@@ -64,6 +64,7 @@ def get_email_domain(tenant_id: str, domain_id: str) -> EmailDomain:
 
 def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain:
     """Add a domain in ``pending`` with a fresh verification token."""
+    lock_tenant(tenant_id)  # the duplicate check and the insert are one step under concurrency
     name = rules.check_email_domain(tenant_id, data)
     domain = EmailDomain(
         tenant_id=tenant_id,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from core import rules
 from core.db_types import new_id, utcnow
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.extensions import db
 from core.models import Channel, PhoneNumber
 from core.services import audit
@@ -69,8 +70,16 @@ def add_phone_number(
         status="active",
         created_at=utcnow(),
     )
-    db.session.add(number)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(number)
+            db.session.flush()
+    except IntegrityError as exc:
+        # Numbers are unique platform-wide: another tenant's request took it a moment ago and
+        # the unique index decided (the tenant lock cannot serialise two tenants).
+        raise ValidationFailed(
+            "The phone number could not be added.", {"phone_number": [rules.NUMBER_IN_USE]}
+        ) from exc
     audit.record(
         tenant_id,
         actor,

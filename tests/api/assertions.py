@@ -38,7 +38,7 @@ def database_state() -> dict[str, list[tuple]]:
     state = {}
     for table in db.metadata.sorted_tables:
         rows = db.session.execute(select(table)).all()
-        state[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+        state[table.name] = sorted(tuple(map(repr, row)) for row in rows)
     db.session.rollback()
     return state
 

@@ -108,3 +108,35 @@ def test_concurrent_first_channels_leave_one_default(app, api, setup):
     assert [status for status, _ in results] == [201] * THREADS
     assert sum(body["is_default"] for _, body in results) == 1
     assert len(_defaults(setup.tenant.id, "sms")) == 1
+
+
+def test_concurrent_adds_of_one_number_by_two_tenants_create_one(app, api, other_api, setup, other_setup):
+    """A number is unique platform-wide: tenants racing for it get one 201 and 422s, never a 500."""
+    callers = [(api.key, setup.sms_integration.id), (other_api.key, other_setup.sms_integration.id)]
+    api.get("/api/channels")
+    other_api.get("/api/channels")
+
+    def add(client, i):
+        key, integration_id = callers[i % 2]
+        body = {"phone_number": "+14155550160", "integration_id": integration_id}
+        return client.post("/api/phone_numbers", json=body, headers={"Authorization": f"Bearer {key}"})
+
+    results = run_together(app, add)
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] + [422] * (THREADS - 1)
+    for status, body in results:
+        if status == 422:
+            assert list(body["error"]["fields"]) == ["phone_number"]
+
+
+def test_concurrent_adds_of_one_domain_create_one(app, api, setup):
+    """The same domain from every thread of one tenant: one 201, the rest 422; never a 500."""
+    headers = {"Authorization": f"Bearer {api.key}"}
+    api.get("/api/channels")
+
+    results = run_together(
+        app, lambda client, i: client.post("/api/email_domains", json={"domain": "example.net"}, headers=headers)
+    )
+
+    assert sorted(status for status, _ in results) == [201] + [422] * (THREADS - 1)
