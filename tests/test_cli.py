@@ -27,7 +27,7 @@ def last_line(result) -> str:
 
 
 def test_create_tenant_prints_its_id_last(cli):
-    """create-tenant NAME: exit 0, the new tenant's id alone on the last line; slug from the name."""
+    """create-tenant NAME: exit 0, the id alone on the last line; slug from the name."""
     result = cli("create-tenant", "Acme Corp")
     assert result.exit_code == 0, result.output
     tenant = db.session.get(Tenant, last_line(result))
@@ -51,7 +51,7 @@ def test_create_tenant_with_a_slug(cli):
     ids=["duplicate slug", "bad slug", "blank name"],
 )
 def test_create_tenant_errors_exit_non_zero(cli, args, message):
-    """A duplicate or malformed slug, a blank name: non-zero exit, a clear message, nothing created."""
+    """Duplicate or malformed slug, blank name: non-zero exit, clear message, no tenant."""
     factories.make_tenant("Existing", "taken")
     result = cli(*args)
     assert result.exit_code != 0
@@ -62,17 +62,29 @@ def test_create_tenant_errors_exit_non_zero(cli, args, message):
 
 def test_create_admin_user(cli, tenant):
     """create-user EMAIL --password PW --tenant SLUG --role admin: an admin of that tenant."""
-    result = cli("create-user", "Admin@Example.org", "--password", "long-enough-pw", "--tenant", tenant.slug,
-                 "--role", "admin")
+    result = cli(
+        "create-user",
+        "Admin@Example.org",
+        "--password",
+        "long-enough-pw",
+        "--tenant",
+        tenant.slug,
+        "--role",
+        "admin",
+    )
     assert result.exit_code == 0, result.output
     user = db.session.get(User, last_line(result))
-    assert user.email == "admin@example.org" and user.role == "admin" and user.tenant_id == tenant.id
+    assert (
+        user.email == "admin@example.org" and user.role == "admin" and user.tenant_id == tenant.id
+    )
     assert "long-enough-pw" not in user.password_hash
 
 
 def test_create_support_user(cli):
     """--role support: a user without a tenant."""
-    result = cli("create-user", "help@example.org", "--password", "long-enough-pw", "--role", "support")
+    result = cli(
+        "create-user", "help@example.org", "--password", "long-enough-pw", "--role", "support"
+    )
     assert result.exit_code == 0, result.output
     user = db.session.get(User, last_line(result))
     assert user.role == "support" and user.tenant_id is None
@@ -106,8 +118,15 @@ def test_create_user_refuses_a_short_password(cli, tenant):
 
 def test_create_user_refuses_a_duplicate_email(cli, tenant):
     """The same email in another case: refused."""
-    assert cli("create-user", "a@example.org", "--password", "long-enough-pw", "--tenant", tenant.slug).exit_code == 0
-    result = cli("create-user", "A@EXAMPLE.ORG", "--password", "long-enough-pw", "--tenant", tenant.slug)
+    assert (
+        cli(
+            "create-user", "a@example.org", "--password", "long-enough-pw", "--tenant", tenant.slug
+        ).exit_code
+        == 0
+    )
+    result = cli(
+        "create-user", "A@EXAMPLE.ORG", "--password", "long-enough-pw", "--tenant", tenant.slug
+    )
     assert result.exit_code != 0 and "already exists" in result.output
 
 
@@ -133,20 +152,32 @@ def test_create_api_key_errors_exit_non_zero(cli, tenant):
     """An unknown tenant or scope: non-zero exit, no key."""
     unknown = cli("create-api-key", "--tenant", "nope", "--name", "Deploy")
     assert unknown.exit_code != 0 and "No tenant with the slug 'nope'" in unknown.output
-    bad_scope = cli("create-api-key", "--tenant", tenant.slug, "--name", "Deploy", "--scope", "admin")
+    bad_scope = cli(
+        "create-api-key", "--tenant", tenant.slug, "--name", "Deploy", "--scope", "admin"
+    )
     assert bad_scope.exit_code != 0
     assert db.session.scalars(select(ApiKey)).all() == []
 
 
 def test_seed_demo_prints_how_to_sign_in_and_twice_changes_nothing(cli, client):
-    """seed-demo: sign-in instructions and a working key; a second run leaves every row as it was."""
+    """seed-demo: sign-in instructions, a working key; a second run changes no row."""
     first = cli("seed-demo")
     assert first.exit_code == 0, first.output
     assert "admin@demo.example" in first.output and "channels-demo" in first.output
     assert "/login" in first.output
     after_first = database_state()
-    assert all(after_first[table] for table in ("tenants", "users", "api_keys", "integrations",
-                                                 "email_domains", "phone_numbers", "channels"))
+    assert all(
+        after_first[table]
+        for table in (
+            "tenants",
+            "users",
+            "api_keys",
+            "integrations",
+            "email_domains",
+            "phone_numbers",
+            "channels",
+        )
+    )
 
     second = cli("seed-demo")
     assert second.exit_code == 0, second.output
@@ -154,7 +185,9 @@ def test_seed_demo_prints_how_to_sign_in_and_twice_changes_nothing(cli, client):
     assert second.output == first.output
 
     key = next(line.split()[-1] for line in first.output.splitlines() if "API key" in line)
-    channels = client.get("/api/channels", headers={"Authorization": f"Bearer {key}"}).get_json()["data"]
+    channels = client.get("/api/channels", headers={"Authorization": f"Bearer {key}"}).get_json()[
+        "data"
+    ]
     by_type = {c["channel_type"]: c for c in channels}
     assert set(by_type) == {"email", "sms"}
     assert by_type["sms"]["is_default"] is True

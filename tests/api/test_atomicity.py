@@ -85,10 +85,12 @@ def test_disabling_the_default_is_all_or_nothing(api, monkeypatch, defaults):
 
 
 def test_disabling_an_integration_is_all_or_nothing(api, monkeypatch, setup, defaults):
-    """Integration disabled, its channels disabled, the default handed over, then a failure: all undone."""
+    """Integration and its channels disabled, then a failure: all undone."""
     before = database_state()
     recorded = crash_on_audit(monkeypatch, "channel.status_changed")
-    response = api.patch(f"/api/integrations/{setup.email_integration.id}", json={"status": "disabled"})
+    response = api.patch(
+        f"/api/integrations/{setup.email_integration.id}", json={"status": "disabled"}
+    )
     assert_error(response, 500, "internal_error")
     assert recorded == ["integration.disable"]
     assert database_state() == before
@@ -100,7 +102,8 @@ def test_adding_a_number_with_its_channel_is_all_or_nothing(api, monkeypatch, se
     before = database_state()
     created = crash_after(monkeypatch, number_service, "create_channel")
     response = api.post(
-        "/api/phone_numbers", json={"phone_number": "+14155550170", "integration_id": setup.sms_integration.id}
+        "/api/phone_numbers",
+        json={"phone_number": "+14155550170", "integration_id": setup.sms_integration.id},
     )
     assert_error(response, 500, "internal_error")
     assert created[0].channel.is_default is True  # the channel had been written as the default

@@ -25,7 +25,11 @@ def catalogue(setup):
         factories.make_channel(setup, "email", name="a_b"),
         factories.make_channel(setup, "email", name="axb"),
         factories.make_channel(
-            setup, "email", name="Pending news", email_domain_id=pending.id, send_from_email="n@example.org"
+            setup,
+            "email",
+            name="Pending news",
+            email_domain_id=pending.id,
+            send_from_email="n@example.org",
         ),
         factories.make_channel(setup, "sms", name="Alerts SMS"),  # default sms
         factories.make_channel(setup, "sms", name="Marketing SMS"),
@@ -64,13 +68,24 @@ def test_the_list_is_newest_first_with_the_documented_shape(api, catalogue):
         ("q=%25%25", []),
         ("q=%5C", []),
         ("q=nothing-like-this", []),
-        ("q=", ["Marketing SMS", "Alerts SMS", "Pending news", "axb", "a_b", "100% Promo", "Support Email"]),
+        (
+            "q=",
+            [
+                "Marketing SMS",
+                "Alerts SMS",
+                "Pending news",
+                "axb",
+                "a_b",
+                "100% Promo",
+                "Support Email",
+            ],
+        ),
         ("q=+news+", ["Pending news"]),
         ("q=alerts&channel_type=email", []),
     ],
 )
 def test_filters(api, catalogue, query, expected):
-    """channel_type, status, is_default and q (case-insensitive contains; % and _ literal) combine."""
+    """channel_type, status, is_default, q (case-insensitive; % and _ literal) combine."""
     assert names(api.get(f"/api/channels?{query}")) == expected
 
 
@@ -111,8 +126,16 @@ def test_pages_walk_every_channel_once_newest_first(api, catalogue):
 def test_pagination_keeps_the_filters(api, catalogue):
     """The cursor continues the same filtered list."""
     first = api.get("/api/channels?channel_type=email&limit=3").get_json()
-    second = api.get(f"/api/channels?channel_type=email&limit=3&cursor={first['next_cursor']}").get_json()
-    assert names_of(first) + names_of(second) == ["Pending news", "axb", "a_b", "100% Promo", "Support Email"]
+    second = api.get(
+        f"/api/channels?channel_type=email&limit=3&cursor={first['next_cursor']}"
+    ).get_json()
+    assert names_of(first) + names_of(second) == [
+        "Pending news",
+        "axb",
+        "a_b",
+        "100% Promo",
+        "Support Email",
+    ]
     assert second["next_cursor"] is None
 
 

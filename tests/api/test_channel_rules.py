@@ -30,7 +30,9 @@ class Scene:
         return factories.set_integration_status(self.ready.tenant, integration, "disabled")
 
     def released_number(self):
-        number = factories.make_phone_number(self.ready.tenant, self.ready.sms_integration).phone_number
+        number = factories.make_phone_number(
+            self.ready.tenant, self.ready.sms_integration
+        ).phone_number
         return factories.release_number(self.ready.tenant, number)
 
     def voice_number(self):
@@ -98,10 +100,19 @@ CREATE_CASES = [
     ("integration_id missing", "email", drop("integration_id"), {"integration_id"}),
     ("send_from_email missing", "email", drop("send_from_email"), {"send_from_email"}),
     ("email_domain_id missing", "email", drop("email_domain_id"), {"email_domain_id"}),
-    ("send_from_phone_number missing", "sms", drop("send_from_phone_number"), {"send_from_phone_number"}),
+    (
+        "send_from_phone_number missing",
+        "sms",
+        drop("send_from_phone_number"),
+        {"send_from_phone_number"},
+    ),
     ("phone_number_id missing", "sms", drop("phone_number_id"), {"phone_number_id"}),
-    ("sms: both sms fields missing", "sms", drop("send_from_phone_number", "phone_number_id"),
-     {"send_from_phone_number", "phone_number_id"}),
+    (
+        "sms: both sms fields missing",
+        "sms",
+        drop("send_from_phone_number", "phone_number_id"),
+        {"send_from_phone_number", "phone_number_id"},
+    ),
     ("name null", "email", put(name=None), {"name"}),
     ("integration_id null", "sms", put(integration_id=None), {"integration_id"}),
     # channel_type
@@ -119,56 +130,154 @@ CREATE_CASES = [
     ("name taken, padded", "sms", name_taken_by("Support", "  support "), {"name"}),
     ("name taken, casefold", "email", name_taken_by("Straße", "STRASSE"), {"name"}),
     # integration_id
-    ("integration unknown", "email", put(integration_id="123e4567-e89b-42d3-a456-426614174000"),
-     {"integration_id"}),
+    (
+        "integration unknown",
+        "email",
+        put(integration_id="123e4567-e89b-42d3-a456-426614174000"),
+        {"integration_id"},
+    ),
     ("integration malformed", "email", put(integration_id="not-an-id" * 10), {"integration_id"}),
     ("integration not a string", "email", put(integration_id=7), {"integration_id"}),
-    ("integration of another tenant", "email",
-     put(integration_id=lambda s: s.other.email_integration.id), {"integration_id"}),
-    ("integration of the other type (email)", "email",
-     put(integration_id=lambda s: s.ready.sms_integration.id), {"integration_id"}),
-    ("integration of the other type (sms)", "sms",
-     put(integration_id=lambda s: s.ready.email_integration.id), {"integration_id"}),
-    ("integration disabled", "email",
-     put(integration_id=lambda s: s.disabled_integration("email").id), {"integration_id"}),
-    ("sms integration disabled", "sms",
-     put(integration_id=lambda s: s.disabled_integration("sms").id), {"integration_id"}),
+    (
+        "integration of another tenant",
+        "email",
+        put(integration_id=lambda s: s.other.email_integration.id),
+        {"integration_id"},
+    ),
+    (
+        "integration of the other type (email)",
+        "email",
+        put(integration_id=lambda s: s.ready.sms_integration.id),
+        {"integration_id"},
+    ),
+    (
+        "integration of the other type (sms)",
+        "sms",
+        put(integration_id=lambda s: s.ready.email_integration.id),
+        {"integration_id"},
+    ),
+    (
+        "integration disabled",
+        "email",
+        put(integration_id=lambda s: s.disabled_integration("email").id),
+        {"integration_id"},
+    ),
+    (
+        "sms integration disabled",
+        "sms",
+        put(integration_id=lambda s: s.disabled_integration("sms").id),
+        {"integration_id"},
+    ),
     # send_from_email and its domain
     ("email without @", "email", put(send_from_email="support"), {"send_from_email"}),
     ("email without local part", "email", put(send_from_email="@example.com"), {"send_from_email"}),
-    ("email with a space", "email", put(send_from_email="sup port@example.com"), {"send_from_email"}),
-    ("email not a string", "email", put(send_from_email=["support@example.com"]), {"send_from_email"}),
-    ("email on another domain", "email", put(send_from_email="support@example.org"), {"send_from_email"}),
-    ("email on a subdomain", "email", put(send_from_email="support@mail.example.com"),
-     {"send_from_email"}),
-    ("domain unknown", "email", put(email_domain_id="123e4567-e89b-42d3-a456-426614174000"),
-     {"email_domain_id"}),
-    ("domain of another tenant", "email", put(email_domain_id=lambda s: s.other.domain.id),
-     {"email_domain_id"}),
+    (
+        "email with a space",
+        "email",
+        put(send_from_email="sup port@example.com"),
+        {"send_from_email"},
+    ),
+    (
+        "email not a string",
+        "email",
+        put(send_from_email=["support@example.com"]),
+        {"send_from_email"},
+    ),
+    (
+        "email on another domain",
+        "email",
+        put(send_from_email="support@example.org"),
+        {"send_from_email"},
+    ),
+    (
+        "email on a subdomain",
+        "email",
+        put(send_from_email="support@mail.example.com"),
+        {"send_from_email"},
+    ),
+    (
+        "domain unknown",
+        "email",
+        put(email_domain_id="123e4567-e89b-42d3-a456-426614174000"),
+        {"email_domain_id"},
+    ),
+    (
+        "domain of another tenant",
+        "email",
+        put(email_domain_id=lambda s: s.other.domain.id),
+        {"email_domain_id"},
+    ),
     # send_from_phone_number and its number
-    ("number without +", "sms", put(send_from_phone_number="14155550100"), {"send_from_phone_number"}),
-    ("number with spaces", "sms", put(send_from_phone_number="+1 415 555 0100"),
-     {"send_from_phone_number"}),
+    (
+        "number without +",
+        "sms",
+        put(send_from_phone_number="14155550100"),
+        {"send_from_phone_number"},
+    ),
+    (
+        "number with spaces",
+        "sms",
+        put(send_from_phone_number="+1 415 555 0100"),
+        {"send_from_phone_number"},
+    ),
     ("number too short", "sms", put(send_from_phone_number="+1415"), {"send_from_phone_number"}),
-    ("number not valid", "sms", put(send_from_phone_number="+19999999999"), {"send_from_phone_number"}),
-    ("number not a string", "sms", put(send_from_phone_number=14155550100), {"send_from_phone_number"}),
-    ("number differs from phone_number_id", "sms", put(send_from_phone_number="+14155559999"),
-     {"send_from_phone_number"}),
-    ("phone number unknown", "sms", put(phone_number_id="123e4567-e89b-42d3-a456-426614174000"),
-     {"phone_number_id"}),
+    (
+        "number not valid",
+        "sms",
+        put(send_from_phone_number="+19999999999"),
+        {"send_from_phone_number"},
+    ),
+    (
+        "number not a string",
+        "sms",
+        put(send_from_phone_number=14155550100),
+        {"send_from_phone_number"},
+    ),
+    (
+        "number differs from phone_number_id",
+        "sms",
+        put(send_from_phone_number="+14155559999"),
+        {"send_from_phone_number"},
+    ),
+    (
+        "phone number unknown",
+        "sms",
+        put(phone_number_id="123e4567-e89b-42d3-a456-426614174000"),
+        {"phone_number_id"},
+    ),
     ("phone number released", "sms", use_number(Scene.released_number), {"phone_number_id"}),
     ("phone number not SMS-capable", "sms", use_number(Scene.voice_number), {"phone_number_id"}),
-    ("phone number of another tenant", "sms", use_number(lambda s: s.other.number),
-     {"phone_number_id"}),
+    (
+        "phone number of another tenant",
+        "sms",
+        use_number(lambda s: s.other.number),
+        {"phone_number_id"},
+    ),
     # the other type's fields
-    ("email with send_from_phone_number", "email", put(send_from_phone_number="+14155550100"),
-     {"send_from_phone_number"}),
-    ("email with phone_number_id", "email", put(phone_number_id=lambda s: s.ready.number.id),
-     {"phone_number_id"}),
-    ("sms with send_from_email", "sms", put(send_from_email="support@example.com"),
-     {"send_from_email"}),
-    ("sms with email_domain_id", "sms", put(email_domain_id=lambda s: s.ready.domain.id),
-     {"email_domain_id"}),
+    (
+        "email with send_from_phone_number",
+        "email",
+        put(send_from_phone_number="+14155550100"),
+        {"send_from_phone_number"},
+    ),
+    (
+        "email with phone_number_id",
+        "email",
+        put(phone_number_id=lambda s: s.ready.number.id),
+        {"phone_number_id"},
+    ),
+    (
+        "sms with send_from_email",
+        "sms",
+        put(send_from_email="support@example.com"),
+        {"send_from_email"},
+    ),
+    (
+        "sms with email_domain_id",
+        "sms",
+        put(email_domain_id=lambda s: s.ready.domain.id),
+        {"email_domain_id"},
+    ),
     # read-only and unknown fields
     ("read-only id", "email", put(id="123e4567-e89b-42d3-a456-426614174000"), {"id"}),
     ("read-only tenant_id", "email", put(tenant_id=lambda s: s.ready.tenant.id), {"tenant_id"}),
@@ -182,7 +291,12 @@ CREATE_CASES = [
     ("metadata key of 41 characters", "email", put(metadata={"k" * 41: "v"}), {"metadata"}),
     ("metadata empty key", "email", put(metadata={"": "v"}), {"metadata"}),
     ("metadata value of 501 characters", "sms", put(metadata={"note": "v" * 501}), {"metadata"}),
-    ("metadata nested object value", "email", put(metadata={"team": {"name": "ops"}}), {"metadata"}),
+    (
+        "metadata nested object value",
+        "email",
+        put(metadata={"team": {"name": "ops"}}),
+        {"metadata"},
+    ),
     ("metadata list value", "email", put(metadata={"tags": ["a", "b"]}), {"metadata"}),
     ("metadata not an object", "email", put(metadata=["team", "ops"]), {"metadata"}),
     ("metadata a string", "sms", put(metadata="team=ops"), {"metadata"}),
@@ -226,12 +340,17 @@ def test_create_rejects_each_broken_rule(api, scene, channel_type, step, expecte
         ("sms", put(is_default=False)),
     ],
     ids=[
-        "name of 100", "name trimmed", "address case", "metadata at its limits",
-        "metadata value kinds", "metadata null", "is_default false",
+        "name of 100",
+        "name trimmed",
+        "address case",
+        "metadata at its limits",
+        "metadata value kinds",
+        "metadata null",
+        "is_default false",
     ],
 )
 def test_create_accepts_values_at_the_limits(api, scene, channel_type, step):
-    """The limits are inclusive: 100-character names, 50 keys, 40-character keys, 500-character values."""
+    """Limits are inclusive: 100-char names, 50 keys, 40-char keys, 500-char values."""
     payload = _payload(scene, channel_type)
     step(scene, payload)
     response = api.post("/api/channels", json=payload)
@@ -259,8 +378,16 @@ def test_create_lists_every_failing_field_at_once(api, scene):
     fields = assert_fields(
         response,
         {
-            "name", "integration_id", "send_from_email", "email_domain_id", "send_from_phone_number",
-            "id", "status", "colour", "metadata", "is_default",
+            "name",
+            "integration_id",
+            "send_from_email",
+            "email_domain_id",
+            "send_from_phone_number",
+            "id",
+            "status",
+            "colour",
+            "metadata",
+            "is_default",
         },
     )
     assert fields["email_domain_id"] == ["This field is required."]
@@ -283,7 +410,7 @@ def test_create_stores_the_trimmed_name_and_normalized_values(api, scene):
     assert_fields(again, {"name"})
 
 
-# --- PATCH ------------------------------------------------------------------------------------
+# --- PATCH ----------------------------------------------------------------------------------------
 
 
 def disabled_channel(scene, channel, payload):
@@ -295,7 +422,9 @@ def disabled_channel(scene, channel, payload):
 def own_integration_disabled(scene, channel, payload):
     """The channel's own integration is disabled (the channel with it)."""
     integration = factories.make_integration(scene.ready.tenant, channel.channel_type)
-    update_channel(scene.ready.tenant.id, channel.id, {"integration_id": integration.id}, factories.ACTOR)
+    update_channel(
+        scene.ready.tenant.id, channel.id, {"integration_id": integration.id}, factories.ACTOR
+    )
     db.session.commit()
     factories.set_integration_status(scene.ready.tenant, integration, "disabled")
 
@@ -352,41 +481,103 @@ UPDATE_CASES = [
     ("name with control character", "email", patch(name="a\x1bb"), {"name"}),
     ("name of a sibling, other case", "email", rename_to_sibling("SIBLING"), {"name"}),
     ("integration null", "email", patch(integration_id=None), {"integration_id"}),
-    ("integration unknown", "email", patch(integration_id="123e4567-e89b-42d3-a456-426614174000"),
-     {"integration_id"}),
-    ("integration of another tenant", "sms", patch(integration_id=lambda s: s.other.sms_integration.id),
-     {"integration_id"}),
-    ("integration of the other type", "email", patch(integration_id=lambda s: s.ready.sms_integration.id),
-     {"integration_id"}),
-    ("integration disabled", "sms", patch(integration_id=lambda s: s.disabled_integration("sms").id),
-     {"integration_id"}),
+    (
+        "integration unknown",
+        "email",
+        patch(integration_id="123e4567-e89b-42d3-a456-426614174000"),
+        {"integration_id"},
+    ),
+    (
+        "integration of another tenant",
+        "sms",
+        patch(integration_id=lambda s: s.other.sms_integration.id),
+        {"integration_id"},
+    ),
+    (
+        "integration of the other type",
+        "email",
+        patch(integration_id=lambda s: s.ready.sms_integration.id),
+        {"integration_id"},
+    ),
+    (
+        "integration disabled",
+        "sms",
+        patch(integration_id=lambda s: s.disabled_integration("sms").id),
+        {"integration_id"},
+    ),
     ("address invalid", "email", patch(send_from_email="nope"), {"send_from_email"}),
     ("address null", "email", patch(send_from_email=None), {"send_from_email"}),
-    ("address on another domain", "email", patch(send_from_email="support@example.org"),
-     {"send_from_email"}),
-    ("domain changed, address left behind", "email", second_domain_without_address, {"send_from_email"}),
-    ("domain of another tenant", "email", patch(email_domain_id=lambda s: s.other.domain.id),
-     {"email_domain_id"}),
-    ("number not E.164", "sms", patch(send_from_phone_number="(415) 555-0100"),
-     {"send_from_phone_number"}),
-    ("number differs from its phone number", "sms", patch(send_from_phone_number="+14155559999"),
-     {"send_from_phone_number"}),
+    (
+        "address on another domain",
+        "email",
+        patch(send_from_email="support@example.org"),
+        {"send_from_email"},
+    ),
+    (
+        "domain changed, address left behind",
+        "email",
+        second_domain_without_address,
+        {"send_from_email"},
+    ),
+    (
+        "domain of another tenant",
+        "email",
+        patch(email_domain_id=lambda s: s.other.domain.id),
+        {"email_domain_id"},
+    ),
+    (
+        "number not E.164",
+        "sms",
+        patch(send_from_phone_number="(415) 555-0100"),
+        {"send_from_phone_number"},
+    ),
+    (
+        "number differs from its phone number",
+        "sms",
+        patch(send_from_phone_number="+14155559999"),
+        {"send_from_phone_number"},
+    ),
     ("phone number released", "sms", patch_number(Scene.released_number), {"phone_number_id"}),
     ("phone number not SMS-capable", "sms", patch_number(Scene.voice_number), {"phone_number_id"}),
-    ("phone number of another tenant", "sms", patch_number(lambda s: s.other.number),
-     {"phone_number_id"}),
-    ("email channel given sms fields", "email", patch(phone_number_id=lambda s: s.ready.number.id),
-     {"phone_number_id"}),
-    ("sms channel given email fields", "sms", patch(send_from_email="a@example.com"),
-     {"send_from_email"}),
+    (
+        "phone number of another tenant",
+        "sms",
+        patch_number(lambda s: s.other.number),
+        {"phone_number_id"},
+    ),
+    (
+        "email channel given sms fields",
+        "email",
+        patch(phone_number_id=lambda s: s.ready.number.id),
+        {"phone_number_id"},
+    ),
+    (
+        "sms channel given email fields",
+        "sms",
+        patch(send_from_email="a@example.com"),
+        {"send_from_email"},
+    ),
     ("status pending_verification", "email", patch(status="pending_verification"), {"status"}),
     ("status unknown", "sms", patch(status="paused"), {"status"}),
     ("status a boolean", "email", patch(status=False), {"status"}),
-    ("disabled and default at once", "email", patch(status="disabled", is_default=True), {"is_default"}),
-    ("a disabled channel cannot be default", "sms", then(disabled_channel, patch(is_default=True)),
-     {"is_default"}),
-    ("enable while its integration is disabled", "email",
-     then(own_integration_disabled, patch(status="available")), {"status"}),
+    (
+        "disabled and default at once",
+        "email",
+        patch(status="disabled", is_default=True),
+        {"is_default"},
+    ),
+    (
+        "a disabled channel cannot be default",
+        "sms",
+        then(disabled_channel, patch(is_default=True)),
+        {"is_default"},
+    ),
+    (
+        "enable while its integration is disabled",
+        "email",
+        then(own_integration_disabled, patch(status="available")),
+        {"status"},
+    ),
     ("is_default a string", "email", patch(is_default="false"), {"is_default"}),
     ("read-only id", "email", patch(id="123e4567-e89b-42d3-a456-426614174000"), {"id"}),
     ("read-only tenant_id", "sms", patch(tenant_id=lambda s: s.other.tenant.id), {"tenant_id"}),
@@ -406,7 +597,7 @@ UPDATE_CASES = [
     ids=[case[0] for case in UPDATE_CASES],
 )
 def test_update_rejects_each_broken_rule(api, scene, channel_type, step, expected):
-    """PATCH /api/channels/{id}: 422 naming exactly the failing field(s); the channel is unchanged."""
+    """PATCH /api/channels/{id}: 422 naming exactly the failing field(s); nothing changes."""
     channel = scene.channel(channel_type, name="Original", metadata={"team": "ops"})
     payload = {}
     step(scene, channel, payload)
@@ -456,7 +647,9 @@ def test_update_changes_only_the_fields_sent(api, scene):
 def test_update_may_keep_its_own_name_in_another_case(api, scene):
     """Uniqueness ignores the channel itself: renaming "Support" to "SUPPORT" is allowed."""
     channel = scene.channel("email", name="Support")
-    response = api.patch(f"/api/channels/{channel.id}", json={"name": "SUPPORT", "channel_type": "email"})
+    response = api.patch(
+        f"/api/channels/{channel.id}", json={"name": "SUPPORT", "channel_type": "email"}
+    )
     assert response.status_code == 200
     assert response.get_json()["name"] == "SUPPORT"
 
@@ -477,7 +670,9 @@ def test_update_moves_an_email_channel_to_another_domain(api, scene):
 def test_update_moves_an_sms_channel_to_another_number(api, scene):
     """Changing number and phone_number_id together is valid when they match."""
     channel = scene.channel("sms")
-    number = factories.make_phone_number(scene.ready.tenant, scene.ready.sms_integration).phone_number
+    number = factories.make_phone_number(
+        scene.ready.tenant, scene.ready.sms_integration
+    ).phone_number
     response = api.patch(
         f"/api/channels/{channel.id}",
         json={"phone_number_id": number.id, "send_from_phone_number": number.phone_number},

@@ -59,13 +59,18 @@ def _defaults(tenant_id, channel_type) -> list[str]:
 
 def test_concurrent_make_default_leaves_exactly_one_default(app, api, setup):
     """Each thread makes another channel the default: all succeed, exactly one default remains."""
-    channels = [factories.make_channel(setup, "email", name=f"Candidate {i}") for i in range(THREADS)]
+    channels = [
+        factories.make_channel(setup, "email", name=f"Candidate {i}") for i in range(THREADS)
+    ]
     ids = [c.id for c in channels]
     headers = {"Authorization": f"Bearer {api.key}"}
     api.get("/api/channels")  # record the key's use now, not in every thread
 
     results = run_together(
-        app, lambda client, i: client.patch(f"/api/channels/{ids[i]}", json={"is_default": True}, headers=headers)
+        app,
+        lambda client, i: client.patch(
+            f"/api/channels/{ids[i]}", json={"is_default": True}, headers=headers
+        ),
     )
 
     assert [status for status, _ in results] == [200] * THREADS
@@ -73,7 +78,9 @@ def test_concurrent_make_default_leaves_exactly_one_default(app, api, setup):
     defaults = _defaults(setup.tenant.id, "email")
     assert len(defaults) == 1 and defaults[0] in ids
     set_events = db.session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "channel.default_set")
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "channel.default_set")
     )
     # Candidate 0 was the default already, so its own request may change nothing.
     assert set_events in (THREADS - 1, THREADS)
@@ -82,10 +89,15 @@ def test_concurrent_make_default_leaves_exactly_one_default(app, api, setup):
 def test_concurrent_creates_with_one_name_create_exactly_one(app, api, setup):
     """The same name from every thread: one 201, every other one 422 on ``name``; no 500."""
     headers = {"Authorization": f"Bearer {api.key}"}
-    payloads = [setup.email_payload(name="Launch", send_from_email=f"l{i}@example.com") for i in range(THREADS)]
+    payloads = [
+        setup.email_payload(name="Launch", send_from_email=f"l{i}@example.com")
+        for i in range(THREADS)
+    ]
     api.get("/api/channels")
 
-    results = run_together(app, lambda client, i: client.post("/api/channels", json=payloads[i], headers=headers))
+    results = run_together(
+        app, lambda client, i: client.post("/api/channels", json=payloads[i], headers=headers)
+    )
 
     statuses = sorted(status for status, _ in results)
     assert statuses == [201] + [422] * (THREADS - 1)
@@ -98,19 +110,23 @@ def test_concurrent_creates_with_one_name_create_exactly_one(app, api, setup):
 
 
 def test_concurrent_first_channels_leave_one_default(app, api, setup):
-    """Many first channels of a type at once, none saying is_default: exactly one becomes default."""
+    """Many first channels at once, is_default omitted: exactly one becomes default."""
     headers = {"Authorization": f"Bearer {api.key}"}
     payloads = [setup.sms_payload(name=f"Parallel {i}") for i in range(THREADS)]
     api.get("/api/channels")
 
-    results = run_together(app, lambda client, i: client.post("/api/channels", json=payloads[i], headers=headers))
+    results = run_together(
+        app, lambda client, i: client.post("/api/channels", json=payloads[i], headers=headers)
+    )
 
     assert [status for status, _ in results] == [201] * THREADS
     assert sum(body["is_default"] for _, body in results) == 1
     assert len(_defaults(setup.tenant.id, "sms")) == 1
 
 
-def test_concurrent_adds_of_one_number_by_two_tenants_create_one(app, api, other_api, setup, other_setup):
+def test_concurrent_adds_of_one_number_by_two_tenants_create_one(
+    app, api, other_api, setup, other_setup
+):
     """A number is unique platform-wide: tenants racing for it get one 201 and 422s, never a 500."""
     callers = [(api.key, setup.sms_integration.id), (other_api.key, other_setup.sms_integration.id)]
     api.get("/api/channels")
@@ -119,7 +135,9 @@ def test_concurrent_adds_of_one_number_by_two_tenants_create_one(app, api, other
     def add(client, i):
         key, integration_id = callers[i % 2]
         body = {"phone_number": "+14155550160", "integration_id": integration_id}
-        return client.post("/api/phone_numbers", json=body, headers={"Authorization": f"Bearer {key}"})
+        return client.post(
+            "/api/phone_numbers", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
 
     results = run_together(app, add)
 
@@ -136,7 +154,10 @@ def test_concurrent_adds_of_one_domain_create_one(app, api, setup):
     api.get("/api/channels")
 
     results = run_together(
-        app, lambda client, i: client.post("/api/email_domains", json={"domain": "example.net"}, headers=headers)
+        app,
+        lambda client, i: client.post(
+            "/api/email_domains", json={"domain": "example.net"}, headers=headers
+        ),
     )
 
     assert sorted(status for status, _ in results) == [201] + [422] * (THREADS - 1)

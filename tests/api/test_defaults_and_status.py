@@ -25,7 +25,7 @@ def audit(api, action) -> list[dict]:
     return api.get(f"/api/audit_events?action={action}").get_json()["data"]
 
 
-# --- the default flag -------------------------------------------------------------------------
+# --- the default flag -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("channel_type", ["email", "sms"])
@@ -97,7 +97,7 @@ def test_patch_is_default_false_leaves_no_default(api, setup):
     assert defaults(api, "email") == []
 
 
-# --- handover -----------------------------------------------------------------------------------
+# --- handover -------------------------------------------------------------------------------------
 
 
 def _three_email_channels(setup):
@@ -123,13 +123,17 @@ def test_deleting_the_default_hands_over_to_the_oldest_available(api, setup):
 
 
 def test_handover_skips_channels_that_are_not_available(api, setup):
-    """The oldest channel is disabled and the next one pending: the next available one takes over."""
+    """Oldest disabled, next pending: the next available one takes over."""
     default = factories.make_channel(setup, "email", name="Default")
     disabled = factories.make_channel(setup, "email", name="Disabled")
     api.patch(f"/api/channels/{disabled.id}", json={"status": "disabled"})
     pending_domain = factories.make_domain(setup.tenant, "example.org", verified=False)
     factories.make_channel(
-        setup, "email", name="Pending", email_domain_id=pending_domain.id, send_from_email="a@example.org"
+        setup,
+        "email",
+        name="Pending",
+        email_domain_id=pending_domain.id,
+        send_from_email="a@example.org",
     )
     available = factories.make_channel(setup, "email", name="Available")
     response = api.delete(f"/api/channels/{default.id}")
@@ -179,7 +183,7 @@ def test_enabling_a_channel_again_does_not_take_the_default_back(api, setup):
     assert defaults(api, "email") == [oldest.id]
 
 
-# --- statuses follow their resources ----------------------------------------------------------------
+# --- statuses follow their resources --------------------------------------------------------------
 
 
 def test_a_channel_on_a_pending_domain_is_pending_verification(api, setup):
@@ -194,13 +198,17 @@ def test_a_channel_on_a_pending_domain_is_pending_verification(api, setup):
 
 
 def test_disabling_an_integration_disables_its_channels_and_hands_over(api, setup):
-    """Integration disabled: its channels become disabled, the default moves to another integration's."""
+    """Integration disabled: its channels are disabled, the default moves elsewhere."""
     default = factories.make_channel(setup, "email", name="On the first integration")
     sibling = factories.make_channel(setup, "email", name="Also on the first")
     second_integration = factories.make_integration(setup.tenant, "email")
-    other = factories.make_channel(setup, "email", name="Elsewhere", integration_id=second_integration.id)
+    other = factories.make_channel(
+        setup, "email", name="Elsewhere", integration_id=second_integration.id
+    )
 
-    response = api.patch(f"/api/integrations/{setup.email_integration.id}", json={"status": "disabled"})
+    response = api.patch(
+        f"/api/integrations/{setup.email_integration.id}", json={"status": "disabled"}
+    )
     assert response.status_code == 200
     assert response.get_json()["status"] == "disabled"
     assert response.headers["Default-Handover"] == other.id
@@ -228,18 +236,23 @@ def test_enabling_the_integration_again_makes_its_channels_available(api, setup)
 def test_disabling_the_integration_of_the_only_channel_says_none(api, setup):
     """No successor available: Default-Handover: none."""
     factories.make_channel(setup, "sms")
-    response = api.patch(f"/api/integrations/{setup.sms_integration.id}", json={"status": "disabled"})
+    response = api.patch(
+        f"/api/integrations/{setup.sms_integration.id}", json={"status": "disabled"}
+    )
     assert response.headers["Default-Handover"] == "none"
     assert defaults(api, "sms") == []
 
 
 def test_releasing_a_number_disables_its_channel(api, setup):
-    """POST /api/phone_numbers/{id}/release: number released, its channel disabled, default handed over."""
+    """POST .../release: number released, its channel disabled, default handed over."""
     on_number = factories.make_channel(setup, "sms", name="On the number")
     other_number = factories.make_phone_number(setup.tenant, setup.sms_integration).phone_number
     elsewhere = factories.make_channel(
-        setup, "sms", name="Elsewhere",
-        phone_number_id=other_number.id, send_from_phone_number=other_number.phone_number,
+        setup,
+        "sms",
+        name="Elsewhere",
+        phone_number_id=other_number.id,
+        send_from_phone_number=other_number.phone_number,
     )
     response = api.post(f"/api/phone_numbers/{setup.number.id}/release")
     assert response.status_code == 200
@@ -259,7 +272,7 @@ def test_releasing_twice_is_harmless(api, setup):
     assert len(audit(api, "phone_number.release")) == 1
 
 
-# --- phone numbers create their SMS channel -----------------------------------------------------------
+# --- phone numbers create their SMS channel -------------------------------------------------------
 
 
 def test_adding_a_number_creates_its_sms_channel(api, setup):
@@ -341,7 +354,13 @@ def test_the_auto_channel_name_avoids_a_taken_name(api, setup):
         ({"capabilities": ["fax"]}, {"capabilities"}),
         ({"channel_id": "x"}, {"channel_id"}),
     ],
-    ids=["bad number", "create_channel not bool", "no capabilities", "unknown capability", "read-only"],
+    ids=[
+        "bad number",
+        "create_channel not bool",
+        "no capabilities",
+        "unknown capability",
+        "read-only",
+    ],
 )
 def test_phone_number_input_is_validated(api, setup, body, fields):
     """Bad phone number bodies: 422 naming the field; nothing is created."""
@@ -358,12 +377,15 @@ def test_a_number_in_use_is_refused(api, setup):
     """An active number is unique platform-wide."""
     response = api.post(
         "/api/phone_numbers",
-        json={"phone_number": setup.number.phone_number, "integration_id": setup.sms_integration.id},
+        json={
+            "phone_number": setup.number.phone_number,
+            "integration_id": setup.sms_integration.id,
+        },
     )
     assert set(assert_error(response, 422, "validation_error")["fields"]) == {"phone_number"}
 
 
-# --- resources in use cannot be deleted -----------------------------------------------------------------
+# --- resources in use cannot be deleted -----------------------------------------------------------
 
 
 def test_deleting_an_integration_in_use_is_refused_naming_the_channels(api, setup):
@@ -418,9 +440,11 @@ def test_unused_resources_can_be_deleted(api, setup):
 
 
 def test_a_channel_disabled_by_its_integration_cannot_be_made_default(api, setup):
-    """Status disabled because the integration is: is_default true is refused like any disabled channel."""
+    """Disabled through its integration: is_default true is refused."""
     other_integration = factories.make_integration(setup.tenant, "email")
-    default = factories.make_channel(setup, "email", name="Default", integration_id=other_integration.id)
+    default = factories.make_channel(
+        setup, "email", name="Default", integration_id=other_integration.id
+    )
     channel = factories.make_channel(setup, "email", name="Follows its integration")
     factories.set_integration_status(setup.tenant, setup.email_integration, "disabled")
     response = api.patch(f"/api/channels/{channel.id}", json={"is_default": True})

@@ -13,7 +13,9 @@ def test_dry_run_returns_the_channel_it_would_create_and_saves_nothing(api, setu
     """200 with the would-be channel (no id, no timestamps); no row, no audit event."""
     api.get("/api/channels")  # the key's first use is recorded; do it before the snapshot
     before = database_state()
-    response = api.post(f"/api/channels?dry_run={flag}", json=setup.email_payload(name=" Trial ", metadata={"a": 1}))
+    response = api.post(
+        f"/api/channels?dry_run={flag}", json=setup.email_payload(name=" Trial ", metadata={"a": 1})
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert "id" not in body and "created_at" not in body
@@ -46,7 +48,9 @@ def test_dry_run_reports_every_failing_field(api, setup):
 def test_dry_run_applies_the_name_and_default_rules(api, setup):
     """A taken name fails; with a default present the would-be channel is not the default."""
     factories.make_channel(setup, "sms", name="Alerts")
-    assert_fields(api.post("/api/channels?dry_run=true", json=setup.sms_payload(name="ALERTS")), {"name"})
+    assert_fields(
+        api.post("/api/channels?dry_run=true", json=setup.sms_payload(name="ALERTS")), {"name"}
+    )
     body = api.post("/api/channels?dry_run=true", json=setup.sms_payload(name="Other")).get_json()
     assert body["is_default"] is False
 
@@ -54,6 +58,8 @@ def test_dry_run_applies_the_name_and_default_rules(api, setup):
 def test_dry_run_with_is_default_leaves_the_current_default(api, setup):
     """is_default: true in a dry run does not clear the existing default."""
     current = factories.make_channel(setup, "email")
-    body = api.post("/api/channels?dry_run=true", json=setup.email_payload(is_default=True)).get_json()
+    body = api.post(
+        "/api/channels?dry_run=true", json=setup.email_payload(is_default=True)
+    ).get_json()
     assert body["is_default"] is True
     assert api.get(f"/api/channels/{current.id}").get_json()["is_default"] is True

@@ -43,7 +43,9 @@ class ZoneResolver:
 def zone():
     """A DNS server on a free UDP port of 127.0.0.1, serving the zone the test publishes."""
     resolver = ZoneResolver()
-    server = DNSServer(resolver, address="127.0.0.1", port=0, logger=DNSLogger("-", logf=lambda _: None))
+    server = DNSServer(
+        resolver, address="127.0.0.1", port=0, logger=DNSLogger("-", logf=lambda _: None)
+    )
     server.start_thread()
     resolver.port = server.server.server_address[1]
     yield resolver
@@ -78,7 +80,7 @@ def publish(zone, domain_body, *purposes):
 
 
 def test_a_new_domain_is_pending_with_its_records(domain):
-    """POST: lower-case, no trailing dot, pending; verification TXT, SPF TXT and DKIM CNAME to publish."""
+    """POST: lower-case, no trailing dot, pending; verification TXT, SPF TXT, DKIM CNAME."""
     assert domain["domain"] == "mail.example.net"
     assert domain["status"] == "pending"
     records = records_of(domain)
@@ -88,13 +90,20 @@ def test_a_new_domain_is_pending_with_its_records(domain):
     assert records["spf"]["type"] == "TXT" and records["spf"]["value"].startswith("v=spf1 ")
     assert records["dkim"]["type"] == "CNAME"
     assert all(record["status"] == "pending" for record in domain["dns_records"])
-    assert all(set(record) == {"type", "host", "value", "purpose", "status"} for record in domain["dns_records"])
+    assert all(
+        set(record) == {"type", "host", "value", "purpose", "status"}
+        for record in domain["dns_records"]
+    )
 
 
 def test_verification_record_found_verifies_and_channels_become_available(api, setup, zone, domain):
     """Verification TXT published: verified; the channel that was pending becomes available."""
     channel = factories.make_channel(
-        setup, "email", email_domain_id=domain["id"], send_from_email="hi@mail.example.net", is_default=False
+        setup,
+        "email",
+        email_domain_id=domain["id"],
+        send_from_email="hi@mail.example.net",
+        is_default=False,
     )
     assert channel.status == "pending_verification"
     publish(zone, domain, "verification")
@@ -114,7 +123,9 @@ def test_a_pending_default_becomes_available_on_verification(api, setup, zone, d
     """The first email channel on a pending domain is the default; it is available once verified."""
     created = api.post(
         "/api/channels",
-        json=setup.email_payload(email_domain_id=domain["id"], send_from_email="a@mail.example.net"),
+        json=setup.email_payload(
+            email_domain_id=domain["id"], send_from_email="a@mail.example.net"
+        ),
     ).get_json()
     assert created["status"] == "pending_verification"
     publish(zone, domain, "verification")
@@ -128,7 +139,10 @@ def test_every_record_published_is_reported_verified(api, zone, domain):
     publish(zone, domain, "verification", "spf", "dkim")
     body = api.post(f"/api/email_domains/{domain['id']}/verify").get_json()
     assert {r["status"] for r in body["dns_records"]} == {"verified"}
-    assert api.get(f"/api/email_domains/{domain['id']}").get_json()["dns_records"] == body["dns_records"]
+    assert (
+        api.get(f"/api/email_domains/{domain['id']}").get_json()["dns_records"]
+        == body["dns_records"]
+    )
 
 
 def test_spf_among_other_txt_records_is_found(api, zone, domain):
@@ -152,7 +166,9 @@ def test_no_records_fails_with_every_record_missing(api, setup, zone, domain):
     body = response.get_json()
     assert body["status"] == "failed" and body["verified_at"] is None and body["last_checked_at"]
     assert {r["purpose"]: r["status"] for r in body["dns_records"]} == {
-        "verification": "missing", "spf": "missing", "dkim": "missing",
+        "verification": "missing",
+        "spf": "missing",
+        "dkim": "missing",
     }
     assert api.get(f"/api/channels/{channel.id}").get_json()["status"] == "pending_verification"
 
@@ -185,8 +201,12 @@ def test_verify_accepts_an_empty_json_body(api, zone, domain):
 
 @pytest.mark.parametrize(
     "body, field",
-    [({"domain": "not a domain"}, "domain"), ({"domain": "example.test"}, "domain"), ({"domain": ""}, "domain"),
-     ({"domain": "example.com", "status": "verified"}, "status")],
+    [
+        ({"domain": "not a domain"}, "domain"),
+        ({"domain": "example.test"}, "domain"),
+        ({"domain": ""}, "domain"),
+        ({"domain": "example.com", "status": "verified"}, "status"),
+    ],
     ids=["spaces", "reserved tld", "empty", "read-only status"],
 )
 def test_bad_domains_are_422(api, setup, body, field):
@@ -197,7 +217,9 @@ def test_bad_domains_are_422(api, setup, body, field):
 
 def test_a_duplicate_domain_is_422(api, domain):
     """The same domain twice (in another spelling) for one tenant: 422."""
-    error = assert_error(api.post("/api/email_domains", json={"domain": "MAIL.example.net"}), 422, "validation_error")
+    error = assert_error(
+        api.post("/api/email_domains", json={"domain": "MAIL.example.net"}), 422, "validation_error"
+    )
     assert list(error["fields"]) == ["domain"]
 
 

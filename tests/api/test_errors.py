@@ -42,7 +42,9 @@ def test_a_body_that_is_not_json_is_400(api, setup, raw):
 
 
 @pytest.mark.parametrize(
-    "body", [[], [{"name": "x"}], "channel", 42, None, True], ids=["[]", "array", "string", "number", "null", "bool"]
+    "body",
+    [[], [{"name": "x"}], "channel", 42, None, True],
+    ids=["[]", "array", "string", "number", "null", "bool"],
 )
 def test_a_json_body_that_is_not_an_object_is_400(api, setup, body):
     """A JSON array, string, number, null or boolean body: 400 bad_request."""
@@ -56,7 +58,7 @@ def test_a_json_body_that_is_not_an_object_is_400(api, setup, body):
     ids=["in the name", "in a metadata value", "in a metadata key"],
 )
 def test_an_unpaired_surrogate_is_400(api, setup, fragment):
-    """"\\ud800" parses as JSON but is not text any database stores: 400, never a 500."""
+    """ "\\ud800" parses as JSON but is not text any database stores: 400, never a 500."""
     payload = setup.email_payload()
     payload.pop("name")
     raw = json.dumps(payload)[:-1] + ", " + fragment + "}"
@@ -67,10 +69,10 @@ def test_an_unpaired_surrogate_is_400(api, setup, fragment):
 
 def test_a_properly_paired_surrogate_is_text(api, setup):
     """An escaped emoji (a surrogate pair) is ordinary text."""
-    raw = json.dumps(setup.email_payload(name="Launch \U0001F680"))
+    raw = json.dumps(setup.email_payload(name="Launch \U0001f680"))
     assert "\\ud83d\\ude80" in raw
     response = api.post("/api/channels", data=raw, content_type="application/json")
-    assert response.status_code == 201 and response.get_json()["name"] == "Launch \U0001F680"
+    assert response.status_code == 201 and response.get_json()["name"] == "Launch \U0001f680"
 
 
 def test_a_number_too_large_for_a_float_is_a_field_error(api, setup):
@@ -80,7 +82,9 @@ def test_a_number_too_large_for_a_float_is_a_field_error(api, setup):
     assert set(assert_error(response, 422, "validation_error")["fields"]) == {"metadata"}
 
 
-@pytest.mark.parametrize("depth", [40, 20_000], ids=["deeper than allowed", "deeper than the parser"])
+@pytest.mark.parametrize(
+    "depth", [40, 20_000], ids=["deeper than allowed", "deeper than the parser"]
+)
 def test_deeply_nested_json_is_400(api, setup, depth):
     """Nesting beyond the limit is refused before any rule runs; never a 500 (RecursionError)."""
     raw = '{"metadata": {"k": ' + "[" * depth + "]" * depth + "}}"
@@ -118,8 +122,13 @@ def test_a_bad_query_parameter_is_400(api, setup, query):
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/integrations?limit=0", "/api/email_domains?cursor=x", "/api/phone_numbers?limit=500",
-     "/api/audit_events?cursor=%%%", "/api/integrations?channel_type=fax"],
+    [
+        "/api/integrations?limit=0",
+        "/api/email_domains?cursor=x",
+        "/api/phone_numbers?limit=500",
+        "/api/audit_events?cursor=%%%",
+        "/api/integrations?channel_type=fax",
+    ],
 )
 def test_other_lists_check_their_query_parameters(api, setup, path):
     """Every list endpoint answers 400 to a bad limit, cursor or filter."""
@@ -138,7 +147,15 @@ def test_dry_run_must_be_a_boolean(api, setup):
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer ", "Bearer chk_nope_nope", "Bearer not-a-key", "Basic dXNlcjpwYXNz"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer chk_nope_nope",
+        "Bearer not-a-key",
+        "Basic dXNlcjpwYXNz",
+    ],
     ids=["absent", "empty", "scheme only", "scheme and space", "unknown key", "malformed", "basic"],
 )
 def test_no_or_unknown_key_is_401(client, tenant, authorization):
@@ -153,7 +170,11 @@ def test_a_key_with_a_wrong_secret_is_401(client, tenant):
     """The right prefix with a wrong secret part is not a key."""
     key = factories.make_api_key(tenant)
     forged = key[: key.rindex("_") + 1] + "x" * 43
-    assert_error(client.get("/api/channels", headers={"Authorization": f"Bearer {forged}"}), 401, "unauthorized")
+    assert_error(
+        client.get("/api/channels", headers={"Authorization": f"Bearer {forged}"}),
+        401,
+        "unauthorized",
+    )
 
 
 def test_a_revoked_key_is_401(api, tenant):
@@ -212,7 +233,9 @@ def test_a_read_key_on_a_write_is_403(reader, setup, method, path):
 
 
 @pytest.mark.parametrize(
-    "channel_id", [UNKNOWN_ID, "not-a-uuid", "x" * 300, "0"], ids=["unknown", "malformed", "long", "zero"]
+    "channel_id",
+    [UNKNOWN_ID, "not-a-uuid", "x" * 300, "0"],
+    ids=["unknown", "malformed", "long", "zero"],
 )
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 def test_an_unknown_or_malformed_channel_id_is_404(api, setup, method, channel_id):
@@ -262,9 +285,14 @@ def test_a_wrong_method_is_405_with_allow(api, setup, method, path, allowed):
 
 
 def test_a_state_conflict_is_409(api, setup):
-    """Deleting a domain a channel uses: 409 conflict (the idempotency 409 is in test_idempotency)."""
+    """Deleting a domain in use: 409 conflict (idempotency_conflict: test_idempotency)."""
     factories.make_channel(setup, "email", name="Receipts")
-    assert "Receipts" in assert_error(api.delete(f"/api/email_domains/{setup.domain.id}"), 409, "conflict")["message"]
+    assert (
+        "Receipts"
+        in assert_error(api.delete(f"/api/email_domains/{setup.domain.id}"), 409, "conflict")[
+            "message"
+        ]
+    )
 
 
 # --- 413 / 415 ------------------------------------------------------------------------------------
@@ -345,7 +373,9 @@ def _boom(*args, **kwargs):
         ("delete", "delete_channel"),
     ],
 )
-def test_an_unexpected_error_is_a_500_envelope_without_a_stack_trace(api, setup, monkeypatch, method, target):
+def test_an_unexpected_error_is_a_500_envelope_without_a_stack_trace(
+    api, setup, monkeypatch, method, target
+):
     """A bug in a service: 500 internal_error in the envelope; nothing of the exception leaks."""
     channel = factories.make_channel(setup, "email")
     monkeypatch.setattr(channel_service, target, _boom)

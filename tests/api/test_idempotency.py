@@ -14,7 +14,7 @@ def key(value):
 
 
 def test_same_key_and_body_replays_the_first_response(api, setup):
-    """The second call: same status and body, Idempotent-Replayed: true, one row, one audit event."""
+    """The second call: same status and body, Idempotent-Replayed: true, one row."""
     payload = setup.email_payload(name="Receipts")
     first = api.post("/api/channels", json=payload, headers=key("create-receipts"))
     events = count_rows(AuditEvent)
@@ -70,8 +70,12 @@ def test_a_422_is_replayed_too(api, setup):
 
 def test_keys_are_per_tenant(api, other_api, setup, other_setup):
     """Another tenant using the same key gets its own first response and its own row."""
-    mine = api.post("/api/channels", json=setup.email_payload(name="Shared"), headers=key("same-key"))
-    theirs = other_api.post("/api/channels", json=other_setup.email_payload(name="Shared"), headers=key("same-key"))
+    mine = api.post(
+        "/api/channels", json=setup.email_payload(name="Shared"), headers=key("same-key")
+    )
+    theirs = other_api.post(
+        "/api/channels", json=other_setup.email_payload(name="Shared"), headers=key("same-key")
+    )
     assert mine.status_code == theirs.status_code == 201
     assert "Idempotent-Replayed" not in theirs.headers
     assert mine.get_json()["id"] != theirs.get_json()["id"]
@@ -80,7 +84,7 @@ def test_keys_are_per_tenant(api, other_api, setup, other_setup):
 
 
 def test_phone_number_creation_is_idempotent_with_its_channel(api, setup):
-    """Replaying POST /api/phone_numbers returns the same channel_id and creates no second channel."""
+    """Replaying POST /api/phone_numbers: the same channel_id, no second channel."""
     body = {"phone_number": "+14155550181", "integration_id": setup.sms_integration.id}
     first = api.post("/api/phone_numbers", json=body, headers=key("number-1"))
     second = api.post("/api/phone_numbers", json=body, headers=key("number-1"))
@@ -96,7 +100,9 @@ def test_without_a_key_every_post_creates(api, setup):
     assert api.post("/api/channels", json=payload).status_code == 422
 
 
-@pytest.mark.parametrize("value", ["", "x" * 256, "tab\there"], ids=["empty", "too long", "control"])
+@pytest.mark.parametrize(
+    "value", ["", "x" * 256, "tab\there"], ids=["empty", "too long", "control"]
+)
 def test_a_malformed_key_is_400(api, setup, value):
     """Idempotency-Key must be 1–255 printable characters."""
     response = api.post("/api/channels", json=setup.email_payload(), headers=key(value))

@@ -5,11 +5,22 @@ import uuid
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 EMAIL_FIELDS = {
-    "id", "tenant_id", "name", "channel_type", "integration_id", "send_from_email",
-    "email_domain_id", "status", "is_default", "metadata", "created_at", "updated_at",
+    "id",
+    "tenant_id",
+    "name",
+    "channel_type",
+    "integration_id",
+    "send_from_email",
+    "email_domain_id",
+    "status",
+    "is_default",
+    "metadata",
+    "created_at",
+    "updated_at",
 }
 SMS_FIELDS = EMAIL_FIELDS - {"send_from_email", "email_domain_id"} | {
-    "send_from_phone_number", "phone_number_id",
+    "send_from_phone_number",
+    "phone_number_id",
 }
 
 

@@ -41,11 +41,15 @@ ENDPOINTS = [
     ENDPOINTS,
     ids=[f"{m.upper()} {t.format('{id}')}" for m, t, _, _ in ENDPOINTS],
 )
-def test_another_tenants_id_in_the_path_is_an_unknown_id(api, setup, theirs, other_api, method, template, attribute, body):
+def test_another_tenants_id_in_the_path_is_an_unknown_id(
+    api, setup, theirs, other_api, method, template, attribute, body
+):
     """Same 404 status and byte-identical body as an id that does not exist; nothing changes."""
     their_id = getattr(theirs, attribute).id
     kwargs = {"json": body} if body is not None else {}
-    state_before = other_api.get(template.format(their_id).removesuffix("/verify").removesuffix("/release")).get_json()
+    state_before = other_api.get(
+        template.format(their_id).removesuffix("/verify").removesuffix("/release")
+    ).get_json()
 
     theirs_response = getattr(api, method)(template.format(their_id), **kwargs)
     unknown_response = getattr(api, method)(template.format(UNKNOWN_ID), **kwargs)
@@ -53,7 +57,9 @@ def test_another_tenants_id_in_the_path_is_an_unknown_id(api, setup, theirs, oth
     assert_error(theirs_response, 404, "not_found")
     assert theirs_response.get_data() == unknown_response.get_data()
     assert theirs_response.status_code == unknown_response.status_code
-    state_after = other_api.get(template.format(their_id).removesuffix("/verify").removesuffix("/release")).get_json()
+    state_after = other_api.get(
+        template.format(their_id).removesuffix("/verify").removesuffix("/release")
+    ).get_json()
     assert state_after == state_before
 
 
@@ -71,10 +77,16 @@ def _error_of(response) -> dict:
         ("sms", "phone_number_id", "number"),
     ],
 )
-def test_another_tenants_id_in_a_create_body_is_an_unknown_id(api, setup, theirs, channel_type, field, attribute):
+def test_another_tenants_id_in_a_create_body_is_an_unknown_id(
+    api, setup, theirs, channel_type, field, attribute
+):
     """POST /api/channels referencing their integration/domain/number: the 422 of an unknown id."""
     payload = setup.email_payload if channel_type == "email" else setup.sms_payload
-    their = _error_of(api.post("/api/channels", json=payload(name="Same", **{field: getattr(theirs, attribute).id})))
+    their = _error_of(
+        api.post(
+            "/api/channels", json=payload(name="Same", **{field: getattr(theirs, attribute).id})
+        )
+    )
     unknown = _error_of(api.post("/api/channels", json=payload(name="Same", **{field: UNKNOWN_ID})))
     assert their == unknown
     assert list(their["error"]["fields"]) == [field]
@@ -88,10 +100,14 @@ def test_another_tenants_id_in_a_create_body_is_an_unknown_id(api, setup, theirs
         ("sms", "phone_number_id", "number"),
     ],
 )
-def test_another_tenants_id_in_a_patch_body_is_an_unknown_id(api, setup, theirs, channel_type, field, attribute):
+def test_another_tenants_id_in_a_patch_body_is_an_unknown_id(
+    api, setup, theirs, channel_type, field, attribute
+):
     """PATCH /api/channels/{id} referencing their resources: the 422 of an unknown id."""
     channel = factories.make_channel(setup, channel_type)
-    their = _error_of(api.patch(f"/api/channels/{channel.id}", json={field: getattr(theirs, attribute).id}))
+    their = _error_of(
+        api.patch(f"/api/channels/{channel.id}", json={field: getattr(theirs, attribute).id})
+    )
     unknown = _error_of(api.patch(f"/api/channels/{channel.id}", json={field: UNKNOWN_ID}))
     assert their == unknown
     assert list(their["error"]["fields"]) == [field]
@@ -100,10 +116,16 @@ def test_another_tenants_id_in_a_patch_body_is_an_unknown_id(api, setup, theirs,
 def test_another_tenants_integration_for_a_phone_number_is_an_unknown_id(api, setup, theirs):
     """POST /api/phone_numbers with their SMS integration: the 422 of an unknown integration."""
     their = _error_of(
-        api.post("/api/phone_numbers", json={"phone_number": "+14155550190", "integration_id": theirs.sms_integration.id})
+        api.post(
+            "/api/phone_numbers",
+            json={"phone_number": "+14155550190", "integration_id": theirs.sms_integration.id},
+        )
     )
     unknown = _error_of(
-        api.post("/api/phone_numbers", json={"phone_number": "+14155550190", "integration_id": UNKNOWN_ID})
+        api.post(
+            "/api/phone_numbers",
+            json={"phone_number": "+14155550190", "integration_id": UNKNOWN_ID},
+        )
     )
     assert their == unknown
     assert list(their["error"]["fields"]) == ["integration_id"]
@@ -122,7 +144,14 @@ def _ids(api, path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/channels", "/api/integrations", "/api/email_domains", "/api/phone_numbers", "/api/audit_events"]
+    "path",
+    [
+        "/api/channels",
+        "/api/integrations",
+        "/api/email_domains",
+        "/api/phone_numbers",
+        "/api/audit_events",
+    ],
 )
 def test_lists_hold_only_the_callers_rows(api, other_api, setup, theirs, path):
     """Each list shows exactly the caller's rows; the other tenant sees exactly theirs."""
