@@ -3,6 +3,8 @@ same validation as the API (the parity table)."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import pytest
 from sqlalchemy import func, select
 
@@ -73,7 +75,7 @@ def test_every_input_has_a_label(console, setup):
 
 
 def test_selects_offer_only_the_tenants_resources_of_the_type(console, setup, tenant, other_tenant):
-    """Integrations: active and of the type; numbers: active and SMS-capable; never another tenant's."""
+    """Integrations: active, of the type; numbers: active, SMS-capable; never another tenant's."""
     disabled = factories.make_integration(tenant, "email", name="Old mail", status="disabled")
     voice_only = factories.make_phone_number(
         tenant, setup.sms_integration, capabilities=["voice"]
@@ -129,7 +131,7 @@ def test_type_switch_without_htmx_goes_to_the_form(console, setup):
 
 
 def test_change_type_without_javascript_keeps_what_was_typed(console, setup):
-    """The no-JS "Change type" submit shows the SMS fields, keeps the name and metadata, no errors."""
+    """No-JS "Change type": the SMS fields, the name and metadata kept, no errors shown."""
     data = form_data(
         {"name": "Alerts", "channel_type": "sms", "metadata": {"team": "ops"}},
         csrf_token(console, "/channels/new"),
@@ -406,29 +408,60 @@ def test_another_tenants_channel_is_not_found(console, setup, other_tenant, meth
 
 # --- form / API parity -------------------------------------------------------------------------
 
+
+class ParityResources:
+    """Resources that some parity cases refer to, made on first use (keeps each case cheap)."""
+
+    def __init__(self, setup, tenant, other_tenant):
+        self.setup, self.tenant, self.other_tenant = setup, tenant, other_tenant
+
+    @cached_property
+    def existing(self):
+        """A channel whose name is taken."""
+        return factories.make_channel(self.setup, "email", name="Existing")
+
+    @cached_property
+    def theirs(self):
+        """Another tenant, ready for channels."""
+        return factories.make_ready_tenant(self.other_tenant, domain="other.example")
+
+    @cached_property
+    def disabled_email(self):
+        """A disabled email integration of the tenant."""
+        return factories.make_integration(self.tenant, "email", status="disabled")
+
+    @cached_property
+    def voice(self):
+        """A voice-only number of the tenant."""
+        outcome = factories.make_phone_number(
+            self.tenant, self.setup.sms_integration, capabilities=["voice"]
+        )
+        return outcome.phone_number
+
+
 PARITY_CASES = {
     "blank name": ("email", lambda s, o: {"name": ""}),
     "name too long": ("email", lambda s, o: {"name": "x" * 101}),
-    "name taken (any case)": ("email", lambda s, o: {"name": "EXISTING"}),
+    "name taken (any case)": ("email", lambda s, o: {"name": o.existing.name.upper()}),
     "no integration": ("email", lambda s, o: {"integration_id": ""}),
     "integration of the other type": (
         "email",
         lambda s, o: {"integration_id": s.sms_integration.id},
     ),
-    "disabled integration": ("email", lambda s, o: {"integration_id": o["disabled_email"].id}),
+    "disabled integration": ("email", lambda s, o: {"integration_id": o.disabled_email.id}),
     "another tenant's integration": (
         "email",
-        lambda s, o: {"integration_id": o["theirs"].email_integration.id},
+        lambda s, o: {"integration_id": o.theirs.email_integration.id},
     ),
     "bad address": ("email", lambda s, o: {"send_from_email": "not-an-address"}),
     "address on another domain": ("email", lambda s, o: {"send_from_email": "a@elsewhere.org"}),
     "no domain": ("email", lambda s, o: {"email_domain_id": ""}),
     "unknown domain": ("email", lambda s, o: {"email_domain_id": UNKNOWN_ID}),
-    "another tenant's domain": ("email", lambda s, o: {"email_domain_id": o["theirs"].domain.id}),
+    "another tenant's domain": ("email", lambda s, o: {"email_domain_id": o.theirs.domain.id}),
     "number not E.164": ("sms", lambda s, o: {"send_from_phone_number": "415 555 0100"}),
     "number not the chosen one": ("sms", lambda s, o: {"send_from_phone_number": "+14155559999"}),
     "no phone number": ("sms", lambda s, o: {"phone_number_id": ""}),
-    "voice-only number": ("sms", lambda s, o: {"phone_number_id": o["voice"].id}),
+    "voice-only number": ("sms", lambda s, o: {"phone_number_id": o.voice.id}),
     "metadata key too long": ("email", lambda s, o: {"metadata": {"k" * 41: "v"}}),
     "metadata value too long": ("email", lambda s, o: {"metadata": {"k": "v" * 501}}),
     "everything wrong": (
@@ -447,15 +480,7 @@ PARITY_CASES = {
 def test_form_and_api_give_the_same_field_errors(console, api, setup, tenant, other_tenant, case):
     """The same invalid input through the form and POST /api/channels: the same field errors."""
     channel_type, make_overrides = PARITY_CASES[case]
-    factories.make_channel(setup, "email", name="Existing")
-    others = {
-        "theirs": factories.make_ready_tenant(other_tenant, domain="other.example"),
-        "disabled_email": factories.make_integration(tenant, "email", status="disabled"),
-        "voice": factories.make_phone_number(
-            tenant, setup.sms_integration, capabilities=["voice"]
-        ).phone_number,
-    }
-    overrides = make_overrides(setup, others)
+    overrides = make_overrides(setup, ParityResources(setup, tenant, other_tenant))
     payload = (
         setup.email_payload(**overrides)
         if channel_type == "email"

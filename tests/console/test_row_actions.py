@@ -94,7 +94,8 @@ def test_disabling_the_only_channel_says_there_is_no_default(console, setup):
     only = factories.make_channel(setup, "sms", name="Only SMS")
     _, _, flash = parts(console.post(f"/channels/{only.id}/disable", headers=htmx_headers(console)))
     assert flash == [
-        "“Only SMS” is disabled. There is no default SMS channel now: no other SMS channel is available."
+        "“Only SMS” is disabled."
+        " There is no default SMS channel now: no other SMS channel is available."
     ]
 
 
@@ -186,7 +187,7 @@ def test_htmx_actions_need_the_csrf_header(console, two_email, method, suffix):
 def test_another_tenants_channel_behaves_like_an_unknown_one(
     console, setup, other_tenant, method, suffix
 ):
-    """Row actions on another tenant's channel answer 404, like an unknown id, and change nothing."""
+    """Row actions on another tenant's channel: 404 like an unknown id; nothing changes."""
     theirs = factories.make_ready_tenant(other_tenant, domain="other.example")
     channel = factories.make_channel(
         theirs, "email", send_from_email="a@other.example", is_default=False
