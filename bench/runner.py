@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -111,6 +112,7 @@ def gunicorn(app_spec: str, env: dict, workers: int, probe: str):
         "--log-level", "warning",
         "--backlog", "256",
         "--no-control-socket",  # several gunicorns run at once; none needs the control socket
+        "--graceful-timeout", "5",
         app_spec,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -492,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-results", action="store_true", help="write no report")
     args = parser.parse_args(argv)
 
+    # A TERM (e.g. a CI timeout) unwinds like Ctrl-C, so that the gunicorns are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = QUICK if args.quick else FULL
     if args.db:
         profile.backends = tuple(args.db)
