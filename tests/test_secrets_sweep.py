@@ -1,0 +1,246 @@
+"""Secrets never leave: a scripted tour of every API endpoint and every console page with
+integrations whose secrets are known markers, and API keys whose values are known.
+
+Captured: every response body and header, every log record (the app's logger, Werkzeug's and
+the root logger, at DEBUG), and every row of every table. No integration secret and no API key
+may appear anywhere — except the one console response that shows a newly created key once
+(and the Authorization headers we send). Credentials at rest are Fernet tokens, and
+CREDENTIALS_KEY rotation keeps old tokens readable while new writes use the first key.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select, text
+
+from blueprints.console.context import SUPPORT_TENANT_KEY
+from core.extensions import db
+from core.models import Integration
+from tests import factories
+from tests.console.conftest import ConsoleClient, make_console_user
+from tests.console.helpers import csrf_token, sign_in
+from tests.reliability.sweep import get_urls
+
+SECRET_FIELDS = {
+    "smtp": ("email", "password", {"host": "smtp.example.com", "username": "mailer"}),
+    "sendgrid": ("email", "api_key", {}),
+    "mailgun": ("email", "api_key", {"domain": "mg.example.com"}),
+    "ses": ("email", "secret_access_key", {"access_key_id": "AKIAEXAMPLE", "region": "eu-west-1"}),
+    "postmark": ("email", "server_token", {}),
+    "twilio": ("sms", "auth_token", {"account_sid": "AC123"}),
+    "vonage": ("sms", "api_secret", {"api_key": "vonage-public"}),
+    "messagebird": ("sms", "access_key", {}),
+}
+
+
+class Capture(logging.Handler):
+    """Keeps every formatted log record (message, arguments and exception text)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.getMessage()} {record.args!r} {record.exc_text or ''}")
+        if record.exc_info:
+            self.lines.append(logging.Formatter().formatException(record.exc_info))
+
+
+@pytest.fixture
+def logs(app):
+    """Every log line written during the test, from every logger that could carry a secret."""
+    capture = Capture()
+    loggers = [app.logger, logging.getLogger(), logging.getLogger("werkzeug"), logging.getLogger("sqlalchemy")]
+    saved = [(lg, lg.level) for lg in loggers]
+    for logger in loggers:
+        logger.addHandler(capture)
+        logger.setLevel(logging.DEBUG)
+    yield capture
+    for logger, level in saved:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+
+
+class Recorder:
+    """Wraps a client: keeps every response's status, headers and body."""
+
+    def __init__(self, client, headers=None):
+        self.client, self.headers, self.seen = client, headers or {}, []
+
+    def __call__(self, method: str, url: str, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        response = self.client.open(url, method=method, headers=headers, **kwargs)
+        body = response.get_data(as_text=True)
+        self.seen.append((f"{method} {url} -> {response.status_code}", str(response.headers), body))
+        response.close()
+        return response, body
+
+
+def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup, logs):
+    """Every endpoint and page, as API caller, admin and support: secrets appear nowhere."""
+    markers = {}
+    api_key = factories.make_api_key(setup.tenant)
+    read_key = factories.make_api_key(setup.tenant, scope="read")
+    api = Recorder(app.test_client(), {"Authorization": f"Bearer {api_key}"})
+    integration_ids = {}
+
+    # --- the API: create, read, update, check, fail, delete -----------------------------------
+    for provider, (channel_type, secret_field, others) in SECRET_FIELDS.items():
+        marker = f"SECRET-{provider}-{uuid.uuid4().hex}"
+        markers[provider] = marker
+        body = {"name": f"{provider} integration", "channel_type": channel_type, "provider": provider,
+                "credentials": {**others, secret_field: marker}}
+        response, _ = api("POST", "/api/integrations", json=body)
+        assert response.status_code == 201, response.get_json()
+        integration_ids[provider] = response.get_json()["id"]
+        # A failing create with the secret in it: the 422 must not echo it.
+        bad = {**body, "name": "", "credentials": {**body["credentials"], "unknown": marker}}
+        assert api("POST", "/api/integrations", json=bad)[0].status_code == 422
+        # Rotate the secret through PATCH; the new one is a marker too.
+        rotated = f"ROTATED-{provider}-{uuid.uuid4().hex}"
+        markers[f"{provider}-rotated"] = rotated
+        response, _ = api("PATCH", f"/api/integrations/{integration_ids[provider]}",
+                          json={"credentials": {secret_field: rotated}})
+        assert response.status_code == 200
+        # The masked value sent back keeps the stored secret.
+        api("PATCH", f"/api/integrations/{integration_ids[provider]}",
+            json={"name": f"{provider} renamed", "credentials": {secret_field: "********"}})
+    console_integration = factories.make_integration(setup.tenant, "email")
+    channel = factories.make_channel(setup, "email", name="Swept")
+    api("POST", f"/api/integrations/{console_integration.id}/check")
+    api("POST", f"/api/channels/{channel.id}/test", json={"to": "someone@example.com"})
+    api("POST", "/api/channels", json=setup.email_payload(name="Via API"), headers={"Idempotency-Key": "k1"})
+    api("POST", "/api/channels", json=setup.email_payload(name="Via API"), headers={"Idempotency-Key": "k1"})
+    api("PATCH", f"/api/channels/{channel.id}", json={"metadata": {"a": "b"}})
+    api("POST", "/api/email_domains", json={"domain": "sweep.example"})
+    api("POST", "/api/phone_numbers", json={"phone_number": "+14155550999", "integration_id": setup.sms_integration.id})
+    api("POST", "/api/integrations", json={"name": "bad"}, headers={"Authorization": f"Bearer {read_key}"})
+    api("GET", "/api/channels", headers={"Authorization": f"Bearer {api_key}x"})  # a wrong key: 401
+    api("DELETE", f"/api/integrations/{integration_ids['postmark']}")
+
+    ids = {
+        "channel_id": channel.id,
+        "integration_id": integration_ids["smtp"],
+        "domain_id": setup.domain.id,
+        "phone_number_id": setup.number.id,
+    }
+    for url in get_urls(app, ids, prefix="/api/"):
+        api("GET", url)
+    for provider, integration_id in integration_ids.items():
+        api("GET", f"/api/integrations/{integration_id}")
+    api("GET", "/api/audit_events?limit=200")
+
+    # --- the console: every page as the tenant's admin, then as support staff -------------------
+    app.test_client_class = ConsoleClient
+    admin_client = app.test_client()
+    admin = make_console_user("sweep-admin@example.org", "admin", setup.tenant)
+    assert sign_in(admin_client, admin.email).status_code == 303
+    console = Recorder(admin_client)
+    ids.update(user_id=admin.id)
+    from core.models import ApiKey
+
+    ids["key_id"] = db.session.scalar(select(ApiKey.id).where(ApiKey.tenant_id == setup.tenant.id))
+    pages = get_urls(app, ids)
+    pages = [p for p in pages if not p.startswith("/api/")]
+    for integration_id in integration_ids.values():
+        pages += [f"/integrations/{integration_id}/edit", f"/integrations/{integration_id}/delete"]
+    for url in pages:
+        console("GET", url)
+        console("GET", url, headers={"HX-Request": "true"})
+    smtp_id = integration_ids["smtp"]
+    console("POST", f"/integrations/{smtp_id}/edit", data={
+        "csrf_token": csrf_token(admin_client, f"/integrations/{smtp_id}/edit"),
+        "name": "smtp edited", "host": "", "port": "587", "password": markers["smtp"]})
+    # The one response allowed to show a key: creating one in the console shows it once.
+    created, created_page = console("POST", "/api-keys", data={
+        "csrf_token": csrf_token(admin_client, "/api-keys"), "name": "Shown once", "scope": "write"})
+    new_key = next((w for w in created_page.replace('"', " ").replace("<", " ").replace(">", " ").split()
+                    if w.startswith("chk_") and w.count("_") >= 2 and len(w) > 30), None)
+    assert created.status_code == 200 and new_key, "the new key is shown once"
+    console("GET", "/api-keys")
+
+    support_client = app.test_client()
+    support = make_console_user("sweep-support@example.org", "support")
+    assert sign_in(support_client, support.email).status_code == 303
+    with support_client.session_transaction() as stored:
+        stored[SUPPORT_TENANT_KEY] = setup.tenant.id
+    support_recorder = Recorder(support_client)
+    for url in pages:
+        support_recorder("GET", url)
+
+    # --- nothing anywhere -----------------------------------------------------------------------
+    secrets = list(markers.values())
+    keys = [api_key, read_key, new_key]
+    exposures = []
+    for recorder in (api, console, support_recorder):
+        for label, headers, body in recorder.seen:
+            if recorder is console and label.startswith("POST /api-keys"):
+                body = body.replace(new_key, "")  # the single response that may show it
+            for value in secrets + keys:
+                if value in headers or value in body:
+                    exposures.append((label, value[:20]))
+    for line in logs.lines:
+        for value in secrets + keys:
+            if value in line:
+                exposures.append(("log", line[:200]))
+    assert not exposures, exposures
+    assert len(api.seen) + len(console.seen) + len(support_recorder.seen) > 80
+    assert logs.lines  # the capture works (requests and audit write log lines)
+    print(f"sweep: {len(api.seen)} API, {len(console.seen)} admin, {len(support_recorder.seen)} support responses, {len(logs.lines)} log lines")
+
+    # At rest: no marker and no key in any column of any table.
+    db.session.rollback()
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(select(table)).all():
+            dumped = repr(tuple(row))
+            for value in secrets + keys:
+                assert value not in dumped, (table.name, value[:20])
+
+
+def test_credentials_are_encrypted_at_rest(app, api):
+    """The credentials column holds a Fernet token of the first key, not the secret."""
+    marker = f"AT-REST-{uuid.uuid4().hex}"
+    response = api.post("/api/integrations", json={
+        "name": "At rest", "channel_type": "email", "provider": "sendgrid", "credentials": {"api_key": marker}})
+    assert response.status_code == 201
+    raw = db.session.execute(
+        text("SELECT credentials_encrypted FROM integrations WHERE id = :id"), {"id": response.get_json()["id"]}
+    ).scalar_one()
+    assert marker not in raw
+    first_key = app.config["CREDENTIALS_KEY"].split(",")[0]
+    assert marker in Fernet(first_key.encode()).decrypt(raw.encode()).decode()
+
+
+def test_credentials_key_rotation(app, api):
+    """Two keys "new,old": old tokens still decrypt; new writes (and updates) use the new key."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    app.config["CREDENTIALS_KEY"] = old
+    before = api.post("/api/integrations", json={
+        "name": "Old", "channel_type": "sms", "provider": "twilio",
+        "credentials": {"account_sid": "AC1", "auth_token": "old-secret"}}).get_json()
+
+    app.config["CREDENTIALS_KEY"] = f"{new},{old}"
+    assert api.get(f"/api/integrations/{before['id']}").status_code == 200  # old token readable
+    after = api.post("/api/integrations", json={
+        "name": "New", "channel_type": "sms", "provider": "twilio",
+        "credentials": {"account_sid": "AC2", "auth_token": "new-secret"}}).get_json()
+    tokens = {
+        row.id: row.credentials_encrypted
+        for row in db.session.scalars(select(Integration).where(Integration.id.in_([before["id"], after["id"]])))
+    }
+    assert "new-secret" in Fernet(new.encode()).decrypt(tokens[after["id"]].encode()).decode()
+    with pytest.raises(InvalidToken):
+        Fernet(old.encode()).decrypt(tokens[after["id"]].encode())
+    assert "old-secret" in Fernet(old.encode()).decrypt(tokens[before["id"]].encode()).decode()
+    # Changing the old integration re-encrypts it with the new key.
+    assert api.patch(f"/api/integrations/{before['id']}", json={"credentials": {"auth_token": "rotated"}}).status_code == 200
+    db.session.expire_all()
+    token = db.session.get(Integration, before["id"]).credentials_encrypted
+    assert "rotated" in Fernet(new.encode()).decrypt(token.encode()).decode()
+    # Once every token is re-encrypted, the old key can go.
+    app.config["CREDENTIALS_KEY"] = new
+    assert api.get("/api/integrations").status_code == 200
