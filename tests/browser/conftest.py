@@ -163,6 +163,9 @@ def chromium() -> Iterator[Browser]:
             "as root), or `apt-get install chromium`, or set CHROMIUM to a Chromium binary.",
             pytrace=False,
         )
+    # Assertions retry for up to 10 s (Playwright's default is 5 s): CI's 2 cores also run the
+    # rest of the suite on another xdist worker.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
