@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, jsonify, render_template, request, session, url_for
+from flask import flash, make_response, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from blueprints.console import bp
@@ -37,8 +37,9 @@ def sign_in_required():
     if request.headers.get("HX-Request") == "true":
         page = request.headers.get("HX-Current-URL")
         target = url_for("console.login", next=safe_local_url(_path_of(page)))
-        response = jsonify(error="Sign in to continue.")
-        response.status_code = 401
+        response = make_response(
+            render_template("error.html", status=401, message="Sign in to continue."), 401
+        )
         response.headers["HX-Redirect"] = target
         return response
     if next_url == url_for("console.home"):

@@ -121,6 +121,7 @@ def test_anonymous_htmx_request_gets_401_with_hx_redirect(client):
     )
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/login?next=/channels?q%3Da"
+    assert soup(response).find(class_="error-message").get_text() == "Sign in to continue."
 
 
 def test_root_redirects_to_the_channels_table(console):
