@@ -430,6 +430,10 @@ def _row_action(channel_id: str, act):
         touched.append(previous_default_id)
     if not is_fragment_request():
         return redirect_back(url_for("console.channels_index"))
+    if db.session.scalar(select(Channel.id).where(Channel.tenant_id == tenant.id).limit(1)) is None:
+        # The last channel is gone: reload the page so that it shows the empty state; the
+        # flash message stays in the session for that page.
+        return "", 200, {"HX-Refresh": "true"}
 
     next_url = current_path()
     parts = []

@@ -138,6 +138,17 @@ def test_htmx_delete_removes_the_row_and_names_the_new_default(console, two_emai
     assert reload(first) is None and reload(second).is_default
 
 
+def test_deleting_the_last_channel_reloads_the_page_for_the_empty_state(console, setup):
+    """When no channel is left, htmx reloads the page (HX-Refresh); the flash shows there."""
+    only = factories.make_channel(setup, "sms", name="Only SMS")
+    response = console.delete(f"/channels/{only.id}/delete", headers=htmx_headers(console))
+    assert response.status_code == 200
+    assert response.headers["HX-Refresh"] == "true"
+    page = soup(console.get("/channels"))
+    assert page.find(class_="empty-state").h2.get_text() == "No channels yet"
+    assert "“Only SMS” was deleted." in page.find(id="flash").get_text()
+
+
 def test_delete_without_javascript_confirms_first(console, two_email):
     """No JS: the Delete link opens a confirmation page whose POST deletes and redirects 303."""
     _, second = two_email
