@@ -210,7 +210,7 @@ def test_console_writes_use_the_one_write_decorator():
 def app_config(database_url):
     """DNS lookups (domain verification) fail fast instead of reaching the network."""
     config = base_config(database_url)
-    config.update(DNS_NAMESERVERS="127.0.0.1:9", DNS_TIMEOUT=0.5)
+    config.update(DNS_NAMESERVERS="127.0.0.1:9", DNS_TIMEOUT=0.1)
     return config
 
 
