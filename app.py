@@ -14,6 +14,7 @@ import uuid
 from contextvars import ContextVar
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
 from core.crypto import dev_credentials_key
@@ -40,6 +41,7 @@ ENV_SETTINGS = (
     "PROVIDER_BASE_URLS",
     "PROVIDER_TIMEOUT",
     "PROVIDER_CA_FILE",
+    "TRUSTED_PROXIES",
 )
 
 
@@ -166,6 +168,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_SECURE=None,  # None: Secure everywhere but development and testing
         WTF_CSRF_TIME_LIMIT=None,
         PAGE_SIZE=25,
+        TRUSTED_PROXIES=0,
     )
     app.config.from_pyfile("config.py", silent=True)
     for name in ENV_SETTINGS:
@@ -207,7 +210,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     register_http(app)
 
-    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)
+    app.wsgi_app = RequestIdMiddleware(_behind_proxies(app))
 
     def _assign_request_id():
         g.request_id = request.environ.get("channels.request_id") or uuid.uuid4().hex
@@ -216,6 +219,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
 
     return app
+
+
+def _behind_proxies(app: Flask):
+    """The WSGI app, trusting ``X-Forwarded-For``/``-Proto`` from TRUSTED_PROXIES proxies.
+
+    0 (the default) trusts none: the client address (audit events, sign-in limits) is the
+    socket's peer. Behind one TLS-terminating proxy, set TRUSTED_PROXIES=1.
+    """
+    value = str(app.config.get("TRUSTED_PROXIES") or 0)
+    if not value.isdigit():
+        raise RuntimeError("TRUSTED_PROXIES must be a whole number of proxies (0 for none).")
+    proxies = int(value)
+    if proxies == 0:
+        return app.wsgi_app
+    return ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def _check_secrets(app: Flask) -> None:

@@ -19,11 +19,21 @@ import gunicorn
 import pytest
 from werkzeug.serving import make_server
 
+from app import create_app
 from core.extensions import db
 from core.models import AuditEvent
+from tests.conftest import base_config
 
 GENERATED = re.compile(r"^[0-9a-f]{32}$")
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def app_config(database_url, request):
+    """The test configuration, plus what a test passes with indirect parametrization."""
+    config = base_config(database_url)
+    config.update(getattr(request, "param", {}))
+    return config
 
 
 @pytest.mark.parametrize(
@@ -190,3 +200,34 @@ def test_csrf_failures_and_console_404s_carry_the_id(client):
     assert refused.status_code == 400 and refused.headers["X-Request-ID"] == "csrf-1"
     missing = client.get("/definitely/not/here", headers={"X-Request-ID": "html-404"})
     assert missing.status_code == 404 and missing.headers["X-Request-ID"] == "html-404"
+
+
+def test_forwarded_client_address_is_ignored_without_trusted_proxies(api, setup):
+    """By default X-Forwarded-For is not trusted: the event keeps the socket's address."""
+    api.post(
+        "/api/channels",
+        json=setup.email_payload(),
+        headers={"X-Forwarded-For": "198.51.100.7"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "channel.create"))
+    assert event.ip == "10.0.0.2"
+
+
+@pytest.mark.parametrize("app_config", [{"TRUSTED_PROXIES": 1}], indirect=True)
+def test_behind_one_trusted_proxy_the_forwarded_address_is_audited(api, setup):
+    """TRUSTED_PROXIES=1: the address the proxy forwards is the one in the audit event."""
+    api.post(
+        "/api/channels",
+        json=setup.email_payload(),
+        headers={"X-Forwarded-For": "198.51.100.7"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "channel.create"))
+    assert event.ip == "198.51.100.7"
+
+
+def test_a_malformed_trusted_proxies_setting_refuses_to_start(database_url):
+    """TRUSTED_PROXIES must be a whole number."""
+    with pytest.raises(RuntimeError, match="TRUSTED_PROXIES"):
+        create_app({**base_config(database_url), "TRUSTED_PROXIES": "yes"})
