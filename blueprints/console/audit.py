@@ -42,6 +42,7 @@ RESOURCE_LABELS = {
     "user": "User",
 }
 ACTOR_LABELS = {"user": "User", "api_key": "API key", "system": "System"}
+SYSTEM_LABEL = "System (command line, automatic changes)"
 HISTORY_SIZE = 20
 # Which filter field of the form shows the parser's message for each query parameter.
 FORM_FIELD_OF = {
@@ -76,6 +77,22 @@ class AuditFilterForm(FlaskForm):
 
 def _actor_value(actor_type: str, actor_id: str | None) -> str:
     return f"{actor_type}:{actor_id or ''}"
+
+
+def _actor_choices(tenant_id: str) -> list[SelectChoice]:
+    """Anyone, each user and API key of the log, and "System" (the CLI and automatic changes
+    such as a default handing over; they have no id, so they are one choice)."""
+    choices = [SelectChoice("", "Anyone")]
+    has_system = False
+    for kind, actor_id, name in audit_actors(tenant_id):
+        if kind == "system":
+            has_system = True
+        else:
+            label = f"{name} ({ACTOR_LABELS.get(kind, kind)})"
+            choices.append(SelectChoice(_actor_value(kind, actor_id), label))
+    if has_system:
+        choices.append(SelectChoice(_actor_value("system", None), SYSTEM_LABEL))
+    return choices
 
 
 def _filters(form: AuditFilterForm) -> AuditFilters | None:
@@ -116,10 +133,7 @@ def audit_index():
     """The tenant's audit log, newest first, with filters and keyset pages (results for htmx)."""
     tenant = current_tenant()
     form = AuditFilterForm(request.args)
-    form.actor.choices = [SelectChoice("", "Anyone")] + [
-        SelectChoice(_actor_value(kind, actor_id), f"{name} ({ACTOR_LABELS.get(kind, kind)})")
-        for kind, actor_id, name in audit_actors(tenant.id)
-    ]
+    form.actor.choices = _actor_choices(tenant.id)
     filters = _filters(form)
     status = 200
     if filters is None:

@@ -228,7 +228,8 @@ def test_filters_narrow_the_log(console, history, setup):
     assert all(
         actor == "Test key (API key)" for _, actor in rows(console.get(f"/audit?actor={key_value}"))
     )
-    system = options["tests (System)"]
+    system = options["System (command line, automatic changes)"]
+    assert rows(console.get(f"/audit?actor={system}"))
     assert all(
         actor == "tests (System)" for _, actor in rows(console.get(f"/audit?actor={system}"))
     )
