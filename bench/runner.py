@@ -62,7 +62,7 @@ class Profile:
 
 
 QUICK = Profile("quick", ("sqlite",), (1_000, 100_000), 2, 1, 1, 1, 1, 4, 8)
-FULL = Profile("full", ("sqlite", "postgresql"), (1_000, 100_000, 1_000_000), 5, 2, 1, 3, 3, 4, 8)
+FULL = Profile("full", ("sqlite", "postgresql"), (1_000, 100_000, 1_000_000), 4, 2, 3, 3, 2, 4, 8)
 
 
 @dataclass
@@ -223,6 +223,7 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
             duration=profile.warmup_seconds,
             connections=profile.workers * 2,
             threads=2,
+            allow_errors=True,
             **extra,
         )
 
