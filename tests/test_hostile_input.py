@@ -17,13 +17,13 @@ from tests.console.helpers import sign_in, soup
 
 SQL_PAYLOADS = [
     "'; DROP TABLE channels; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "Robert'); DELETE FROM tenants;--",
     "%_\\%' ESCAPE '\\",
 ]
 HTML_PAYLOADS = [
     "<script>alert(1)</script>",
-    "\"><img src=x onerror=alert(1)>",
+    '"><img src=x onerror=alert(1)>',
     "<svg/onload=alert(1)>",
     "javascript:alert(1)//{{7*7}}",
 ]
@@ -177,13 +177,20 @@ def _cases(setup, channel_id, integration_id):
         "credentials": {"host": "smtp.example.com", "port": 587, "username": "u", "password": "p"},
     }
     number = {"phone_number": "+14155559876", "integration_id": setup.sms_integration.id}
-    patch_fields = {k: v for k, v in CHANNEL_FIELDS.items() if k != "channel_type"} | {"status": STRING}
+    patch_fields = {k: v for k, v in CHANNEL_FIELDS.items() if k != "channel_type"} | {
+        "status": STRING
+    }
     return [
         ("POST", "/api/channels", email, CHANNEL_FIELDS),
         ("POST", "/api/channels", sms, {**CHANNEL_FIELDS, **SMS_CHANNEL_FIELDS}),
         ("PATCH", f"/api/channels/{channel_id}", {}, patch_fields),
         ("POST", "/api/integrations", smtp, INTEGRATION_FIELDS),
-        ("PATCH", f"/api/integrations/{integration_id}", {}, {"name": STRING, "credentials": OBJECT, "status": STRING}),
+        (
+            "PATCH",
+            f"/api/integrations/{integration_id}",
+            {},
+            {"name": STRING, "credentials": OBJECT, "status": STRING},
+        ),
         ("POST", "/api/email_domains", {"domain": "typed.example"}, {"domain": STRING}),
         ("POST", "/api/phone_numbers", number, PHONE_NUMBER_FIELDS),
     ]
@@ -203,7 +210,10 @@ def test_wrong_types_for_every_field_of_every_body_are_422_on_that_field(api, se
                 continue
             for wrong in WRONG_VALUES[kind]:
                 sent = {**body, field: wrong}
-                if field in ("send_from_email", "email_domain_id") and body.get("channel_type") == "sms":
+                if (
+                    field in ("send_from_email", "email_domain_id")
+                    and body.get("channel_type") == "sms"
+                ):
                     sent.pop(field)  # the email fields of an SMS channel are covered elsewhere
                     continue
                 response = api.client.open(
@@ -218,13 +228,31 @@ def test_wrong_types_for_every_field_of_every_body_are_422_on_that_field(api, se
 
 def test_wrong_credential_types_are_422_on_the_credential(api, setup, rows_unchanged):
     """Each credential of a provider with a wrong type: 422 on ``credentials.<name>``."""
-    base = {"host": "smtp.example.com", "port": 587, "username": "u", "password": "p", "use_tls": True}
-    for field, wrong in [("host", 1), ("port", "many"), ("port", 70000), ("port", True),
-                         ("username", []), ("password", {}), ("use_tls", "yes"), ("host", "a\x07b")]:
+    base = {
+        "host": "smtp.example.com",
+        "port": 587,
+        "username": "u",
+        "password": "p",
+        "use_tls": True,
+    }
+    for field, wrong in [
+        ("host", 1),
+        ("port", "many"),
+        ("port", 70000),
+        ("port", True),
+        ("username", []),
+        ("password", {}),
+        ("use_tls", "yes"),
+        ("host", "a\x07b"),
+    ]:
         response = api.post(
             "/api/integrations",
-            json={"name": "I", "channel_type": "email", "provider": "smtp",
-                  "credentials": {**base, field: wrong}},
+            json={
+                "name": "I",
+                "channel_type": "email",
+                "provider": "smtp",
+                "credentials": {**base, field: wrong},
+            },
         )
         error = assert_error(response, 422, "validation_error")
         assert f"credentials.{field}" in error["fields"], (field, wrong, error)
@@ -238,7 +266,9 @@ def test_control_characters_in_names_are_422_on_name(api, setup, rows_unchanged,
     """Control characters (C0, DEL, C1) in a name: 422 on name, on create and on rename."""
     response = api.post("/api/channels", json=setup.email_payload(name=name))
     assert assert_error(response, 422, "validation_error")["fields"].keys() == {"name"}
-    response = api.post("/api/integrations", json={"name": name, "channel_type": "sms", "provider": "console"})
+    response = api.post(
+        "/api/integrations", json={"name": name, "channel_type": "sms", "provider": "console"}
+    )
     assert "name" in assert_error(response, 422, "validation_error")["fields"]
 
 
@@ -249,7 +279,9 @@ def test_four_byte_unicode_names_are_stored_verbatim(api, setup, name):
     assert created.status_code == 201, created.get_json()
     fetched = api.get(f"/api/channels/{created.get_json()['id']}").get_json()
     assert fetched["name"] == name
-    assert api.get("/api/channels", query_string={"q": name[:3]}).get_json()["data"][0]["name"] == name
+    assert (
+        api.get("/api/channels", query_string={"q": name[:3]}).get_json()["data"][0]["name"] == name
+    )
 
 
 NUL_PLACES = [
@@ -268,9 +300,11 @@ NUL_PLACES = [
 
 
 def test_nul_bytes_anywhere_never_reach_the_database(api, setup, rows_unchanged):
-    """NUL in ids, query strings, JSON keys and strings, the key: 4xx (PostgreSQL cannot store it)."""
+    """NUL in ids, queries, JSON keys/strings, the key: a 4xx (PostgreSQL cannot store NUL)."""
     for method, path, expected in NUL_PLACES:
-        response = api.client.open(path, method=method, headers={"Authorization": f"Bearer {api.key}"})
+        response = api.client.open(
+            path, method=method, headers={"Authorization": f"Bearer {api.key}"}
+        )
         assert_error(response, expected, {400: "bad_request", 404: "not_found"}[expected])
     json_places = [
         ("/api/channels", setup.email_payload(metadata={"note": "a\x00b"})),
@@ -278,16 +312,24 @@ def test_nul_bytes_anywhere_never_reach_the_database(api, setup, rows_unchanged)
         ("/api/channels", setup.email_payload(integration_id="\x00")),
         ("/api/channels", setup.email_payload(email_domain_id="abc\x00")),
         ("/api/channels", setup.email_payload(send_from_email="a\x00b@example.com")),
-        ("/api/channels", setup.sms_payload(phone_number_id="\x00", send_from_phone_number="+1\x00")),
+        (
+            "/api/channels",
+            setup.sms_payload(phone_number_id="\x00", send_from_phone_number="+1\x00"),
+        ),
         ("/api/email_domains", {"domain": "ex\x00ample.com"}),
-        ("/api/phone_numbers", {"phone_number": "+1415\x00555", "integration_id": setup.sms_integration.id}),
+        (
+            "/api/phone_numbers",
+            {"phone_number": "+1415\x00555", "integration_id": setup.sms_integration.id},
+        ),
         ("/api/integrations", {"name": "\x00", "channel_type": "email", "provider": "console"}),
     ]
     for path, body in json_places:
         assert_error(api.post(path, json=body), 400, "bad_request")
     for forged in ("chk_\x00", "chk_ab\x00cd_secret", "chk_abcd_se\x00cret"):
         assert_error(
-            api.get("/api/channels", headers={"Authorization": f"Bearer {forged}"}), 401, "unauthorized"
+            api.get("/api/channels", headers={"Authorization": f"Bearer {forged}"}),
+            401,
+            "unauthorized",
         )
 
 
@@ -328,7 +370,10 @@ def test_html_payloads_are_escaped_in_the_console(app, api, setup, console_clien
             "/api/channels", json=setup.email_payload(name=payload, metadata={"x": payload})
         )
         assert created.status_code == 201
-    pages = [console_client.get("/channels"), console_client.get("/channels", query_string={"q": "<"})]
+    pages = [
+        console_client.get("/channels"),
+        console_client.get("/channels", query_string={"q": "<"}),
+    ]
     pages.append(console_client.get("/channels", headers={"HX-Request": "true"}))
     for page in pages:
         html = page.get_data(as_text=True)

@@ -35,7 +35,10 @@ def _env_filter():
         node
         for node in tree.body
         if (isinstance(node, ast.FunctionDef) and node.name == "_include_object")
-        or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets))
+        or (
+            isinstance(node, ast.Assign)
+            and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+        )
     ]
     namespace: dict = {}
     exec(compile(ast.Module(body=kept, type_ignores=[]), str(ENV_PATH), "exec"), namespace)

@@ -30,8 +30,13 @@ DB_SETTINGS = settings(
 # Printable: every category but control characters (Cc) and lone surrogates (Cs).
 printable = st.characters(blacklist_categories=("Cc", "Cs"))
 control = st.characters(whitelist_categories=("Cc",))
-not_a_string = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.lists(st.integers(), max_size=2),
-                         st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+not_a_string = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def _accepts(check, value, *args):
@@ -64,9 +69,15 @@ def test_valid_names_are_accepted_trimmed_and_nfc(name):
 @SETTINGS
 @given(
     st.one_of(
-        st.builds(lambda a, c, b: a + c + b, valid_names.filter(lambda s: not s[-1].isspace()),
-                  control, st.text(printable, min_size=1, max_size=5).filter(lambda s: not s[0].isspace())),
-        st.text(printable, min_size=101, max_size=150).filter(lambda s: len(unicodedata.normalize("NFC", s.strip())) > 100),
+        st.builds(
+            lambda a, c, b: a + c + b,
+            valid_names.filter(lambda s: not s[-1].isspace()),
+            control,
+            st.text(printable, min_size=1, max_size=5).filter(lambda s: not s[0].isspace()),
+        ),
+        st.text(printable, min_size=101, max_size=150).filter(
+            lambda s: len(unicodedata.normalize("NFC", s.strip())) > 100
+        ),
         st.text(" \t\n\u00a0\u2003", max_size=5),
         not_a_string,
         st.none(),
@@ -81,8 +92,11 @@ def test_invalid_names_are_rejected_on_name(value):
 
 metadata_keys = st.text(printable, min_size=1, max_size=40)
 metadata_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(printable, max_size=500),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(printable, max_size=500),
 )
 valid_metadata = st.dictionaries(metadata_keys, metadata_values, max_size=50)
 
@@ -98,14 +112,29 @@ def test_valid_metadata_is_accepted_unchanged(metadata):
 @given(
     st.one_of(
         st.dictionaries(metadata_keys, metadata_values, min_size=51, max_size=60),
-        st.builds(lambda m, k: {**m, k: 1}, valid_metadata, st.text(printable, min_size=41, max_size=60)),
+        st.builds(
+            lambda m, k: {**m, k: 1}, valid_metadata, st.text(printable, min_size=41, max_size=60)
+        ),
         st.builds(lambda m: {**m, "": 1}, valid_metadata),
         st.builds(lambda m, c: {**m, f"k{c}": 1}, valid_metadata, control),
-        st.builds(lambda m, v: {**m, "nested": v}, valid_metadata,
-                  st.one_of(st.lists(st.integers(), max_size=2), st.dictionaries(metadata_keys, st.integers(), max_size=2))),
-        st.builds(lambda m, v: {**m, "long": v}, valid_metadata, st.text(printable, min_size=501, max_size=600)),
+        st.builds(
+            lambda m, v: {**m, "nested": v},
+            valid_metadata,
+            st.one_of(
+                st.lists(st.integers(), max_size=2),
+                st.dictionaries(metadata_keys, st.integers(), max_size=2),
+            ),
+        ),
+        st.builds(
+            lambda m, v: {**m, "long": v},
+            valid_metadata,
+            st.text(printable, min_size=501, max_size=600),
+        ),
         st.builds(lambda m: {**m, "nan": float("nan")}, valid_metadata),
-        st.lists(st.integers(), max_size=2), st.text(max_size=5), st.integers(), st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.text(max_size=5),
+        st.integers(),
+        st.booleans(),
     )
 )
 def test_invalid_metadata_is_rejected_on_metadata(value):
@@ -127,7 +156,9 @@ def valid_e164(draw):
     assume(example is not None)
     national = str(example.national_number)
     tail = draw(st.integers(0, 99))
-    example.national_number = int(national[:-2] + f"{tail:02d}") if len(national) > 3 else example.national_number
+    example.national_number = (
+        int(national[:-2] + f"{tail:02d}") if len(national) > 3 else example.national_number
+    )
     assume(phonenumbers.is_valid_number(example))
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
 
@@ -147,7 +178,9 @@ def test_valid_e164_numbers_are_accepted_as_is(number):
         valid_e164().map(lambda n: n + "0000000000"),  # too long
         valid_e164().map(lambda n: n[:-1] + "x"),  # a letter
         st.from_regex(r"\A\+0[0-9]{5,12}\Z"),  # country code 0
-        st.just("+1"), st.just("+"), st.text(printable, max_size=20).filter(lambda s: not s.startswith("+")),
+        st.just("+1"),
+        st.just("+"),
+        st.text(printable, max_size=20).filter(lambda s: not s.startswith("+")),
         not_a_string,
     )
 )
@@ -161,15 +194,20 @@ def test_invalid_numbers_are_rejected_on_the_field(value):
 atom = st.text("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=12)
 label = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?\Z")
 valid_local = st.lists(atom, min_size=1, max_size=3).map(".".join)
-valid_domain = st.builds(lambda labels, tld: ".".join([*labels, tld]), st.lists(label, min_size=1, max_size=3),
-                         st.sampled_from(["com", "org", "net", "io", "de", "co.uk"]))
+valid_domain = st.builds(
+    lambda labels, tld: ".".join([*labels, tld]),
+    st.lists(label, min_size=1, max_size=3),
+    st.sampled_from(["com", "org", "net", "io", "de", "co.uk"]),
+)
 
 
 @SETTINGS
 @given(valid_local, valid_domain)
 def test_valid_addresses_are_accepted_with_their_domain(local, domain):
     """Dot-atom local parts on ordinary domains: accepted; the domain is returned lower-case."""
-    address, parsed_domain = _accepts(rules.parse_email_address, f"{local}@{domain.upper()}", "send_from_email")
+    address, parsed_domain = _accepts(
+        rules.parse_email_address, f"{local}@{domain.upper()}", "send_from_email"
+    )
     assert parsed_domain == domain
     assert address == f"{local}@{domain}"
 
@@ -177,15 +215,15 @@ def test_valid_addresses_are_accepted_with_their_domain(local, domain):
 @SETTINGS
 @given(
     st.one_of(
-        st.builds(lambda l, d: f"{l}{d}", valid_local, valid_domain),  # no @
-        st.builds(lambda l, d: f"{l}@@{d}", valid_local, valid_domain),
-        st.builds(lambda l, d: f".{l}@{d}", valid_local, valid_domain),
-        st.builds(lambda l, d: f"{l}..x@{d}", valid_local, valid_domain),
-        st.builds(lambda l, d: f"{l} x@{d}", valid_local, valid_domain),
+        st.builds(lambda local, d: f"{local}{d}", valid_local, valid_domain),  # no @
+        st.builds(lambda local, d: f"{local}@@{d}", valid_local, valid_domain),
+        st.builds(lambda local, d: f".{local}@{d}", valid_local, valid_domain),
+        st.builds(lambda local, d: f"{local}..x@{d}", valid_local, valid_domain),
+        st.builds(lambda local, d: f"{local} x@{d}", valid_local, valid_domain),
         st.builds(lambda d: f"@{d}", valid_domain),
-        st.builds(lambda l: f"{l}@", valid_local),
-        st.builds(lambda l, d: f"{l}@-{d}", valid_local, valid_domain),
-        st.builds(lambda l: f"{l}@localhost", valid_local),
+        st.builds(lambda local: f"{local}@", valid_local),
+        st.builds(lambda local, d: f"{local}@-{d}", valid_local, valid_domain),
+        st.builds(lambda local: f"{local}@localhost", valid_local),
         not_a_string,
     )
 )
@@ -208,10 +246,19 @@ def test_check_channel_accepts_every_valid_name_and_metadata(setup, name, metada
 @DB_SETTINGS
 @given(
     field_and_value=st.one_of(
-        st.tuples(st.just("name"), st.text(printable, min_size=101, max_size=120).filter(lambda s: len(s.strip()) > 100)),
-        st.tuples(st.just("metadata"), st.dictionaries(metadata_keys, metadata_values, min_size=51, max_size=55)),
+        st.tuples(
+            st.just("name"),
+            st.text(printable, min_size=101, max_size=120).filter(lambda s: len(s.strip()) > 100),
+        ),
+        st.tuples(
+            st.just("metadata"),
+            st.dictionaries(metadata_keys, metadata_values, min_size=51, max_size=55),
+        ),
         st.tuples(st.just("send_from_phone_number"), valid_e164().map(lambda n: n[1:])),
-        st.tuples(st.just("send_from_email"), st.builds(lambda l: f"{l}@@example.com", valid_local)),
+        st.tuples(
+            st.just("send_from_email"),
+            st.builds(lambda local: f"{local}@@example.com", valid_local),
+        ),
     )
 )
 def test_check_channel_rejects_each_invalid_value_on_its_field_only(setup, field_and_value):

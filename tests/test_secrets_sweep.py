@@ -54,7 +54,12 @@ class Capture(logging.Handler):
 def logs(app):
     """Every log line written during the test, from every logger that could carry a secret."""
     capture = Capture()
-    loggers = [app.logger, logging.getLogger(), logging.getLogger("werkzeug"), logging.getLogger("sqlalchemy")]
+    loggers = [
+        app.logger,
+        logging.getLogger(),
+        logging.getLogger("werkzeug"),
+        logging.getLogger("sqlalchemy"),
+    ]
     saved = [(lg, lg.level) for lg in loggers]
     for logger in loggers:
         logger.addHandler(capture)
@@ -92,8 +97,12 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     for provider, (channel_type, secret_field, others) in SECRET_FIELDS.items():
         marker = f"SECRET-{provider}-{uuid.uuid4().hex}"
         markers[provider] = marker
-        body = {"name": f"{provider} integration", "channel_type": channel_type, "provider": provider,
-                "credentials": {**others, secret_field: marker}}
+        body = {
+            "name": f"{provider} integration",
+            "channel_type": channel_type,
+            "provider": provider,
+            "credentials": {**others, secret_field: marker},
+        }
         response, _ = api("POST", "/api/integrations", json=body)
         assert response.status_code == 201, response.get_json()
         integration_ids[provider] = response.get_json()["id"]
@@ -103,22 +112,47 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
         # Rotate the secret through PATCH; the new one is a marker too.
         rotated = f"ROTATED-{provider}-{uuid.uuid4().hex}"
         markers[f"{provider}-rotated"] = rotated
-        response, _ = api("PATCH", f"/api/integrations/{integration_ids[provider]}",
-                          json={"credentials": {secret_field: rotated}})
+        response, _ = api(
+            "PATCH",
+            f"/api/integrations/{integration_ids[provider]}",
+            json={"credentials": {secret_field: rotated}},
+        )
         assert response.status_code == 200
         # The masked value sent back keeps the stored secret.
-        api("PATCH", f"/api/integrations/{integration_ids[provider]}",
-            json={"name": f"{provider} renamed", "credentials": {secret_field: "********"}})
+        api(
+            "PATCH",
+            f"/api/integrations/{integration_ids[provider]}",
+            json={"name": f"{provider} renamed", "credentials": {secret_field: "********"}},
+        )
     console_integration = factories.make_integration(setup.tenant, "email")
     channel = factories.make_channel(setup, "email", name="Swept")
     api("POST", f"/api/integrations/{console_integration.id}/check")
     api("POST", f"/api/channels/{channel.id}/test", json={"to": "someone@example.com"})
-    api("POST", "/api/channels", json=setup.email_payload(name="Via API"), headers={"Idempotency-Key": "k1"})
-    api("POST", "/api/channels", json=setup.email_payload(name="Via API"), headers={"Idempotency-Key": "k1"})
+    api(
+        "POST",
+        "/api/channels",
+        json=setup.email_payload(name="Via API"),
+        headers={"Idempotency-Key": "k1"},
+    )
+    api(
+        "POST",
+        "/api/channels",
+        json=setup.email_payload(name="Via API"),
+        headers={"Idempotency-Key": "k1"},
+    )
     api("PATCH", f"/api/channels/{channel.id}", json={"metadata": {"a": "b"}})
     api("POST", "/api/email_domains", json={"domain": "sweep.example"})
-    api("POST", "/api/phone_numbers", json={"phone_number": "+14155550999", "integration_id": setup.sms_integration.id})
-    api("POST", "/api/integrations", json={"name": "bad"}, headers={"Authorization": f"Bearer {read_key}"})
+    api(
+        "POST",
+        "/api/phone_numbers",
+        json={"phone_number": "+14155550999", "integration_id": setup.sms_integration.id},
+    )
+    api(
+        "POST",
+        "/api/integrations",
+        json={"name": "bad"},
+        headers={"Authorization": f"Bearer {read_key}"},
+    )
     api("GET", "/api/channels", headers={"Authorization": f"Bearer {api_key}x"})  # a wrong key: 401
     api("DELETE", f"/api/integrations/{integration_ids['postmark']}")
 
@@ -130,7 +164,7 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     }
     for url in get_urls(app, ids, prefix="/api/"):
         api("GET", url)
-    for provider, integration_id in integration_ids.items():
+    for integration_id in integration_ids.values():
         api("GET", f"/api/integrations/{integration_id}")
     api("GET", "/api/audit_events?limit=200")
 
@@ -152,14 +186,35 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
         console("GET", url)
         console("GET", url, headers={"HX-Request": "true"})
     smtp_id = integration_ids["smtp"]
-    console("POST", f"/integrations/{smtp_id}/edit", data={
-        "csrf_token": csrf_token(admin_client, f"/integrations/{smtp_id}/edit"),
-        "name": "smtp edited", "host": "", "port": "587", "password": markers["smtp"]})
+    console(
+        "POST",
+        f"/integrations/{smtp_id}/edit",
+        data={
+            "csrf_token": csrf_token(admin_client, f"/integrations/{smtp_id}/edit"),
+            "name": "smtp edited",
+            "host": "",
+            "port": "587",
+            "password": markers["smtp"],
+        },
+    )
     # The one response allowed to show a key: creating one in the console shows it once.
-    created, created_page = console("POST", "/api-keys", data={
-        "csrf_token": csrf_token(admin_client, "/api-keys"), "name": "Shown once", "scope": "write"})
-    new_key = next((w for w in created_page.replace('"', " ").replace("<", " ").replace(">", " ").split()
-                    if w.startswith("chk_") and w.count("_") >= 2 and len(w) > 30), None)
+    created, created_page = console(
+        "POST",
+        "/api-keys",
+        data={
+            "csrf_token": csrf_token(admin_client, "/api-keys"),
+            "name": "Shown once",
+            "scope": "write",
+        },
+    )
+    new_key = next(
+        (
+            w
+            for w in created_page.replace('"', " ").replace("<", " ").replace(">", " ").split()
+            if w.startswith("chk_") and w.count("_") >= 2 and len(w) > 30
+        ),
+        None,
+    )
     assert created.status_code == 200 and new_key, "the new key is shown once"
     console("GET", "/api-keys")
 
@@ -190,7 +245,8 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     assert not exposures, exposures
     assert len(api.seen) + len(console.seen) + len(support_recorder.seen) > 80
     assert logs.lines  # the capture works (requests and audit write log lines)
-    print(f"sweep: {len(api.seen)} API, {len(console.seen)} admin, {len(support_recorder.seen)} support responses, {len(logs.lines)} log lines")
+    counts = (len(api.seen), len(console.seen), len(support_recorder.seen), len(logs.lines))
+    print("sweep: {} API, {} admin, {} support responses, {} log lines".format(*counts))
 
     # At rest: no marker and no key in any column of any table.
     db.session.rollback()
@@ -204,11 +260,19 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
 def test_credentials_are_encrypted_at_rest(app, api):
     """The credentials column holds a Fernet token of the first key, not the secret."""
     marker = f"AT-REST-{uuid.uuid4().hex}"
-    response = api.post("/api/integrations", json={
-        "name": "At rest", "channel_type": "email", "provider": "sendgrid", "credentials": {"api_key": marker}})
+    response = api.post(
+        "/api/integrations",
+        json={
+            "name": "At rest",
+            "channel_type": "email",
+            "provider": "sendgrid",
+            "credentials": {"api_key": marker},
+        },
+    )
     assert response.status_code == 201
     raw = db.session.execute(
-        text("SELECT credentials_encrypted FROM integrations WHERE id = :id"), {"id": response.get_json()["id"]}
+        text("SELECT credentials_encrypted FROM integrations WHERE id = :id"),
+        {"id": response.get_json()["id"]},
     ).scalar_one()
     assert marker not in raw
     first_key = app.config["CREDENTIALS_KEY"].split(",")[0]
@@ -219,25 +283,44 @@ def test_credentials_key_rotation(app, api):
     """Two keys "new,old": old tokens still decrypt; new writes (and updates) use the new key."""
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     app.config["CREDENTIALS_KEY"] = old
-    before = api.post("/api/integrations", json={
-        "name": "Old", "channel_type": "sms", "provider": "twilio",
-        "credentials": {"account_sid": "AC1", "auth_token": "old-secret"}}).get_json()
+    before = api.post(
+        "/api/integrations",
+        json={
+            "name": "Old",
+            "channel_type": "sms",
+            "provider": "twilio",
+            "credentials": {"account_sid": "AC1", "auth_token": "old-secret"},
+        },
+    ).get_json()
 
     app.config["CREDENTIALS_KEY"] = f"{new},{old}"
     assert api.get(f"/api/integrations/{before['id']}").status_code == 200  # old token readable
-    after = api.post("/api/integrations", json={
-        "name": "New", "channel_type": "sms", "provider": "twilio",
-        "credentials": {"account_sid": "AC2", "auth_token": "new-secret"}}).get_json()
+    after = api.post(
+        "/api/integrations",
+        json={
+            "name": "New",
+            "channel_type": "sms",
+            "provider": "twilio",
+            "credentials": {"account_sid": "AC2", "auth_token": "new-secret"},
+        },
+    ).get_json()
     tokens = {
         row.id: row.credentials_encrypted
-        for row in db.session.scalars(select(Integration).where(Integration.id.in_([before["id"], after["id"]])))
+        for row in db.session.scalars(
+            select(Integration).where(Integration.id.in_([before["id"], after["id"]]))
+        )
     }
     assert "new-secret" in Fernet(new.encode()).decrypt(tokens[after["id"]].encode()).decode()
     with pytest.raises(InvalidToken):
         Fernet(old.encode()).decrypt(tokens[after["id"]].encode())
     assert "old-secret" in Fernet(old.encode()).decrypt(tokens[before["id"]].encode()).decode()
     # Changing the old integration re-encrypts it with the new key.
-    assert api.patch(f"/api/integrations/{before['id']}", json={"credentials": {"auth_token": "rotated"}}).status_code == 200
+    assert (
+        api.patch(
+            f"/api/integrations/{before['id']}", json={"credentials": {"auth_token": "rotated"}}
+        ).status_code
+        == 200
+    )
     db.session.expire_all()
     token = db.session.get(Integration, before["id"]).credentials_encrypted
     assert "rotated" in Fernet(new.encode()).decrypt(token.encode()).decode()

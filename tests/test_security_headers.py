@@ -21,7 +21,11 @@ from tests.reliability.sweep import get_urls, is_api
 def _assert_common(response, url: str) -> None:
     headers = response.headers
     assert headers.get("X-Content-Type-Options") == "nosniff", url
-    assert headers.get("Referrer-Policy") in ("same-origin", "strict-origin-when-cross-origin", "no-referrer"), url
+    assert headers.get("Referrer-Policy") in (
+        "same-origin",
+        "strict-origin-when-cross-origin",
+        "no-referrer",
+    ), url
     assert headers.get("X-Frame-Options") == "DENY", url
     csp = headers.get("Content-Security-Policy", "")
     assert "frame-ancestors 'none'" in csp, url
@@ -73,7 +77,11 @@ def test_every_get_route_sends_the_security_headers(app, setup, ids):
     assert any(is_api(u) for u in urls) and any(not is_api(u) for u in urls)
     html_pages = 0
     for url in urls:
-        for client, headers in ((anonymous, {}), (console, {}), (anonymous, {"Authorization": f"Bearer {key}"})):
+        for client, headers in (
+            (anonymous, {}),
+            (console, {}),
+            (anonymous, {"Authorization": f"Bearer {key}"}),
+        ):
             response = client.get(url, headers=headers)
             assert response.status_code < 500, (url, response.status_code)
             _assert_headers(app, response, url)
@@ -93,7 +101,7 @@ def test_pages_load_htmx_from_the_pinned_url_with_sri(app, setup, ids):
     sign_in(console, ids["_admin_email"])
     html = console.get("/channels").get_data(as_text=True)
     scripts = re.findall(r"<script\b[^>]*>", html)
-    external = [s for s in scripts if "src=\"http" in s]
+    external = [s for s in scripts if 'src="http' in s]
     assert len(external) == 1
     assert f'src="{app.config["HTMX_SRC"]}"' in external[0]
     assert f'integrity="{app.config["HTMX_SRI"]}"' in external[0]
@@ -105,10 +113,18 @@ def test_error_responses_send_the_security_headers(app, api, setup, monkeypatch)
     """401, 400, 404, 405, 413, 415, 500 on the API and 404/405 on the console: same headers."""
     cases = [
         ("/api/channels", api.client.get("/api/channels"), 401),
-        ("/api/channels", api.post("/api/channels", data="{", content_type="application/json"), 400),
+        (
+            "/api/channels",
+            api.post("/api/channels", data="{", content_type="application/json"),
+            400,
+        ),
         ("/api/nope", api.get("/api/nope"), 404),
         ("/api/channels", api.client.put("/api/channels"), 405),
-        ("/api/channels", api.post("/api/channels", data="x" * 70_000, content_type="application/json"), 413),
+        (
+            "/api/channels",
+            api.post("/api/channels", data="x" * 70_000, content_type="application/json"),
+            413,
+        ),
         ("/api/channels", api.post("/api/channels", data="{}", content_type="text/plain"), 415),
         ("/nope", api.client.get("/nope"), 404),
         ("/login", api.client.put("/login"), 405),

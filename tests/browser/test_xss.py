@@ -27,7 +27,8 @@ PAYLOADS = [
 def test_hostile_names_render_as_text_and_never_run(page, sign_in, admin, setup):
     """The channels table, a live search and the edit form show payloads verbatim; none runs."""
     channels = [
-        factories.make_channel(setup, "email", name=payload, metadata={"note": payload}) for payload in PAYLOADS
+        factories.make_channel(setup, "email", name=payload, metadata={"note": payload})
+        for payload in PAYLOADS
     ]
     first_id = channels[0].id
     end_test_transaction()

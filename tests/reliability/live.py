@@ -140,7 +140,9 @@ class LiveServer:
 
     def __post_init__(self):
         # The same CREDENTIALS_KEY as the server: rows seeded here must decrypt there.
-        self.app = create_app({**base_config(self.database_url), "CREDENTIALS_KEY": CREDENTIALS_KEY})
+        self.app = create_app(
+            {**base_config(self.database_url), "CREDENTIALS_KEY": CREDENTIALS_KEY}
+        )
 
     @property
     def base(self) -> tuple[str, int]:
@@ -312,8 +314,16 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
         self._run(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-            "--no-sync", "-E", "UTF8",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
         )
 
     def start(self) -> None:
@@ -322,12 +332,23 @@ class PrivatePostgres:
             " -c shared_buffers=16MB -c max_connections=50"
         )
         self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
-            "-l", str(self.directory / "server.log"), "-w", "-t", "60", "start",
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
+        )
 
     def remove(self) -> None:
         self.stop("immediate")

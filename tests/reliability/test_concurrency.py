@@ -54,7 +54,11 @@ def test_concurrent_make_default_leaves_exactly_one_default(live):
 
     replies = in_parallel(
         [
-            (lambda cid=cid: live.request("PATCH", f"/api/channels/{cid}", {"is_default": True}, key))
+            (
+                lambda cid=cid: live.request(
+                    "PATCH", f"/api/channels/{cid}", {"is_default": True}, key
+                )
+            )
             for cid in channel_ids
         ]
     )
@@ -64,9 +68,9 @@ def test_concurrent_make_default_leaves_exactly_one_default(live):
     assert len(listed["data"]) == 1
     with live.context():
         defaults = db.session.scalar(
-            select(func.count()).select_from(Channel).where(
-                Channel.tenant_id == ids["tenant"], Channel.is_default.is_(True)
-            )
+            select(func.count())
+            .select_from(Channel)
+            .where(Channel.tenant_id == ids["tenant"], Channel.is_default.is_(True))
         )
     assert defaults == 1
 
@@ -89,9 +93,9 @@ def test_concurrent_posts_with_one_idempotency_key_create_one_channel(live):
             select(func.count()).select_from(Channel).where(Channel.tenant_id == ids["tenant"])
         )
         records = db.session.scalar(
-            select(func.count()).select_from(IdempotencyRecord).where(
-                IdempotencyRecord.tenant_id == ids["tenant"]
-            )
+            select(func.count())
+            .select_from(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == ids["tenant"])
         )
     assert (count, records) == (1, 1)
 
@@ -99,7 +103,9 @@ def test_concurrent_posts_with_one_idempotency_key_create_one_channel(live):
 def test_concurrent_creates_with_one_name_create_exactly_one(live):
     """50 parallel creates with the same name (no key): exactly one 201, 49 × 422 on name."""
     ids, key = _ready(live)
-    payloads = [_email_payload(ids, "Contested name", metadata={"client": n}) for n in range(CLIENTS)]
+    payloads = [
+        _email_payload(ids, "Contested name", metadata={"client": n}) for n in range(CLIENTS)
+    ]
 
     replies = in_parallel(
         [(lambda p=p: live.request("POST", "/api/channels", p, key)) for p in payloads]
@@ -110,13 +116,17 @@ def test_concurrent_creates_with_one_name_create_exactly_one(live):
     assert codes.count(422) == CLIENTS - 1, codes
     for reply in replies:
         if reply.status == 422:
-            assert reply.json()["error"]["fields"] == {"name": ["A channel with this name already exists."]}
+            assert reply.json()["error"]["fields"] == {
+                "name": ["A channel with this name already exists."]
+            }
     with live.context():
-        channels = db.session.scalars(select(Channel).where(Channel.tenant_id == ids["tenant"])).all()
+        channels = db.session.scalars(
+            select(Channel).where(Channel.tenant_id == ids["tenant"])
+        ).all()
         audits = db.session.scalar(
-            select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.tenant_id == ids["tenant"], AuditEvent.action == "channel.create"
-            )
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.tenant_id == ids["tenant"], AuditEvent.action == "channel.create")
         )
     assert len(channels) == 1 and channels[0].is_default
     assert audits == 1

@@ -60,12 +60,16 @@ def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tm
     server.start(tmp_path_factory.mktemp("gunicorn-outage"))
     try:
         assert server.request("GET", "/api/channels", key=key).status == 200
-        assert server.request("POST", "/api/channels", payload_named(base, "Before"), key).status == 201
+        assert (
+            server.request("POST", "/api/channels", payload_named(base, "Before"), key).status
+            == 201
+        )
 
         private_postgres.stop("fast")
         down = in_parallel(
             [lambda: server.request("GET", "/api/channels", key=key)] * 4
-            + [lambda: server.request("POST", "/api/channels", payload_named(base, "During"), key)] * 4
+            + [lambda: server.request("POST", "/api/channels", payload_named(base, "During"), key)]
+            * 4
         )
         for reply in down:
             _assert_unavailable(reply)
@@ -75,7 +79,9 @@ def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tm
         deadline = time.monotonic() + 30
         codes = []
         while time.monotonic() < deadline:
-            codes = statuses(in_parallel([lambda: server.request("GET", "/api/channels", key=key)] * 4))
+            codes = statuses(
+                in_parallel([lambda: server.request("GET", "/api/channels", key=key)] * 4)
+            )
             if codes == [200] * 4:
                 break
             assert set(codes) <= {200, 503}, codes
@@ -141,7 +147,9 @@ def test_worker_killed_mid_load_leaves_no_partial_rows(live):
     live.wait_ready()  # gunicorn replaced the killed workers
     assert live.request("GET", "/api/channels", key=key).status == 200
     with live.context():
-        numbers = db.session.scalars(select(PhoneNumber).where(PhoneNumber.tenant_id == tenant_id)).all()
+        numbers = db.session.scalars(
+            select(PhoneNumber).where(PhoneNumber.tenant_id == tenant_id)
+        ).all()
         channels = db.session.scalars(select(Channel).where(Channel.tenant_id == tenant_id)).all()
         audited = set(
             db.session.scalars(

@@ -107,7 +107,9 @@ def test_live_server_has_no_server_errors_nor_schema_violations_under_fuzzing(li
     assert failures == []
     documented = live.request("GET", "/api/openapi.json").json()["paths"]
     expected = {
-        f"{method.upper()} {path}" for path, item in documented.items() for method in item
+        f"{method.upper()} {path}"
+        for path, item in documented.items()
+        for method in item
         if method in ("get", "post", "put", "patch", "delete") and path != "/api/openapi.json"
     }
     assert expected <= operations, expected - operations

@@ -17,6 +17,7 @@ from core.extensions import db
 from core.models import ApiKey, User
 from tests import factories
 from tests.conftest import base_config
+from tests.console.conftest import make_console_user
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -66,7 +67,7 @@ def _get(client, key):
 
 
 def test_api_limit_is_per_key_with_429_envelope_and_retry_after(app, client, tenant):
-    """The 4th request of a key in a minute: 429 rate_limited + Retry-After; other keys unaffected."""
+    """4th request of a key in a minute: 429 rate_limited + Retry-After; other keys unaffected."""
     first, second = factories.make_api_key(tenant), factories.make_api_key(tenant)
 
     assert [_get(client, first).status_code for _ in range(3)] == [200, 200, 200]
@@ -123,7 +124,7 @@ def _sign_in(client, email, password="wrong-password-123", ip="203.0.113.1"):
 
 def test_signin_limit_per_account_shows_a_friendly_page(app, client, tenant):
     """Third attempt on one account in a minute (from different IPs): a 429 page that says why."""
-    user = factories.make_user(tenant)
+    user = make_console_user("limited@example.org", "admin", tenant)
     assert _sign_in(client, user.email, ip="203.0.113.1").status_code == 422
     assert _sign_in(client, user.email.upper(), ip="203.0.113.2").status_code == 422
 
@@ -135,14 +136,14 @@ def test_signin_limit_per_account_shows_a_friendly_page(app, client, tenant):
     assert int(limited.headers["Retry-After"]) >= 1
     assert db.session.get(User, user.id).last_login_at is None  # the limit answered before sign-in
     # Another account from a fresh IP is not affected; viewing the form is never limited.
-    other = factories.make_user(tenant)
+    other = make_console_user("other@example.org", "admin", tenant)
     assert _sign_in(client, other.email, ip="203.0.113.9").status_code == 422
     assert client.get("/login").status_code == 200
 
 
 def test_signin_limit_per_ip(app, client, tenant):
     """Third attempt from one IP in a minute, whatever the account: 429."""
-    emails = [factories.make_user(tenant).email for _ in range(3)]
+    emails = [make_console_user(f"ip{n}@example.org", "admin", tenant).email for n in range(3)]
     assert _sign_in(client, emails[0]).status_code == 422
     assert _sign_in(client, emails[1]).status_code == 422
     assert _sign_in(client, emails[2]).status_code == 429
