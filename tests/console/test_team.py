@@ -119,7 +119,10 @@ def test_removal_without_javascript_confirms_first(console, tenant):
 
 
 def test_the_last_admin_cannot_remove_themselves(console, admin, tenant):
-    """Alone in the team: removal is refused with a message; nothing changes, nothing audited."""
+    """Alone in the team: no Remove button; removal is refused with a message; nothing changes,
+    nothing audited."""
+    row = soup(console.get("/team")).find("tr", id=f"user-{admin.id}")
+    assert row.select_one(".row-actions a") is None and "Last admin" in row.get_text()
     token = csrf_token(console, "/team")
     response = console.post(f"/team/{admin.id}/remove", data={"csrf_token": token})
     assert response.status_code == 303
