@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from core.extensions import db
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, base_config
-from tests.reliability.live import create_scratch_postgres, drop_scratch_postgres, worker_suffix
+from tests.reliability.live import create_scratch_postgres, empty_scratch_postgres, worker_suffix
 
 ENV_PATH = Path(__file__).resolve().parents[1] / "migrations" / "env.py"
 
@@ -52,7 +52,7 @@ def scratch_url(tmp_path):
         name = f"{make_url(TEST_DATABASE_URL).database}_mig_{worker_suffix()}"
         url = create_scratch_postgres(TEST_DATABASE_URL, name)
         yield url
-        drop_scratch_postgres(url)
+        empty_scratch_postgres(url)
         return
     yield f"sqlite:///{tmp_path / 'migrations.db'}"
 

@@ -1,7 +1,7 @@
 """Fixtures for live-server tests: gunicorn with 4 workers on a scratch copy of the test database.
 
 SQLite: a copy of the session's migrated template file. PostgreSQL: a private database next to
-``TEST_DATABASE_URL`` (``<name>_live_<xdist worker>``), migrated from empty, dropped afterwards;
+``TEST_DATABASE_URL`` (``<name>_live_<xdist worker>``), migrated from empty, emptied afterwards;
 the shared test database is never touched by the server, so function-scoped truncation in other
 tests cannot pull rows from under it. One server serves the whole session (starting 4 workers
 is the slow part); each test works in a tenant of its own.
@@ -18,7 +18,7 @@ from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, _migrate
 from tests.reliability.live import (
     LiveServer,
     create_scratch_postgres,
-    drop_scratch_postgres,
+    empty_scratch_postgres,
     worker_suffix,
 )
 
@@ -31,7 +31,7 @@ def live_database(database_template, tmp_path_factory):
         url = create_scratch_postgres(TEST_DATABASE_URL, name)
         _migrate(url)
         yield url
-        drop_scratch_postgres(url)
+        empty_scratch_postgres(url)
         return
     path = tmp_path_factory.mktemp("live") / "live.db"
     shutil.copyfile(database_template, path)
