@@ -46,8 +46,9 @@ def render(runs, profile, info: dict, seconds: float, findings: Path) -> str:
         f"{profile.warmup_seconds:g} s warm-up); 1 connection for latency at each table size "
         f"({profile.growth_seconds:g} s per endpoint). Creates use a Lua script that gives every "
         "request a unique channel name.",
-        f"- Data: {dataset.TENANTS} tenants; channel rows bulk-loaded with SQL (SQLite "
-        "`executemany`, PostgreSQL `COPY`), never through the API. The measured tenant owns one "
+        f"- Data: {dataset.TENANTS} tenants; channel rows bulk-loaded with one `INSERT ... "
+        "SELECT` per size generated inside the database, never through the API. "
+        "The measured tenant owns one "
         f"row in {dataset.MEASURED_SHARE} (250k of 1M). Growing the table adds older rows. "
         f"`q={dataset.NEEDLE}` matches exactly {dataset.NEEDLE_ROWS} rows of the measured tenant "
         "at "

@@ -9,6 +9,7 @@ baseline measured in the same run; the last line printed is one JSON object of r
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -421,7 +422,6 @@ def machine() -> dict:
     """CPU model, cores, memory and the versions that matter, for RESULTS.md."""
     import sqlite3
 
-    import flask
     import gunicorn as gunicorn_pkg
     import sqlalchemy
 
@@ -455,7 +455,7 @@ def machine() -> dict:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "flask": flask.__version__ if hasattr(flask, "__version__") else "3",
+        "flask": importlib.metadata.version("flask"),
         "sqlalchemy": sqlalchemy.__version__,
         "gunicorn": gunicorn_pkg.__version__,
         "sqlite": sqlite3.sqlite_version,
