@@ -503,8 +503,17 @@ def channels_confirm_delete(channel_id):
     """Without JavaScript, deleting asks for confirmation on this page."""
     tenant = current_tenant()
     channel = service.get_channel(tenant.id, channel_id)
+    # Deleting a default hands the role over; the page names the successor, or says there is none.
+    successor = (
+        service.default_successor(tenant.id, channel.channel_type, channel.id)
+        if channel.is_default
+        else None
+    )
     return render_template(
-        "channels/delete.html", channel=channel, next_url=request.args.get("next")
+        "channels/delete.html",
+        channel=channel,
+        successor=successor,
+        next_url=request.args.get("next"),
     )
 
 

@@ -112,10 +112,9 @@ def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
     )
 
 
-def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor: Actor):
-    """The oldest other available channel of the type becomes the default (or none exists)."""
-    db.session.flush()
-    successor = db.session.scalar(
+def default_successor(tenant_id: str, channel_type: str, exclude_id: str) -> Channel | None:
+    """The channel that would take over as default: the oldest other available one of the type."""
+    return db.session.scalar(
         select(Channel)
         .where(
             Channel.tenant_id == tenant_id,
@@ -126,6 +125,12 @@ def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor
         .order_by(Channel.created_at.asc(), Channel.id.asc())
         .limit(1)
     )
+
+
+def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor: Actor):
+    """The oldest other available channel of the type becomes the default (or none exists)."""
+    db.session.flush()
+    successor = default_successor(tenant_id, channel_type, exclude_id)
     if successor is not None:
         successor.is_default = True
         successor.updated_at = utcnow()
