@@ -16,6 +16,7 @@ from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
 from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
+    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -23,7 +24,7 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ServiceError, ValidationFailed
+from core.errors import ValidationFailed
 from core.extensions import db
 from core.models import EmailDomain
 from core.services import email_domains as service
@@ -175,17 +176,10 @@ def email_domains_delete(domain_id):
     tenant = current_tenant()
     domain = service.get_email_domain(tenant.id, domain_id)
     name = domain.domain
-    try:
-        service.delete_email_domain(tenant.id, domain.id, current_actor())
-        db.session.commit()
-        flash(f"Domain {name} was deleted.", "success")
-        deleted = True
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        flash(exc.message, "error")
-        deleted = False
+    deleted = apply_change(
+        lambda: service.delete_email_domain(tenant.id, domain.id, current_actor()),
+        f"Domain {name} was deleted.",
+    )
     if not is_fragment_request():
         if deleted:
             return see_other(url_for("console.email_domains_index"))

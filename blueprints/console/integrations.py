@@ -22,6 +22,7 @@ from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
 from blueprints.console.forms import CHANNEL_TYPE_LABELS, apply_service_errors
 from blueprints.console.responses import (
+    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -386,13 +387,8 @@ def integrations_delete(integration_id):
     tenant = current_tenant()
     integration = service.get_integration(tenant.id, integration_id)
     name = integration.name
-    try:
-        service.delete_integration(tenant.id, integration.id, current_actor())
-        db.session.commit()
-        flash(f"Integration “{name}” was deleted.", "success")
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        flash(exc.message, "error")
+    apply_change(
+        lambda: service.delete_integration(tenant.id, integration.id, current_actor()),
+        f"Integration “{name}” was deleted.",
+    )
     return _row_response(tenant.id, integration_id)

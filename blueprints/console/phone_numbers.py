@@ -19,6 +19,7 @@ from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
 from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
+    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -26,7 +27,7 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ServiceError, ValidationFailed
+from core.errors import ValidationFailed
 from core.extensions import db
 from core.models import Channel, Integration, PhoneNumber
 from core.rules import CAPABILITIES
@@ -273,15 +274,8 @@ def phone_numbers_delete(phone_number_id):
     tenant = current_tenant()
     number = service.get_phone_number(tenant.id, phone_number_id)
     label = number.phone_number
-    try:
-        service.delete_phone_number(tenant.id, number.id, current_actor())
-        db.session.commit()
-        flash(f"{label} was deleted.", "success")
-        removed = True
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        flash(exc.message, "error")
-        removed = False
+    removed = apply_change(
+        lambda: service.delete_phone_number(tenant.id, number.id, current_actor()),
+        f"{label} was deleted.",
+    )
     return _row_or_redirect(tenant.id, phone_number_id, removed)
