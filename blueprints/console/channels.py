@@ -8,7 +8,7 @@ forms that redirect 303 back to the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -38,6 +38,7 @@ from core.models import (
 from core.pagination import keyset_window
 from core.services import channels as service
 from core.services.channel_queries import SEARCH_MAX, channel_list_query
+from core.services.test_send import send_test_message
 
 STATUS_LABELS = {
     "available": "Available",
@@ -262,8 +263,11 @@ def _save(form: ChannelForm, tenant_id: str, channel: Channel | None):
         return None
 
 
-def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200):
-    return render_template("channels/form.html", form=form, channel=channel), status
+def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200, test_send=None):
+    return (
+        render_template("channels/form.html", form=form, channel=channel, test_send=test_send),
+        status,
+    )
 
 
 @bp.route("/channels/new", methods=["GET", "POST"])
@@ -373,6 +377,54 @@ def channels_check_address(channel_id=None):
         if channel is not None:
             channel = service.get_channel(tenant.id, channel_id)
     return render_template("channels/_send_from_email.html", form=form, channel=channel)
+
+
+# --- send a test message -----------------------------------------------------------------------
+
+
+@dataclass
+class SendTestOutcome:
+    """What the "Send test message" card shows: the recipient as typed, its errors, the outcome
+    (``message`` is the provider's sentence, or why the channel cannot send)."""
+
+    to: str = ""
+    errors: list[str] = field(default_factory=list)
+    ok: bool = False
+    message: str = ""
+
+
+@bp.post("/channels/<channel_id>/test")
+@requires_write
+def channels_test_send(channel_id):
+    """Send one test message through the channel (the API's service, audited there); htmx gets
+    the card with the outcome, a plain POST the edit page with it (422/409 when refused)."""
+    tenant = current_tenant()
+    service.get_channel(tenant.id, channel_id)  # an unknown or foreign id is a 404 page
+    to = request.form.get("to", "")
+    outcome = SendTestOutcome(to=to)
+    status = 200
+    try:
+        result = send_test_message(tenant.id, channel_id, to, current_actor())
+        db.session.commit()
+        outcome.ok, outcome.message = result.ok, result.message
+    except ValidationFailed as exc:
+        db.session.rollback()
+        outcome.errors = list(exc.fields.get("to", [])) or [exc.message]
+        status = 422
+    except ServiceError as exc:
+        # 409: disabled, pending verification, or a provider without test sends.
+        if exc.status == 404:
+            raise
+        db.session.rollback()
+        outcome.message = exc.message
+        status = exc.status
+    channel = service.get_channel(tenant.id, channel_id)
+    if is_fragment_request():
+        # htmx swaps only 2xx answers: the refusal is in the fragment, not in the status.
+        return render_template("channels/_test_send.html", channel=channel, test_send=outcome)
+    form = _edit_form(channel)
+    _choices_for(form, tenant.id, channel)
+    return _render_form(form, channel, status, test_send=outcome)
 
 
 # --- row actions ------------------------------------------------------------------------------

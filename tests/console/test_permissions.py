@@ -88,6 +88,7 @@ POLICIES: dict[str, Policy] = {
     "console.channels_new": CONSOLE_WRITE,
     "console.channels_update": CONSOLE_WRITE,
     "console.channels_check_address": CONSOLE_WRITE,
+    "console.channels_test_send": CONSOLE_WRITE,
     "console.channels_make_default": CONSOLE_WRITE,
     "console.channels_disable": CONSOLE_WRITE,
     "console.channels_enable": CONSOLE_WRITE,
