@@ -51,7 +51,9 @@ def register_cli(app: Flask) -> None:
     @click.argument("email")
     @click.option("--password", required=True, help="At least 10 characters.")
     @click.option("--tenant", "tenant_slug", help="Slug of the tenant (for --role admin).")
-    @click.option("--role", type=click.Choice(["admin", "support"]), default="admin", show_default=True)
+    @click.option(
+        "--role", type=click.Choice(["admin", "support"]), default="admin", show_default=True
+    )
     @click.option("--name", default="", help="Display name.")
     def create_user(email, password, tenant_slug, role, name):
         """Create a tenant admin (--tenant SLUG --role admin) or a support user (--role support)."""
@@ -68,7 +70,9 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("create-api-key")
     @click.option("--tenant", "tenant_slug", required=True, help="Slug of the tenant.")
     @click.option("--name", required=True, help="What the key is for.")
-    @click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
+    @click.option(
+        "--scope", type=click.Choice(["read", "write"]), default="write", show_default=True
+    )
     def create_api_key(tenant_slug, name, scope):
         """Create an API key; prints the key alone on the last line (it is never shown again)."""
         try:
@@ -77,7 +81,9 @@ def register_cli(app: Flask) -> None:
         except ServiceError as exc:
             _fail(exc)
         db.session.commit()
-        click.echo(f"Created {scope} key {new.api_key.prefix} for tenant {tenant.slug}. Store it now:")
+        click.echo(
+            f"Created {scope} key {new.api_key.prefix} for tenant {tenant.slug}. Store it now:"
+        )
         click.echo(new.secret)
 
     @app.cli.command("seed-demo")
@@ -88,8 +94,12 @@ def register_cli(app: Flask) -> None:
         click.echo("Demo data ready.")
         click.echo(f"  Console:  http://127.0.0.1:5000/login  as {DEMO_EMAIL} / {DEMO_PASSWORD}")
         click.echo(f"  API key:  {DEMO_API_KEY}")
-        click.echo(f"  Email integration {DEMO_IDS['email_integration']}, domain {DEMO_IDS['domain']}")
-        click.echo(f"  SMS integration {DEMO_IDS['sms_integration']}, number {DEMO_IDS['phone_number']}")
+        click.echo(
+            f"  Email integration {DEMO_IDS['email_integration']}, domain {DEMO_IDS['domain']}"
+        )
+        click.echo(
+            f"  SMS integration {DEMO_IDS['sms_integration']}, number {DEMO_IDS['phone_number']}"
+        )
 
 
 def seed_demo_data() -> Tenant:
@@ -156,9 +166,12 @@ def seed_demo_data() -> Tenant:
             actor,
             phone_number_id=DEMO_IDS["phone_number"],
         )
-    newsletter = select(Channel).where(Channel.tenant_id == tenant.id, Channel.name_key == "newsletter")
+    newsletter = select(Channel).where(
+        Channel.tenant_id == tenant.id, Channel.name_key == "newsletter"
+    )
     if db.session.scalar(newsletter) is None:
-        # Not the default, so the README's "Support Email" example becomes the default email channel.
+        # Not the default, so that the README's "Support Email" example becomes the default
+        # email channel.
         create_channel(
             tenant.id,
             {

@@ -32,7 +32,9 @@ def decrypt_credentials(token: str) -> dict:
     try:
         return json.loads(_fernet().decrypt(token.encode()))
     except InvalidToken as exc:  # a key was removed from CREDENTIALS_KEY too early
-        raise RuntimeError("integration credentials cannot be decrypted with CREDENTIALS_KEY") from exc
+        raise RuntimeError(
+            "integration credentials cannot be decrypted with CREDENTIALS_KEY"
+        ) from exc
 
 
 def rotate_credentials(token: str) -> str:

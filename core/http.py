@@ -103,7 +103,9 @@ def register_http(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if is_api_request():
-            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+            headers.setdefault(
+                "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
+            )
             headers.setdefault("Cache-Control", "no-store")
         else:
             headers.setdefault("Content-Security-Policy", content_security_policy())
@@ -130,7 +132,9 @@ def _rate_limited(exc: HTTPException):
     _safe_rollback()
     if is_api_request():
         response = error_response(
-            429, "rate_limited", f"Too many requests for this API key ({exc.description}). Slow down."
+            429,
+            "rate_limited",
+            f"Too many requests for this API key ({exc.description}). Slow down.",
         )
     else:
         response = current_app.make_response(_page(429, exc.description or "Too many requests."))

@@ -52,7 +52,8 @@ class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(
-            "(role = 'admin' AND tenant_id IS NOT NULL) OR (role = 'support' AND tenant_id IS NULL)",
+            "(role = 'admin' AND tenant_id IS NOT NULL)"
+            " OR (role = 'support' AND tenant_id IS NULL)",
             name="role_tenant",
         ),
     )
@@ -184,7 +185,8 @@ class Channel(db.Model):
         Index("ix_channels_phone_number", "phone_number_id"),
         Index("ix_channels_integration", "integration_id"),
         CheckConstraint(
-            "(channel_type = 'email' AND send_from_email IS NOT NULL AND email_domain_id IS NOT NULL"
+            "(channel_type = 'email' AND send_from_email IS NOT NULL"
+            " AND email_domain_id IS NOT NULL"
             " AND send_from_phone_number IS NULL AND phone_number_id IS NULL)"
             " OR (channel_type = 'sms' AND send_from_phone_number IS NOT NULL"
             " AND phone_number_id IS NOT NULL AND send_from_email IS NULL"

@@ -31,7 +31,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError
         return when, object_id
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeError) as exc:
-        raise BadCursor("The cursor is not valid.", {"cursor": ["Not a cursor from this API."]}) from exc
+        raise BadCursor(
+            "The cursor is not valid.", {"cursor": ["Not a cursor from this API."]}
+        ) from exc
 
 
 def keyset_page(session, query: Select, model, limit: int, cursor: str | None):

@@ -51,7 +51,12 @@ PROVIDERS: dict[str, Provider] = {
                 CredentialField("use_tls", "Use STARTTLS", kind="boolean", default=True),
             ),
         ),
-        Provider("sendgrid", "SendGrid", ("email",), (CredentialField("api_key", "API key", secret=True),)),
+        Provider(
+            "sendgrid",
+            "SendGrid",
+            ("email",),
+            (CredentialField("api_key", "API key", secret=True),),
+        ),
         Provider(
             "mailgun",
             "Mailgun",
@@ -59,7 +64,9 @@ PROVIDERS: dict[str, Provider] = {
             (
                 CredentialField("api_key", "API key", secret=True),
                 CredentialField("domain", "Sending domain", max_length=253),
-                CredentialField("region", "Region", kind="choice", choices=("us", "eu"), default="us"),
+                CredentialField(
+                    "region", "Region", kind="choice", choices=("us", "eu"), default="us"
+                ),
             ),
         ),
         Provider(
@@ -73,7 +80,10 @@ PROVIDERS: dict[str, Provider] = {
             ),
         ),
         Provider(
-            "postmark", "Postmark", ("email",), (CredentialField("server_token", "Server token", secret=True),)
+            "postmark",
+            "Postmark",
+            ("email",),
+            (CredentialField("server_token", "Server token", secret=True),),
         ),
         Provider(
             "twilio",
@@ -94,7 +104,10 @@ PROVIDERS: dict[str, Provider] = {
             ),
         ),
         Provider(
-            "messagebird", "MessageBird", ("sms",), (CredentialField("access_key", "Access key", secret=True),)
+            "messagebird",
+            "MessageBird",
+            ("sms",),
+            (CredentialField("access_key", "Access key", secret=True),),
         ),
         Provider("console", "Console (writes to the app log)", ("email", "sms"), ()),
     )

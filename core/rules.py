@@ -89,7 +89,9 @@ def clean_bool(value: object, errors: FieldErrors, field_name: str) -> bool | No
     return value
 
 
-def clean_id(value: object, errors: FieldErrors, field_name: str, missing_ok: bool = False) -> str | None:
+def clean_id(
+    value: object, errors: FieldErrors, field_name: str, missing_ok: bool = False
+) -> str | None:
     """An id as the caller sent it; whether it exists is the caller's lookup."""
     if is_missing(value):
         if not missing_ok:
@@ -101,7 +103,9 @@ def clean_id(value: object, errors: FieldErrors, field_name: str, missing_ok: bo
     return value.strip()
 
 
-def parse_email_address(value: object, errors: FieldErrors, field_name: str) -> tuple[str, str] | None:
+def parse_email_address(
+    value: object, errors: FieldErrors, field_name: str
+) -> tuple[str, str] | None:
     """Syntax only (no DNS): returns (address as stored, its IDNA lower-case domain)."""
     if is_missing(value):
         errors.add(field_name, REQUIRED)
@@ -157,7 +161,8 @@ def normalize_phone_number(
     except phonenumbers.NumberParseException:
         errors.add(
             field_name,
-            "This is not a valid phone number. Start with + and the country code, or choose a country.",
+            "This is not a valid phone number."
+            " Start with + and the country code, or choose a country.",
         )
         return None
     if not phonenumbers.is_valid_number(number):
@@ -193,9 +198,14 @@ def normalize_domain(value: object, errors: FieldErrors, field_name: str = "doma
     ):
         errors.add(field_name, invalid)
         return None
-    if any(ascii_domain == name or ascii_domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+    if any(
+        ascii_domain == name or ascii_domain.endswith("." + name)
+        for name in SPECIAL_USE_DOMAIN_NAMES
+    ):
         # No address on it would pass parse_email_address: such a domain could never send.
-        errors.add(field_name, "This is a reserved name (such as .test or .local) that cannot send email.")
+        errors.add(
+            field_name, "This is a reserved name (such as .test or .local) that cannot send email."
+        )
         return None
     return ascii_domain
 
@@ -219,7 +229,9 @@ def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metada
             errors.add(field_name, "Values must be strings, numbers, booleans or null.")
             ok = False
         elif isinstance(item, str) and len(item) > METADATA_VALUE_MAX:
-            errors.add(field_name, f"String values must be at most {METADATA_VALUE_MAX} characters.")
+            errors.add(
+                field_name, f"String values must be at most {METADATA_VALUE_MAX} characters."
+            )
             ok = False
         elif isinstance(item, float) and not math.isfinite(item):  # 1e400, NaN: not JSON
             errors.add(field_name, "Values must be finite numbers.")
@@ -227,7 +239,9 @@ def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metada
     return dict(value) if ok else None
 
 
-def reject_fields(data: dict, allowed: tuple[str, ...], read_only: tuple[str, ...], errors: FieldErrors):
+def reject_fields(
+    data: dict, allowed: tuple[str, ...], read_only: tuple[str, ...], errors: FieldErrors
+):
     """Read-only and unknown fields are rejected, field by field."""
     for key in data:
         if key in read_only:
@@ -287,12 +301,16 @@ def _tenant_get(model, tenant_id: str, object_id: str | None):
     """A tenant's object by id; another tenant's id is the same as an unknown one."""
     if not object_id or len(object_id) > 36:
         return None
-    return db.session.scalar(select(model).where(model.id == object_id, model.tenant_id == tenant_id))
+    return db.session.scalar(
+        select(model).where(model.id == object_id, model.tenant_id == tenant_id)
+    )
 
 
 def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool:
-    query = select(func.count()).select_from(Channel).where(
-        Channel.tenant_id == tenant_id, Channel.name_key == name_key(name)
+    query = (
+        select(func.count())
+        .select_from(Channel)
+        .where(Channel.tenant_id == tenant_id, Channel.name_key == name_key(name))
     )
     if exclude_id:
         query = query.where(Channel.id != exclude_id)
@@ -324,7 +342,9 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
             errors.add("channel_type", "The channel type cannot change after creation.")
 
     allowed = CHANNEL_COMMON_FIELDS + ALL_TYPE_FIELDS + (() if creating else ("status",))
-    read_only = CHANNEL_READ_ONLY if creating else tuple(f for f in CHANNEL_READ_ONLY if f != "status")
+    read_only = (
+        CHANNEL_READ_ONLY if creating else tuple(f for f in CHANNEL_READ_ONLY if f != "status")
+    )
     reject_fields(data, allowed, read_only, errors)
     if channel_type:
         for other_type, fields in CHANNEL_TYPE_FIELDS.items():
@@ -391,7 +411,9 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
             enabled = status == "available"
             if enabled and draft.integration is not None and draft.integration.status != "active":
                 errors.add("status", "Cannot enable: its integration is disabled.")
-            elif enabled and draft.phone_number is not None and draft.phone_number.status != "active":
+            elif (
+                enabled and draft.phone_number is not None and draft.phone_number.status != "active"
+            ):
                 errors.add("status", "Cannot enable: its phone number was released.")
             elif enabled != existing.enabled:
                 draft.enabled = enabled
@@ -403,8 +425,11 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
             draft.is_default = is_default
             # The derived status, not only the switch: a channel disabled by its integration
             # or its released number cannot be the default either.
-            if is_default and draft.integration is not None and draft.status == "disabled" and (
-                "status" not in errors and "integration_id" not in errors
+            if (
+                is_default
+                and draft.integration is not None
+                and draft.status == "disabled"
+                and ("status" not in errors and "integration_id" not in errors)
             ):
                 errors.add("is_default", "A disabled channel cannot be the default.")
             if existing is None or is_default != existing.is_default:
@@ -413,7 +438,6 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     errors.raise_if_any(f"The channel could not be {action}.")
     draft.changed = tuple(changed)
     return draft
-
 
 
 def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, changed):
@@ -444,7 +468,12 @@ def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, 
                     changed.append("email_domain_id")
                 draft.email_domain = domain
                 domain_ok = True
-    if domain_ok and address_domain and draft.email_domain and address_domain != draft.email_domain.domain:
+    if (
+        domain_ok
+        and address_domain
+        and draft.email_domain
+        and address_domain != draft.email_domain.domain
+    ):
         errors.add(
             "send_from_email",
             f"The address must be on the domain {draft.email_domain.domain}.",
@@ -452,7 +481,7 @@ def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, 
 
 
 def _check_sms_fields(tenant_id, data, draft: ChannelDraft, errors, creating, changed):
-    """send_from_phone_number is the number of phone_number_id: the tenant's, active, SMS-capable."""
+    """send_from_phone_number is the number of phone_number_id (the tenant's, active, SMS)."""
     touched = creating or "send_from_phone_number" in data or "phone_number_id" in data
     if not touched:
         return
@@ -622,7 +651,10 @@ def check_integration(data: dict, existing: Integration | None = None, current_c
         else:
             provider_name = raw_provider
     else:
-        for key, current in (("channel_type", existing.channel_type), ("provider", existing.provider)):
+        for key, current in (
+            ("channel_type", existing.channel_type),
+            ("provider", existing.provider),
+        ):
             if key in data and data[key] != current:
                 errors.add(key, "This cannot change after creation; create a new integration.")
 
@@ -645,12 +677,20 @@ def check_integration(data: dict, existing: Integration | None = None, current_c
             changed.append("status")
 
     errors.raise_if_any(f"The integration could not be {'created' if creating else 'updated'}.")
-    return IntegrationDraft(name, channel_type, provider_name, credentials or {}, status, tuple(changed))
+    return IntegrationDraft(
+        name, channel_type, provider_name, credentials or {}, status, tuple(changed)
+    )
 
 
 # --- phone numbers --------------------------------------------------------------------------
 
-PHONE_NUMBER_FIELDS = ("phone_number", "country", "integration_id", "capabilities", "create_channel")
+PHONE_NUMBER_FIELDS = (
+    "phone_number",
+    "country",
+    "integration_id",
+    "capabilities",
+    "create_channel",
+)
 PHONE_NUMBER_READ_ONLY = ("id", "tenant_id", "status", "created_at", "channel_id", "released_at")
 
 
@@ -669,7 +709,9 @@ def check_phone_number(tenant_id: str, data: dict) -> PhoneNumberDraft:
     reject_fields(data, PHONE_NUMBER_FIELDS, PHONE_NUMBER_READ_ONLY, errors)
 
     country = data.get("country")
-    if country is not None and (not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country)):
+    if country is not None and (
+        not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country)
+    ):
         errors.add("country", "Must be a two-letter country code, e.g. US.")
         country = None
     number = normalize_phone_number(data.get("phone_number"), errors, "phone_number", country)

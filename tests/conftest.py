@@ -31,7 +31,10 @@ def pytest_collection_modifyitems(config, items):
     if ON_POSTGRES:
         return
     skip = pytest.mark.skip(
-        reason="needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (row locks, real concurrency)"
+        reason=(
+            "needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://..."
+            " (row locks, real concurrency)"
+        )
     )
     for item in items:
         if item.get_closest_marker("postgres_only"):

@@ -131,7 +131,11 @@ def make_ready_tenant(tenant: Tenant, domain: str = "example.com") -> Ready:
 
 
 def make_channel(ready: Ready, channel_type: str = "email", **overrides):
-    payload = ready.email_payload(**overrides) if channel_type == "email" else ready.sms_payload(**overrides)
+    payload = (
+        ready.email_payload(**overrides)
+        if channel_type == "email"
+        else ready.sms_payload(**overrides)
+    )
     outcome = channels.create_channel(ready.tenant.id, payload, ACTOR)
     db.session.commit()
     return outcome.channel

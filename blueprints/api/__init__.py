@@ -55,7 +55,9 @@ def authenticate():
     if "\x00" in request.path:
         return error_response(404, "not_found", "Not found.")
     if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
-        return error_response(400, "bad_request", "Query parameters must not contain NUL characters.")
+        return error_response(
+            400, "bad_request", "Query parameters must not contain NUL characters."
+        )
     if request.method not in SAFE_METHODS and key.scope != "write":
         return error_response(403, "forbidden", "This API key is read-only.")
     if accounts.touch_api_key(key):

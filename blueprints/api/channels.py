@@ -33,7 +33,11 @@ def create_channel():
     if dry_run:
         return channel_to_api(outcome.channel), 200
     channel = outcome.channel
-    return channel_to_api(channel), 201, {"Location": url_for("api.get_channel", channel_id=channel.id)}
+    return (
+        channel_to_api(channel),
+        201,
+        {"Location": url_for("api.get_channel", channel_id=channel.id)},
+    )
 
 
 @bp.get("/channels")
@@ -46,7 +50,9 @@ def list_channels():
         is_default=query_bool("is_default"),
         q=request.args.get("q"),
     )
-    rows, next_cursor = keyset_page(db.session, query, Channel, query_limit(), request.args.get("cursor"))
+    rows, next_cursor = keyset_page(
+        db.session, query, Channel, query_limit(), request.args.get("cursor")
+    )
     return {"data": [channel_to_api(c) for c in rows], "next_cursor": next_cursor}
 
 

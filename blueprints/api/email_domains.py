@@ -26,7 +26,9 @@ def create_email_domain():
 def list_email_domains():
     """List the tenant's domains, newest first."""
     query = select(EmailDomain).where(EmailDomain.tenant_id == g.tenant_id)
-    rows, next_cursor = keyset_page(db.session, query, EmailDomain, query_limit(), request.args.get("cursor"))
+    rows, next_cursor = keyset_page(
+        db.session, query, EmailDomain, query_limit(), request.args.get("cursor")
+    )
     return {"data": [email_domain_to_api(d) for d in rows], "next_cursor": next_cursor}
 
 

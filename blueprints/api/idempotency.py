@@ -64,7 +64,9 @@ def _replay(record: IdempotencyRecord, request_hash: str):
 def run_idempotent(tenant_id: str, key: str, run):
     """Run ``run()`` at most once per (tenant, key) within 24 hours."""
     if not 1 <= len(key) <= 255 or not key.isprintable():
-        return error_response(400, "bad_request", "Idempotency-Key must be 1–255 printable characters.")
+        return error_response(
+            400, "bad_request", "Idempotency-Key must be 1–255 printable characters."
+        )
     request_hash = fingerprint()
 
     record = _find(tenant_id, key)
@@ -87,7 +89,9 @@ def run_idempotent(tenant_id: str, key: str, run):
         db.session.rollback()
         record = _find(tenant_id, key)
         if record is None or record.response_status is None:
-            return error_response(409, "conflict", "A request with this Idempotency-Key is in progress.")
+            return error_response(
+                409, "conflict", "A request with this Idempotency-Key is in progress."
+            )
         response = _replay(record, request_hash)
         db.session.rollback()
         return response
@@ -103,6 +107,8 @@ def run_idempotent(tenant_id: str, key: str, run):
         savepoint.commit()
     record.response_status = response.status_code
     record.response_body = response.get_data(as_text=True)
-    record.response_headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+    record.response_headers = {
+        h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers
+    }
     db.session.commit()
     return response

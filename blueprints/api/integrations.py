@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import g, request, url_for
 from sqlalchemy import select
 
-from blueprints.api import bp, handover_headers, json_body, query_choice, query_limit, write_endpoint
+from blueprints.api import (
+    bp,
+    handover_headers,
+    json_body,
+    query_choice,
+    query_limit,
+    write_endpoint,
+)
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
 from core.pagination import keyset_page
@@ -30,7 +37,9 @@ def list_integrations():
     channel_type = query_choice("channel_type", CHANNEL_TYPES)
     if channel_type:
         query = query.where(Integration.channel_type == channel_type)
-    rows, next_cursor = keyset_page(db.session, query, Integration, query_limit(), request.args.get("cursor"))
+    rows, next_cursor = keyset_page(
+        db.session, query, Integration, query_limit(), request.args.get("cursor")
+    )
     return {"data": [integration_to_api(i) for i in rows], "next_cursor": next_cursor}
 
 
@@ -44,7 +53,9 @@ def get_integration(integration_id):
 @write_endpoint
 def update_integration(integration_id):
     """Rename, replace credentials (omitted or masked secrets are kept), enable/disable."""
-    integration, outcomes = service.update_integration(g.tenant_id, integration_id, json_body(), g.actor)
+    integration, outcomes = service.update_integration(
+        g.tenant_id, integration_id, json_body(), g.actor
+    )
     return integration_to_api(integration), 200, handover_headers(outcomes)
 
 

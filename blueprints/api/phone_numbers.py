@@ -40,7 +40,9 @@ def create_phone_number():
 def list_phone_numbers():
     """List the tenant's numbers, newest first."""
     query = select(PhoneNumber).where(PhoneNumber.tenant_id == g.tenant_id)
-    rows, next_cursor = keyset_page(db.session, query, PhoneNumber, query_limit(), request.args.get("cursor"))
+    rows, next_cursor = keyset_page(
+        db.session, query, PhoneNumber, query_limit(), request.args.get("cursor")
+    )
     channel_ids = _channel_ids(rows)
     return {
         "data": [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
@@ -61,7 +63,11 @@ def release_phone_number(phone_number_id):
     """Release the number: it stays listed as released and its channels are disabled."""
     json_body(required=False)
     number, outcomes = service.release_phone_number(g.tenant_id, phone_number_id, g.actor)
-    return phone_number_to_api(number, _channel_ids([number]).get(number.id)), 200, handover_headers(outcomes)
+    return (
+        phone_number_to_api(number, _channel_ids([number]).get(number.id)),
+        200,
+        handover_headers(outcomes),
+    )
 
 
 @bp.delete("/phone_numbers/<phone_number_id>")

@@ -48,7 +48,11 @@ def create_tenant(name: str, slug: str | None = None, actor: Actor | None = None
     db.session.add(tenant)
     db.session.flush()
     audit.record(
-        tenant.id, actor or Actor.system("cli"), "tenant.create", "tenant", tenant.id,
+        tenant.id,
+        actor or Actor.system("cli"),
+        "tenant.create",
+        "tenant",
+        tenant.id,
         audit.diff({}, {"name": clean, "slug": slug}),
     )
     return tenant
@@ -80,7 +84,9 @@ def create_user(
     """A tenant admin (with a tenant) or a support user (without one)."""
     errors = FieldErrors()
     address = normalize_email(email, errors)
-    if address and db.session.scalar(select(func.count()).select_from(User).where(User.email == address)):
+    if address and db.session.scalar(
+        select(func.count()).select_from(User).where(User.email == address)
+    ):
         errors.add("email", "A user with this email already exists.")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors.add("password", f"Use at least {MIN_PASSWORD} characters.")
@@ -143,9 +149,12 @@ def search_tenants(q: str | None = None, limit: int = 100) -> list[Tenant]:
     if term:
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
-            func.lower(Tenant.name).like(pattern, escape="\\") | Tenant.slug.like(pattern, escape="\\")
+            func.lower(Tenant.name).like(pattern, escape="\\")
+            | Tenant.slug.like(pattern, escape="\\")
         )
-    return list(db.session.scalars(query.order_by(func.lower(Tenant.name), Tenant.slug).limit(limit)))
+    return list(
+        db.session.scalars(query.order_by(func.lower(Tenant.name), Tenant.slug).limit(limit))
+    )
 
 
 def open_tenant_as_support(tenant_id: str, user: User) -> Tenant:
@@ -175,7 +184,9 @@ def get_admin(tenant_id: str, user_id: str) -> User:
     user = None
     if user_id and len(user_id) <= 36:
         user = db.session.scalar(
-            select(User).where(User.id == user_id, User.tenant_id == tenant_id, User.role == "admin")
+            select(User).where(
+                User.id == user_id, User.tenant_id == tenant_id, User.role == "admin"
+            )
         )
     if user is None:
         raise NotFound("User not found.")
@@ -191,7 +202,9 @@ def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
     lock_tenant(tenant_id)
     user = get_admin(tenant_id, user_id)
     admins = db.session.scalar(
-        select(func.count()).select_from(User).where(User.tenant_id == tenant_id, User.role == "admin")
+        select(func.count())
+        .select_from(User)
+        .where(User.tenant_id == tenant_id, User.role == "admin")
     )
     if admins <= 1:
         raise Conflict(f"{user.email} is the last admin of this tenant and cannot be removed.")
@@ -212,7 +225,9 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(tenant_id: str, name: str, scope: str = "write", actor: Actor | None = None) -> NewApiKey:
+def create_api_key(
+    tenant_id: str, name: str, scope: str = "write", actor: Actor | None = None
+) -> NewApiKey:
     """A key ``chk_<prefix>_<secret>``; only its SHA-256 is stored (it is high-entropy)."""
     errors = FieldErrors()
     clean = rules.clean_name(name, errors)
@@ -244,7 +259,12 @@ def create_api_key(tenant_id: str, name: str, scope: str = "write", actor: Actor
 
 def find_api_key(presented: str) -> ApiKey | None:
     """The active key matching a presented secret, or None (unknown, malformed or revoked)."""
-    if not presented or len(presented) > 200 or presented.count("_") < 2 or not presented.isprintable():
+    if (
+        not presented
+        or len(presented) > 200
+        or presented.count("_") < 2
+        or not presented.isprintable()
+    ):
         return None
     prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
     key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
@@ -267,7 +287,9 @@ def touch_api_key(key: ApiKey) -> bool:
 def get_api_key(tenant_id: str, key_id: str) -> ApiKey:
     key = None
     if key_id and len(key_id) <= 36:
-        key = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+        key = db.session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+        )
     if key is None:
         raise NotFound("API key not found.")
     return key
@@ -280,7 +302,11 @@ def revoke_api_key(tenant_id: str, key_id: str, actor: Actor) -> ApiKey:
         key.revoked_at = utcnow()
         db.session.flush()
         audit.record(
-            tenant_id, actor, "api_key.revoke", "api_key", key.id,
+            tenant_id,
+            actor,
+            "api_key.revoke",
+            "api_key",
+            key.id,
             {"revoked": {"before": False, "after": True}},
         )
     return key

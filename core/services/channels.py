@@ -146,7 +146,9 @@ def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor
     return successor
 
 
-def create_channel(tenant_id: str, data: dict, actor: Actor, *, dry_run: bool = False) -> ChannelOutcome:
+def create_channel(
+    tenant_id: str, data: dict, actor: Actor, *, dry_run: bool = False
+) -> ChannelOutcome:
     """Create a channel from API-shaped ``data``. With ``dry_run`` nothing is written and the
     returned channel has no id. The first channel of a type becomes default unless told not to."""
     if not dry_run:
@@ -224,7 +226,9 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
 
 def _update_action(changes: dict) -> str:
     if set(changes) == {"is_default"}:
-        return "channel.default_set" if changes["is_default"]["after"] else "channel.default_cleared"
+        return (
+            "channel.default_set" if changes["is_default"]["after"] else "channel.default_cleared"
+        )
     if set(changes) <= {"status", "is_default"} and "status" in changes:
         return "channel.disable" if changes["status"]["after"] == "disabled" else "channel.enable"
     return "channel.update"
@@ -245,7 +249,9 @@ def delete_channel(tenant_id: str, channel_id: str, actor: Actor) -> ChannelOutc
     return outcome
 
 
-def resync_statuses(tenant_id: str, channels: list[Channel], actor: Actor, reason: str) -> list[ChannelOutcome]:
+def resync_statuses(
+    tenant_id: str, channels: list[Channel], actor: Actor, reason: str
+) -> list[ChannelOutcome]:
     """Recompute the status of channels whose integration, domain or number changed.
 
     All statuses change first; then each default that became disabled hands over to the
@@ -270,7 +276,9 @@ def resync_statuses(tenant_id: str, channels: list[Channel], actor: Actor, reaso
         if channel.is_default and channel.status == "disabled":
             channel.is_default = False
             changes["is_default"] = {"before": True, "after": False}
-            outcome.new_default = _promote_successor(tenant_id, channel.channel_type, channel.id, actor)
+            outcome.new_default = _promote_successor(
+                tenant_id, channel.channel_type, channel.id, actor
+            )
             outcome.lost_default = outcome.new_default is None
         changes["reason"] = reason
         audit.record(tenant_id, actor, "channel.status_changed", "channel", channel.id, changes)

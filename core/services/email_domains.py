@@ -55,7 +55,9 @@ def get_email_domain(tenant_id: str, domain_id: str) -> EmailDomain:
     domain = None
     if domain_id and len(domain_id) <= 36:
         domain = db.session.scalar(
-            select(EmailDomain).where(EmailDomain.id == domain_id, EmailDomain.tenant_id == tenant_id)
+            select(EmailDomain).where(
+                EmailDomain.id == domain_id, EmailDomain.tenant_id == tenant_id
+            )
         )
     if domain is None:
         raise NotFound("Email domain not found.")
@@ -77,7 +79,12 @@ def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain
     db.session.add(domain)
     db.session.flush()
     audit.record(
-        tenant_id, actor, "email_domain.create", "email_domain", domain.id, audit.diff({}, {"domain": name})
+        tenant_id,
+        actor,
+        "email_domain.create",
+        "email_domain",
+        domain.id,
+        audit.diff({}, {"domain": name}),
     )
     return domain
 
@@ -136,9 +143,9 @@ def check_records(domain: EmailDomain) -> dict[str, str]:
             include = record["value"].split()[1]
             statuses["spf"] = "verified" if any(include in v.split() for v in found) else "missing"
         else:
-            statuses[record["purpose"]] = "verified" if record["value"].lower() in (
-                v.lower() for v in found
-            ) else "missing"
+            statuses[record["purpose"]] = (
+                "verified" if record["value"].lower() in (v.lower() for v in found) else "missing"
+            )
     return statuses
 
 
@@ -167,7 +174,10 @@ def verify_email_domain(
     changes["records"] = statuses
     audit.record(tenant_id, actor, "email_domain.verify", "email_domain", domain.id, changes)
     outcomes = resync_statuses(
-        tenant_id, channels_using(tenant_id, email_domain_id=domain.id), actor, f"domain {domain.status}"
+        tenant_id,
+        channels_using(tenant_id, email_domain_id=domain.id),
+        actor,
+        f"domain {domain.status}",
     )
     return domain, outcomes
 
@@ -183,6 +193,10 @@ def delete_email_domain(tenant_id: str, domain_id: str, actor: Actor) -> None:
     db.session.delete(domain)
     db.session.flush()
     audit.record(
-        tenant_id, actor, "email_domain.delete", "email_domain", domain.id,
+        tenant_id,
+        actor,
+        "email_domain.delete",
+        "email_domain",
+        domain.id,
         audit.diff({"domain": domain.domain}, {}),
     )

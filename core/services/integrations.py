@@ -89,7 +89,11 @@ def update_integration(
     if draft.changed:
         integration.updated_at = utcnow()
         db.session.flush()
-        changes = audit.diff(before, _audit_values(integration, draft.credentials), _secret_keys(integration.provider))
+        changes = audit.diff(
+            before,
+            _audit_values(integration, draft.credentials),
+            _secret_keys(integration.provider),
+        )
         action = "integration.update"
         if set(changes) == {"status"}:
             action = "integration.disable" if draft.status == "disabled" else "integration.enable"
@@ -111,7 +115,9 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
     channels = channels_using(tenant_id, integration_id=integration.id)
     if channels:
         names = ", ".join(c.name for c in channels)
-        raise Conflict(f"This integration is used by channels: {names}. Change or delete them first.")
+        raise Conflict(
+            f"This integration is used by channels: {names}. Change or delete them first."
+        )
     numbers = list(
         db.session.scalars(
             select(PhoneNumber.phone_number).where(
