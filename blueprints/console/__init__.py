@@ -37,10 +37,12 @@ def require_sign_in():
     return login_manager.unauthorized()
 
 
-from blueprints.console import auth, channels, context  # noqa: E402,F401
-from blueprints.console import (  # noqa: E402,F401
+from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     api_keys,
     audit,
+    auth,
+    channels,
+    context,
     email_domains,
     integrations,
     phone_numbers,
