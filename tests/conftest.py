@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from core.extensions import db
 from tests import factories
+from tests.dns_zone import running_zone
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
@@ -145,3 +146,11 @@ def api(app, client, tenant):
 def setup(app, tenant):
     """A tenant ready for channels: active email/SMS integrations, a verified domain, a number."""
     return factories.make_ready_tenant(tenant)
+
+
+@pytest.fixture
+def zone():
+    """A real DNS server on 127.0.0.1 serving what the test publishes (tests/dns_zone.py)."""
+    with running_zone() as resolver:
+        yield resolver
+

@@ -9,48 +9,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from dnslib import CNAME, QTYPE, RCODE, RR, TXT
-from dnslib.server import DNSLogger, DNSServer
 
 from tests import factories
 from tests.api.assertions import assert_error
 from tests.conftest import base_config
-
-
-class ZoneResolver:
-    """Answers from ``records``: {(name without trailing dot, "TXT"|"CNAME"): [values]}."""
-
-    def __init__(self):
-        self.records: dict[tuple[str, str], list[str]] = {}
-
-    def publish(self, host: str, rtype: str, value: str) -> None:
-        self.records.setdefault((host.lower().rstrip("."), rtype), []).append(value)
-
-    def resolve(self, request, handler):
-        reply = request.reply()
-        qname = str(request.q.qname).rstrip(".").lower()
-        qtype = QTYPE[request.q.qtype]
-        values = self.records.get((qname, qtype), [])
-        for value in values:
-            rdata = TXT(value) if qtype == "TXT" else CNAME(value + ".")
-            reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=60))
-        if not values and not any(name == qname for name, _ in self.records):
-            reply.header.rcode = RCODE.NXDOMAIN
-        return reply
-
-
-@pytest.fixture
-def zone():
-    """A DNS server on a free UDP port of 127.0.0.1, serving the zone the test publishes."""
-    resolver = ZoneResolver()
-    server = DNSServer(
-        resolver, address="127.0.0.1", port=0, logger=DNSLogger("-", logf=lambda _: None)
-    )
-    server.start_thread()
-    resolver.port = server.server.server_address[1]
-    yield resolver
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture

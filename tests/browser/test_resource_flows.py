@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from dnslib.server import DNSLogger, DNSServer
 from flask import url_for
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -13,7 +12,6 @@ from sqlalchemy import select
 from core.extensions import db
 from core.models import ApiKey, EmailDomain
 from core.services.email_domains import dns_records
-from tests.api.test_email_domain_dns import ZoneResolver
 from tests.conftest import base_config
 from tests.services.fake_providers import GOOD, ProviderServer
 
@@ -25,20 +23,6 @@ def provider_server():
     """The fake provider API that "Test connection" calls."""
     with ProviderServer() as server:
         yield server
-
-
-@pytest.fixture
-def zone():
-    """A DNS server (dnslib) on 127.0.0.1 serving what the test publishes."""
-    resolver = ZoneResolver()
-    server = DNSServer(
-        resolver, address="127.0.0.1", port=0, logger=DNSLogger("-", logf=lambda _: None)
-    )
-    server.start_thread()
-    resolver.port = server.server.server_address[1]
-    yield resolver
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture

@@ -4,29 +4,14 @@ server, channels following, delete."""
 from __future__ import annotations
 
 import pytest
-from dnslib.server import DNSLogger, DNSServer
 from sqlalchemy import select
 
 from core.extensions import db
 from core.models import EmailDomain
 from core.services.email_domains import dns_records
 from tests import factories
-from tests.api.test_email_domain_dns import ZoneResolver
 from tests.conftest import base_config
 from tests.console.helpers import csrf_token, field_errors, htmx_headers, soup
-
-
-@pytest.fixture
-def zone():
-    """A DNS server on a free UDP port of 127.0.0.1 (dnslib), serving what the test publishes."""
-    resolver = ZoneResolver()
-    logger = DNSLogger("-", logf=lambda _: None)
-    server = DNSServer(resolver, address="127.0.0.1", port=0, logger=logger)
-    server.start_thread()
-    resolver.port = server.server.server_address[1]
-    yield resolver
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture
