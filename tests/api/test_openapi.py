@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +18,7 @@ from core.providers import PROVIDERS, SECRET_MASK
 from core.rules import METADATA_MAX_KEYS, NAME_MAX
 from tests import factories
 from tests.conftest import base_config
+from tests.fuzz_aim import aim_case
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Path parameters the fuzzer sometimes points at the tenant's real resources.
@@ -375,18 +375,8 @@ class FuzzTenant:
         self.created_at = channels[-1].created_at
 
     def aim(self, case) -> None:
-        """Point some generated ids at real resources and replace made-up cursors by real ones."""
-        if case.meta is None or not case.meta.generation.mode.is_positive:
-            return
-        for name, value in (case.path_parameters or {}).items():
-            choices = self.ids.get(name)
-            seed = zlib.crc32(str(value).encode())
-            if choices and seed % 3:
-                case.path_parameters[name] = choices[seed % len(choices)]
-        if case.query and isinstance(case.query.get("cursor"), str):
-            seed = zlib.crc32(case.query["cursor"].encode())
-            when = self.created_at + timedelta(seconds=seed % 7 - 3)
-            case.query["cursor"] = encode_cursor(when.astimezone(UTC), f"{seed:08x}")
+        """Point some generated ids at real resources; usable cursors and time ranges."""
+        aim_case(case, self.ids, self.created_at)
 
 
 @pytest.fixture
