@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, request, url_for
+from sqlalchemy.orm import lazyload
 
 from blueprints.api import (
     bp,
@@ -49,6 +50,11 @@ def list_channels():
         status=query_choice("status", CHANNEL_STATUSES),
         is_default=query_bool("is_default"),
         q=request.args.get("q"),
+    ).options(
+        # The API object carries only the ids: skip the joins the console's table needs.
+        lazyload(Channel.integration),
+        lazyload(Channel.email_domain),
+        lazyload(Channel.phone_number),
     )
     rows, next_cursor = keyset_page(
         db.session, query, Channel, query_limit(), request.args.get("cursor")
