@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 
 from core.extensions import db
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set inside ``read_phase``: SQLite transactions begun there are plain reads (no write lock).
+_READ_PHASE: ContextVar[bool] = ContextVar("read_phase", default=False)
 
 
 def normalize_database_url(url: str) -> str:
@@ -47,5 +53,36 @@ def configure_engine(app: Flask) -> None:
     def _sqlite_begin(connection):
         # A write request takes the write lock up front: SQLite cannot upgrade a read
         # transaction once another writer committed, and would fail instead of waiting.
-        write = has_request_context() and request.method not in SAFE_METHODS
+        write = (
+            has_request_context() and request.method not in SAFE_METHODS and not _READ_PHASE.get()
+        )
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def read_phase() -> Iterator[None]:
+    """The reads a write request makes before its work (finding the API key), outside the lock.
+
+    SQLite has one writer at a time and a write request takes the lock with its first statement
+    (``BEGIN IMMEDIATE``). Statements inside this block run in a plain read transaction instead,
+    ended when the block ends, so the lock is held only from the request's first statement after
+    it: other workers' writes go on meanwhile. Nothing may be written inside the block. On
+    PostgreSQL, and for reading requests, it changes nothing (one transaction, as before).
+    """
+    if not (
+        has_request_context()
+        and request.method not in SAFE_METHODS
+        and db.session.get_bind().dialect.name == "sqlite"
+    ):
+        yield
+        return
+    token = _READ_PHASE.set(True)
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+    else:
+        db.session.commit()  # a read transaction: nothing to write, only ends it
+    finally:
+        _READ_PHASE.reset(token)

@@ -12,15 +12,24 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 
 import idna
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 
 from core.errors import FieldErrors
 from core.extensions import db
-from core.models import CHANNEL_TYPES, Channel, EmailDomain, Integration, PhoneNumber
+from core.models import (
+    CHANNEL_IS_DEFAULT,
+    CHANNEL_TYPES,
+    Channel,
+    EmailDomain,
+    Integration,
+    PhoneNumber,
+    Tenant,
+)
 from core.providers import PROVIDERS, SECRET_MASK, Provider
 
 REQUIRED = "This field is required."
@@ -286,6 +295,9 @@ class ChannelDraft:
     metadata: dict = field(default_factory=dict)
     enabled: bool = True
     changed: tuple[str, ...] = ()
+    # Creating without ``is_default``: whether the tenant already has a default of the type
+    # (read with the other references; the service decides the default from it).
+    type_has_default: bool | None = None
 
     @property
     def status(self) -> str:
@@ -317,11 +329,122 @@ def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool
     return bool(db.session.scalar(query))
 
 
-def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -> ChannelDraft:
+@dataclass(frozen=True)
+class ChannelRefs:
+    """Every row the channel rules read, fetched by ``load_channel_refs`` in one statement."""
+
+    name_taken: bool = False
+    type_has_default: bool = False
+    integration: Integration | None = None
+    email_domain: EmailDomain | None = None
+    phone_number: PhoneNumber | None = None
+
+
+def _lookup_id(object_id: str | None) -> str | None:
+    """An id worth looking up: a malformed one (empty, too long) matches nothing."""
+    return object_id if object_id and len(object_id) <= 36 else None
+
+
+def _of_tenant(model, id_param: str):
+    """Join condition: the tenant's row of ``model`` with the id in parameter ``id_param``."""
+    return and_(model.tenant_id == Tenant.id, model.id == bindparam(id_param))
+
+
+@cache
+def _channel_refs_statement(for_update: bool):
+    """One SELECT anchored on the tenant's row: the name and default checks as EXISTS columns,
+    the integration, email domain and phone number outer-joined (NULL, so None, when the id is
+    unknown or another tenant's). Built once: its compiled form is cached, only values change.
+    A NULL parameter matches nothing, so an unneeded part costs an index probe and no row.
+    ``for_update`` locks the tenant's row (``FOR UPDATE OF tenants`` on PostgreSQL; SQLite has
+    no row locks and renders nothing, its write requests hold the database's write lock)."""
+    tenant_id = bindparam("tenant_id")
+    name_taken = (
+        select(Channel.id)
+        .where(
+            Channel.tenant_id == tenant_id,
+            Channel.name_key == bindparam("name_key"),
+            Channel.id != bindparam("exclude_id"),
+        )
+        .exists()
+    )
+    type_has_default = (
+        select(Channel.id)
+        .where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == bindparam("default_type"),
+            CHANNEL_IS_DEFAULT,
+        )
+        .exists()
+    )
+    statement = (
+        select(
+            name_taken.label("name_taken"),
+            type_has_default.label("type_has_default"),
+            Integration,
+            EmailDomain,
+            PhoneNumber,
+        )
+        .select_from(Tenant)
+        .outerjoin(Integration, _of_tenant(Integration, "integration_id"))
+        .outerjoin(EmailDomain, _of_tenant(EmailDomain, "email_domain_id"))
+        .outerjoin(PhoneNumber, _of_tenant(PhoneNumber, "phone_number_id"))
+        .where(Tenant.id == tenant_id)
+    )
+    return statement.with_for_update(of=Tenant) if for_update else statement
+
+
+def load_channel_refs(
+    tenant_id: str,
+    *,
+    name: str | None = None,
+    exclude_id: str | None = None,
+    integration_id: str | None = None,
+    email_domain_id: str | None = None,
+    phone_number_id: str | None = None,
+    default_type: str | None = None,
+    for_update: bool = False,
+) -> ChannelRefs:
+    """The tenant's rows a channel refers to, and the name and default checks, in one query.
+
+    ``name``: is it taken by another channel (``exclude_id``: the channel being changed)?
+    ``default_type``: has the tenant a default channel of that type? Ids are the caller's:
+    another tenant's id is the same as an unknown one. Nothing asked: no query at all, unless
+    ``for_update`` (the same statement takes the tenant lock of ``services.channels``).
+    """
+    params = {
+        "tenant_id": tenant_id,
+        "name_key": name_key(name) if name is not None else None,
+        "exclude_id": exclude_id or "",
+        "default_type": default_type,
+        "integration_id": _lookup_id(integration_id),
+        "email_domain_id": _lookup_id(email_domain_id),
+        "phone_number_id": _lookup_id(phone_number_id),
+    }
+    asked = any(params[k] is not None for k in params if k not in ("tenant_id", "exclude_id"))
+    if not (asked or for_update):
+        return ChannelRefs()
+    row = db.session.execute(_channel_refs_statement(for_update), params).first()
+    if row is None:  # no such tenant: nothing of it exists
+        return ChannelRefs()
+    return ChannelRefs(
+        name_taken=bool(row.name_taken),
+        type_has_default=bool(row.type_has_default),
+        integration=row.Integration,
+        email_domain=row.EmailDomain,
+        phone_number=row.PhoneNumber,
+    )
+
+
+def check_channel(
+    tenant_id: str, data: dict, existing: Channel | None = None, *, for_update: bool = False
+) -> ChannelDraft:
     """Every rule of DESIGN §3 for a new channel (``existing`` None) or a change to one.
 
     ``data`` holds JSON values as the API received them (the console's form builds the same
     dict). Raises ValidationFailed with every failing field; returns the cleaned channel.
+    ``for_update``: the rows are read under the tenant lock, taken by the same statement (a
+    create, which has no channel row to read first, saves the lock's round trip this way).
     """
     errors = FieldErrors()
     creating = existing is None
@@ -365,37 +488,61 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     )
     changed: list[str] = []
 
-    if creating or "name" in data:
-        name = clean_name(data.get("name"), errors)
-        if name is not None:
-            if name_taken(tenant_id, name, exclude_id=existing.id if existing else None):
-                errors.add("name", "A channel with this name already exists.")
-            elif existing is None or name != existing.name:
-                draft.name = name
-                changed.append("name")
+    # The values that name rows, cleaned first, so that one query reads every row the rules need.
+    name = clean_name(data.get("name"), errors) if creating or "name" in data else None
+    integration_id = (
+        clean_id(data.get("integration_id"), errors, "integration_id")
+        if creating or "integration_id" in data
+        else None
+    )
+    domain_given = channel_type == "email" and (creating or "email_domain_id" in data)
+    domain_id = (
+        clean_id(data.get("email_domain_id"), errors, "email_domain_id") if domain_given else None
+    )
+    phone_given = channel_type == "sms" and (creating or "phone_number_id" in data)
+    phone_id = (
+        clean_id(data.get("phone_number_id"), errors, "phone_number_id") if phone_given else None
+    )
+    refs = load_channel_refs(
+        tenant_id,
+        name=name,
+        exclude_id=existing.id if existing else None,
+        integration_id=integration_id,
+        email_domain_id=domain_id,
+        phone_number_id=phone_id,
+        default_type=channel_type if creating and "is_default" not in data else None,
+        for_update=for_update,
+    )
+    if creating and "is_default" not in data:
+        draft.type_has_default = refs.type_has_default
 
-    if creating or "integration_id" in data:
-        integration_id = clean_id(data.get("integration_id"), errors, "integration_id")
-        if integration_id is not None:
-            integration = _tenant_get(Integration, tenant_id, integration_id)
-            if integration is None:
-                errors.add("integration_id", "Integration not found.")
-            elif channel_type and integration.channel_type != channel_type:
-                errors.add(
-                    "integration_id",
-                    f"This integration sends {integration.channel_type}, not {channel_type}.",
-                )
-            elif integration.status != "active":
-                errors.add("integration_id", "This integration is disabled.")
-            else:
-                if existing is None or integration.id != existing.integration_id:
-                    changed.append("integration_id")
-                draft.integration = integration
+    if name is not None:
+        if refs.name_taken:
+            errors.add("name", "A channel with this name already exists.")
+        elif existing is None or name != existing.name:
+            draft.name = name
+            changed.append("name")
+
+    if integration_id is not None:
+        integration = refs.integration
+        if integration is None:
+            errors.add("integration_id", "Integration not found.")
+        elif channel_type and integration.channel_type != channel_type:
+            errors.add(
+                "integration_id",
+                f"This integration sends {integration.channel_type}, not {channel_type}.",
+            )
+        elif integration.status != "active":
+            errors.add("integration_id", "This integration is disabled.")
+        else:
+            if existing is None or integration.id != existing.integration_id:
+                changed.append("integration_id")
+            draft.integration = integration
 
     if channel_type == "email":
-        _check_email_fields(tenant_id, data, draft, errors, creating, changed)
+        _check_email_fields(data, draft, errors, creating, changed, domain_given, refs)
     elif channel_type == "sms":
-        _check_sms_fields(tenant_id, data, draft, errors, creating, changed)
+        _check_sms_fields(data, draft, errors, creating, changed, phone_given, refs)
 
     if "metadata" in data:
         metadata = clean_metadata(data.get("metadata"), errors)
@@ -440,7 +587,7 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     return draft
 
 
-def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, changed):
+def _check_email_fields(data, draft: ChannelDraft, errors, creating, changed, domain_given, refs):
     """send_from_email is a valid address on the domain of email_domain_id, the tenant's."""
     touched = creating or "send_from_email" in data or "email_domain_id" in data
     if not touched:
@@ -456,11 +603,10 @@ def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, 
         address_domain = draft.send_from_email.rsplit("@", 1)[1]
 
     domain_ok = True
-    if creating or "email_domain_id" in data:
-        domain_id = clean_id(data.get("email_domain_id"), errors, "email_domain_id")
+    if domain_given:
         domain_ok = False
-        if domain_id is not None:
-            domain = _tenant_get(EmailDomain, tenant_id, domain_id)
+        if "email_domain_id" not in errors:  # given and well-formed: was it found?
+            domain = refs.email_domain
             if domain is None:
                 errors.add("email_domain_id", "Email domain not found.")
             else:
@@ -480,7 +626,7 @@ def _check_email_fields(tenant_id, data, draft: ChannelDraft, errors, creating, 
         )
 
 
-def _check_sms_fields(tenant_id, data, draft: ChannelDraft, errors, creating, changed):
+def _check_sms_fields(data, draft: ChannelDraft, errors, creating, changed, phone_given, refs):
     """send_from_phone_number is the number of phone_number_id (the tenant's, active, SMS)."""
     touched = creating or "send_from_phone_number" in data or "phone_number_id" in data
     if not touched:
@@ -496,11 +642,10 @@ def _check_sms_fields(tenant_id, data, draft: ChannelDraft, errors, creating, ch
         number_ok = True
 
     phone_ok = True
-    if creating or "phone_number_id" in data:
-        phone_id = clean_id(data.get("phone_number_id"), errors, "phone_number_id")
+    if phone_given:
         phone_ok = False
-        if phone_id is not None:
-            phone = _tenant_get(PhoneNumber, tenant_id, phone_id)
+        if "phone_number_id" not in errors:  # given and well-formed: was it found?
+            phone = refs.phone_number
             if phone is None:
                 errors.add("phone_number_id", "Phone number not found.")
             elif phone.status != "active":

@@ -153,4 +153,3 @@ def zone():
     """A real DNS server on 127.0.0.1 serving what the test publishes (tests/dns_zone.py)."""
     with running_zone() as resolver:
         yield resolver
-

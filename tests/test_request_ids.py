@@ -160,8 +160,18 @@ def test_gunicorn_access_and_error_logs_carry_the_id(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'gunicorn.db'}",
     }
     command = [
-        sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}",
-        "--access-logfile", "-", "--error-logfile", "-", "app:create_app()",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+        "app:create_app()",
     ]
     if gunicorn.version_info >= (27,):  # keep clear of other gunicorns' control socket
         command.insert(-1, "--no-control-socket")

@@ -12,7 +12,7 @@ from functools import wraps
 from flask import Blueprint, g, jsonify, make_response, request
 from sqlalchemy.exc import OperationalError
 
-from core.database import SAFE_METHODS
+from core.database import SAFE_METHODS, read_phase
 from core.errors import ServiceError
 from core.extensions import db
 from core.http import error_response
@@ -43,7 +43,10 @@ def authenticate():
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    key = accounts.find_api_key(presented.strip()) if scheme.lower() == "bearer" else None
+    key = None
+    if scheme.lower() == "bearer":
+        with read_phase():
+            key = accounts.find_api_key(presented.strip())
     if key is None:
         response = error_response(401, "unauthorized", "A valid API key is required.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="channels"'
@@ -60,12 +63,12 @@ def authenticate():
         )
     if request.method not in SAFE_METHODS and key.scope != "write":
         return error_response(403, "forbidden", "This API key is read-only.")
-    if accounts.touch_api_key(key):
-        try:
+    try:
+        if accounts.touch_api_key(key):
             db.session.commit()
-        except OperationalError:
-            # Best effort: a busy database must not fail the request over a usage timestamp.
-            db.session.rollback()
+    except OperationalError:
+        # Best effort: a busy database must not fail the request over a usage timestamp.
+        db.session.rollback()
     return None
 
 

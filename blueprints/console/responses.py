@@ -110,4 +110,3 @@ def apply_change(change, success: str) -> bool:
         return False
     flash(success, "success")
     return True
-

@@ -7,10 +7,10 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import rules
@@ -257,7 +257,36 @@ def create_api_key(
     return NewApiKey(key, secret)
 
 
-def find_api_key(presented: str) -> ApiKey | None:
+@dataclass(frozen=True)
+class ApiKeyMatch:
+    """The key a request presented, as authentication needs it (never the secret's hash)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    scope: str
+    last_used_at: datetime | None
+
+
+_api_keys = ApiKey.__table__
+# Every API request runs these: Core statements built once (compiled once, cached), no ORM.
+_KEY_BY_PREFIX = select(
+    _api_keys.c.id,
+    _api_keys.c.tenant_id,
+    _api_keys.c.name,
+    _api_keys.c.scope,
+    _api_keys.c.secret_hash,
+    _api_keys.c.revoked_at,
+    _api_keys.c.last_used_at,
+).where(_api_keys.c.prefix == bindparam("prefix"))
+_TOUCH_KEY = (
+    update(_api_keys)
+    .where(_api_keys.c.id == bindparam("key_id"))
+    .values(last_used_at=bindparam("now"))
+)
+
+
+def find_api_key(presented: str) -> ApiKeyMatch | None:
     """The active key matching a presented secret, or None (unknown, malformed or revoked)."""
     if (
         not presented
@@ -267,19 +296,19 @@ def find_api_key(presented: str) -> ApiKey | None:
     ):
         return None
     prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
-    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or key.revoked_at is not None:
+    row = db.session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).first()
+    if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(key.secret_hash, _hash_key(presented)):
+    if not hmac.compare_digest(row.secret_hash, _hash_key(presented)):
         return None
-    return key
+    return ApiKeyMatch(row.id, row.tenant_id, row.name, row.scope, row.last_used_at)
 
 
-def touch_api_key(key: ApiKey) -> bool:
+def touch_api_key(key: ApiKeyMatch) -> bool:
     """Record the key's use, at most once a minute; True when a write is pending."""
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        db.session.connection().execute(_TOUCH_KEY, {"key_id": key.id, "now": now})
         return True
     return False
 

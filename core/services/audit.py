@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import g, has_request_context, request
+from sqlalchemy import insert
 
 from core.extensions import db
 from core.models import AuditEvent
@@ -56,21 +57,35 @@ def record(
     resource_type: str,
     resource_id: str | None,
     changes: dict | None = None,
-) -> AuditEvent:
-    """Add an audit event to the current transaction."""
+) -> None:
+    """Write an audit event into the current transaction (it commits or rolls back with the
+    change it describes).
+
+    The session is flushed first, so the event is written after the change it describes and
+    after any row it refers to. The event itself is one Core INSERT: nothing reads audit events
+    back through the session that writes them, so the ORM's unit of work would only add cost on
+    every write path.
+    """
     if resource_type not in RESOURCE_TYPES or actor.type not in ACTOR_TYPES:
         raise ValueError(f"unknown audit resource or actor type: {resource_type!r}, {actor.type!r}")
-    event = AuditEvent(
-        tenant_id=tenant_id,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_name=actor.name,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        changes=changes or {},
-        request_id=g.get("request_id") if has_request_context() else None,
-        ip=request.remote_addr if has_request_context() else None,
+    in_request = has_request_context()
+    db.session.flush()
+    db.session.connection().execute(
+        _INSERT,
+        {
+            "tenant_id": tenant_id,
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_name": actor.name,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "changes": changes or {},
+            "request_id": g.get("request_id") if in_request else None,
+            "ip": request.remote_addr if in_request else None,
+        },
     )
-    db.session.add(event)
-    return event
+
+
+# The id and created_at come from the columns' Python defaults, as for an ORM insert.
+_INSERT = insert(AuditEvent.__table__)

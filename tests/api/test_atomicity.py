@@ -16,13 +16,15 @@ class Crash(RuntimeError):
     """The simulated failure."""
 
 
-def crash_after(monkeypatch, module, name) -> list:
-    """Let ``module.name`` do its writes, then fail; returns what it returned (to prove it ran)."""
+def crash_after(monkeypatch, module, name, keep=lambda result: result) -> list:
+    """Let ``module.name`` do its writes, then fail; returns what it returned (to prove it ran),
+    through ``keep``: what was written is read there, before the rollback takes it away (a row
+    the failed transaction inserted no longer exists to be read afterwards)."""
     original = getattr(module, name)
     results = []
 
     def wrapper(*args, **kwargs):
-        results.append(original(*args, **kwargs))
+        results.append(keep(original(*args, **kwargs)))
         raise Crash(f"after {name}")
 
     monkeypatch.setattr(module, name, wrapper)
@@ -100,14 +102,21 @@ def test_adding_a_number_with_its_channel_is_all_or_nothing(api, monkeypatch, se
     """Number and its SMS channel written, then a failure: neither exists, no audit event."""
     api.get("/api/channels")
     before = database_state()
-    created = crash_after(monkeypatch, number_service, "create_channel")
+    created = crash_after(
+        monkeypatch,
+        number_service,
+        "create_channel",
+        keep=lambda outcome: (outcome.channel.id, outcome.channel.is_default),
+    )
     response = api.post(
         "/api/phone_numbers",
         json={"phone_number": "+14155550170", "integration_id": setup.sms_integration.id},
     )
     assert_error(response, 500, "internal_error")
-    assert created[0].channel.is_default is True  # the channel had been written as the default
+    channel_id, was_default = created[0]
+    assert was_default is True  # the channel had been written as the default
     assert database_state() == before
+    assert api.get(f"/api/channels/{channel_id}").status_code == 404
 
 
 def test_a_failed_idempotent_request_is_not_stored(api, monkeypatch, setup):
