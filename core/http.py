@@ -6,7 +6,7 @@ Anything under /api answers JSON in the envelope of DESIGN §4, whatever raised 
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -68,7 +68,7 @@ def register_http(app: Flask) -> None:
         status = exc.code or 500
         message = MESSAGES.get(status) or exc.description or "Error."
         if status == 429:
-            return _rate_limited(exc)
+            return rate_limited(exc)
         if is_api_request():
             response = error_response(status, HTTP_CODES.get(status, "error"), message)
             if status == 405 and exc.valid_methods:
@@ -125,12 +125,15 @@ def content_security_policy() -> str:
     )
 
 
-def _rate_limited(exc: HTTPException):
-    """429: the JSON envelope on /api, a friendly page elsewhere; Retry-After on both."""
+def rate_limited(exc: HTTPException, page: Response | None = None):
+    """429: the JSON envelope on /api, a friendly page elsewhere (or ``page``, a view's own
+    answer: the sign-in form says it inline); Retry-After on all of them."""
     from core.limits import retry_after_seconds
 
     _safe_rollback()
-    if is_api_request():
+    if page is not None:
+        response = page
+    elif is_api_request():
         response = error_response(
             429,
             "rate_limited",

@@ -31,8 +31,10 @@ def _id_column() -> Mapped[str]:
     return mapped_column(String(36), primary_key=True, default=new_id)
 
 
-def _tenant_column() -> Mapped[str]:
-    return mapped_column(String(36), ForeignKey("tenants.id"), nullable=False, index=True)
+def _tenant_column(index: bool = True) -> Mapped[str]:
+    """The owning tenant. ``index=False`` where a tenant-first composite index already serves
+    lookups by tenant (an index on tenant_id alone would only cost a write per insert)."""
+    return mapped_column(String(36), ForeignKey("tenants.id"), nullable=False, index=index)
 
 
 def _created_column() -> Mapped[datetime]:
@@ -104,7 +106,7 @@ class Integration(db.Model):
     __table_args__ = (Index("ix_integrations_tenant_created", "tenant_id", "created_at", "id"),)
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     channel_type: Mapped[str] = mapped_column(String(8), nullable=False)
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -126,7 +128,7 @@ class EmailDomain(db.Model):
     )
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     domain: Mapped[str] = mapped_column(String(253), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
     verification_token: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -152,7 +154,7 @@ class PhoneNumber(db.Model):
     )
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     phone_number: Mapped[str] = mapped_column(String(16), nullable=False)
     integration_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("integrations.id"), nullable=False, index=True
@@ -199,7 +201,7 @@ class Channel(db.Model):
     )
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     # casefold() of the name: case-insensitive uniqueness and search on every backend.
     name_key: Mapped[str] = mapped_column(String(400), nullable=False)
@@ -243,7 +245,7 @@ class AuditEvent(db.Model):
     )
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     actor_type: Mapped[str] = mapped_column(String(16), nullable=False)  # user|api_key|system
     actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor_name: Mapped[str] = mapped_column(String(254), nullable=False)
@@ -263,7 +265,7 @@ class IdempotencyRecord(db.Model):
     __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
 
     id: Mapped[str] = _id_column()
-    tenant_id: Mapped[str] = _tenant_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
     key: Mapped[str] = mapped_column(String(255), nullable=False)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     response_status: Mapped[int | None] = mapped_column(nullable=True)

@@ -351,13 +351,17 @@ def _of_tenant(model, id_param: str):
 
 
 @cache
-def _channel_refs_statement(for_update: bool):
+def _channel_refs_statement():
     """One SELECT anchored on the tenant's row: the name and default checks as EXISTS columns,
     the integration, email domain and phone number outer-joined (NULL, so None, when the id is
     unknown or another tenant's). Built once: its compiled form is cached, only values change.
     A NULL parameter matches nothing, so an unneeded part costs an index probe and no row.
-    ``for_update`` locks the tenant's row (``FOR UPDATE OF tenants`` on PostgreSQL; SQLite has
-    no row locks and renders nothing, its write requests hold the database's write lock)."""
+
+    It does not take the tenant lock itself: on PostgreSQL a ``FOR UPDATE`` that waits re-reads
+    only the locked row, while the EXISTS checks keep the snapshot taken before the wait, so a
+    name or default committed meanwhile would go unseen. The lock is its own statement, first
+    (``services.channels.lock_tenant``); this one then starts with a fresh snapshot.
+    """
     tenant_id = bindparam("tenant_id")
     name_taken = (
         select(Channel.id)
@@ -377,7 +381,7 @@ def _channel_refs_statement(for_update: bool):
         )
         .exists()
     )
-    statement = (
+    return (
         select(
             name_taken.label("name_taken"),
             type_has_default.label("type_has_default"),
@@ -391,7 +395,6 @@ def _channel_refs_statement(for_update: bool):
         .outerjoin(PhoneNumber, _of_tenant(PhoneNumber, "phone_number_id"))
         .where(Tenant.id == tenant_id)
     )
-    return statement.with_for_update(of=Tenant) if for_update else statement
 
 
 def load_channel_refs(
@@ -403,14 +406,12 @@ def load_channel_refs(
     email_domain_id: str | None = None,
     phone_number_id: str | None = None,
     default_type: str | None = None,
-    for_update: bool = False,
 ) -> ChannelRefs:
     """The tenant's rows a channel refers to, and the name and default checks, in one query.
 
     ``name``: is it taken by another channel (``exclude_id``: the channel being changed)?
     ``default_type``: has the tenant a default channel of that type? Ids are the caller's:
-    another tenant's id is the same as an unknown one. Nothing asked: no query at all, unless
-    ``for_update`` (the same statement takes the tenant lock of ``services.channels``).
+    another tenant's id is the same as an unknown one. Nothing asked: no query at all.
     """
     params = {
         "tenant_id": tenant_id,
@@ -422,9 +423,9 @@ def load_channel_refs(
         "phone_number_id": _lookup_id(phone_number_id),
     }
     asked = any(params[k] is not None for k in params if k not in ("tenant_id", "exclude_id"))
-    if not (asked or for_update):
+    if not asked:
         return ChannelRefs()
-    row = db.session.execute(_channel_refs_statement(for_update), params).first()
+    row = db.session.execute(_channel_refs_statement(), params).first()
     if row is None:  # no such tenant: nothing of it exists
         return ChannelRefs()
     return ChannelRefs(
@@ -436,15 +437,11 @@ def load_channel_refs(
     )
 
 
-def check_channel(
-    tenant_id: str, data: dict, existing: Channel | None = None, *, for_update: bool = False
-) -> ChannelDraft:
+def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -> ChannelDraft:
     """Every rule of DESIGN §3 for a new channel (``existing`` None) or a change to one.
 
     ``data`` holds JSON values as the API received them (the console's form builds the same
     dict). Raises ValidationFailed with every failing field; returns the cleaned channel.
-    ``for_update``: the rows are read under the tenant lock, taken by the same statement (a
-    create, which has no channel row to read first, saves the lock's round trip this way).
     """
     errors = FieldErrors()
     creating = existing is None
@@ -511,7 +508,6 @@ def check_channel(
         email_domain_id=domain_id,
         phone_number_id=phone_id,
         default_type=channel_type if creating and "is_default" not in data else None,
-        for_update=for_update,
     )
     if creating and "is_default" not in data:
         draft.type_has_default = refs.type_has_default

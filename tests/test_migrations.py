@@ -102,7 +102,9 @@ def test_models_and_migrations_agree(scratch_app):
 
 
 def test_every_migration_chains_to_the_previous_one():
-    """One head, one base, each down_revision names an existing revision."""
+    """One head, one base, each down_revision names an existing revision, and every revision id
+    fits alembic_version.version_num (VARCHAR(32): PostgreSQL refuses a longer one, SQLite
+    would not notice)."""
     revisions = {}
     for path in sorted((ENV_PATH.parent / "versions").glob("*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -114,3 +116,4 @@ def test_every_migration_chains_to_the_previous_one():
     assert all(down in revisions for down in revisions.values() if down is not None)
     heads = set(revisions) - set(revisions.values())
     assert len(heads) == 1, heads
+    assert [r for r in revisions if len(r) > 32] == []

@@ -15,7 +15,8 @@ from blueprints.console.responses import (
     see_other,
 )
 from core.extensions import db, login_manager
-from core.limits import signin_rate_limits
+from core.http import rate_limited
+from core.limits import SIGNIN_MESSAGE, signin_rate_limits
 from core.models import User
 from core.services import accounts
 
@@ -75,6 +76,20 @@ def login():
         form.form_errors.append(SIGN_IN_FAILED)
     status = 422 if request.method == "POST" else 200
     return render_template("login.html", form=form, next_url=next_url), status
+
+
+@bp.errorhandler(429)
+def sign_in_rate_limited(exc):
+    """Too many sign-in attempts: the sign-in form again with the reason inline, the email
+    kept (never the password), 429 with Retry-After. Other console 429s: the usual page."""
+    if request.endpoint != "console.login":
+        return rate_limited(exc)
+    form = LoginForm(formdata=None)
+    form.email.data = (request.form.get("email") or "")[:254]
+    form.form_errors.append(exc.description or SIGNIN_MESSAGE)
+    next_url = safe_local_url(request.values.get("next"))
+    page = make_response(render_template("login.html", form=form, next_url=next_url), 429)
+    return rate_limited(exc, page)
 
 
 @bp.post("/logout")

@@ -447,21 +447,11 @@ def _error_text(exc: ServiceError) -> str:
     return exc.message + (" " + " ".join(details) if details else "")
 
 
-def _default_of(tenant_id: str, channel_type: str) -> Channel | None:
-    return db.session.scalar(
-        select(Channel).where(
-            Channel.tenant_id == tenant_id,
-            Channel.channel_type == channel_type,
-            Channel.is_default.is_(True),
-        )
-    )
-
-
 def _row_action(channel_id: str, act):
     """Run ``act(tenant_id, channel) -> (outcome, message)``; answer with rows or a redirect."""
     tenant = current_tenant()
     channel = service.get_channel(tenant.id, channel_id)
-    previous_default = _default_of(tenant.id, channel.channel_type)
+    previous_default = service.default_channel(tenant.id, channel.channel_type)
     previous_default_id = previous_default.id if previous_default else None
     touched: list[str] = [channel.id]
     try:

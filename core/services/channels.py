@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from core import rules
@@ -47,12 +47,19 @@ def lock_tenant(tenant_id: str) -> None:
     Name uniqueness and the default handover read then write: the lock makes that atomic.
     SQLite has no row locks (``FOR UPDATE`` is not even rendered there): its write requests
     already hold the database's write lock (``BEGIN IMMEDIATE``), so no statement is sent.
-    ``create_channel`` takes the same lock inside the rules' one query (``FOR UPDATE OF
-    tenants``), which saves a round trip on the API's busiest write.
+    The lock is its own statement, sent before any read it protects: under READ COMMITTED a
+    later statement sees what the previous lock holder committed (core.rules' reads do).
     """
     if db.engine.dialect.name == "sqlite":
         return
-    db.session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    db.session.connection().execute(_LOCK_TENANT, {"tenant_id": tenant_id})
+
+
+_LOCK_TENANT = (
+    select(Tenant.__table__.c.id)
+    .where(Tenant.__table__.c.id == bindparam("tenant_id"))
+    .with_for_update()
+)
 
 
 def get_channel(tenant_id: str, channel_id: str) -> Channel:
@@ -74,6 +81,17 @@ def snapshot(channel: Channel) -> dict:
     return values
 
 
+def default_channel(tenant_id: str, channel_type: str) -> Channel | None:
+    """The tenant's default channel of the type (served by the partial unique index)."""
+    return db.session.scalar(
+        select(Channel).where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == channel_type,
+            CHANNEL_IS_DEFAULT,
+        )
+    )
+
+
 def has_default(tenant_id: str, channel_type: str) -> bool:
     return (
         db.session.scalar(
@@ -88,13 +106,7 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
 
 
 def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
-    previous = db.session.scalar(
-        select(Channel).where(
-            Channel.tenant_id == tenant_id,
-            Channel.channel_type == channel_type,
-            CHANNEL_IS_DEFAULT,
-        )
-    )
+    previous = default_channel(tenant_id, channel_type)
     if previous is None:
         return
     # An explicit UPDATE, flushed before the new default is written: the partial unique
@@ -157,8 +169,9 @@ def create_channel(
 
     The write is one flush: the channel gets its id up front, so its audit event goes in with it.
     """
-    # The rules' one query takes the tenant lock (see lock_tenant) unless nothing is written.
-    draft = rules.check_channel(tenant_id, data, for_update=not dry_run)
+    if not dry_run:
+        lock_tenant(tenant_id)
+    draft = rules.check_channel(tenant_id, data)
     is_default = draft.is_default
     if is_default is None:
         is_default = not draft.type_has_default

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from core.extensions import db
-from core.models import Channel
+from core.models import AuditEvent, Channel
 from tests import factories
 from tests.browser.conftest import end_test_transaction
 
@@ -365,3 +365,41 @@ def test_without_javascript_delete_confirms_on_a_page(open_page, sign_in, admin,
     expect(page.locator("#flash")).to_contain_text("“Doomed” was deleted.")
     expect(_rows(page)).to_have_count(0)
     assert _stored_channels() == []
+
+
+def test_send_test_message_from_the_edit_page(page, sign_in, admin, setup, screenshot):
+    """The "Send test message" card: a bad recipient is refused next to its field, a good one is
+    sent through the channel's provider and the outcome shows in the card, without a reload;
+    the send (not the refused recipient) is in the channel's audit history."""
+    channel = factories.make_channel(setup, "email", name="Receipts")
+    sign_in(page, admin)
+    _row(page, "Receipts").get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("heading", name="Receipts")).to_be_visible()
+    _mark_page(page)
+    recipient = page.get_by_label("Email address to send to")
+
+    recipient.fill("not an address")
+    page.get_by_role("button", name="Send test message").click()
+    expect(page.locator("#test_to-error")).to_be_visible()
+    expect(page.get_by_label("Email address to send to")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Email address to send to")).to_have_value("not an address")
+    expect(page.locator("#test-send-result .badge")).to_have_count(0)
+
+    page.get_by_label("Email address to send to").fill("ops@example.org")
+    page.get_by_role("button", name="Send test message").click()
+    result = page.locator("#test-send-result")
+    expect(result.locator(".badge")).to_have_text("Sent")
+    expect(result).to_contain_text("ops@example.org")
+    expect(page.locator("#test_to-error")).to_have_count(0)
+    _assert_not_reloaded(page)
+    screenshot(page, "channel-test-send")
+
+    end_test_transaction()  # see what the server committed
+    sends = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.resource_id == channel.id, AuditEvent.action == "channel.test_send"
+        )
+    ).all()
+    assert [(event.changes["to"], event.changes["ok"]) for event in sends] == [
+        ("ops@example.org", True)
+    ]

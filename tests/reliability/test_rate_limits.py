@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 import redis
+from bs4 import BeautifulSoup
 from sqlalchemy import select
 
 from core.extensions import db
@@ -122,8 +123,9 @@ def _sign_in(client, email, password="wrong-password-123", ip="203.0.113.1"):
     )
 
 
-def test_signin_limit_per_account_shows_a_friendly_page(app, client, tenant):
-    """Third attempt on one account in a minute (from different IPs): a 429 page that says why."""
+def test_signin_limit_per_account_says_so_on_the_form(app, client, tenant):
+    """Third attempt on one account in a minute (from different IPs): 429, and the sign-in form
+    again with the reason inline, the email kept and the password not echoed."""
     user = make_console_user("limited@example.org", "admin", tenant)
     assert _sign_in(client, user.email, ip="203.0.113.1").status_code == 422
     assert _sign_in(client, user.email.upper(), ip="203.0.113.2").status_code == 422
@@ -132,7 +134,13 @@ def test_signin_limit_per_account_shows_a_friendly_page(app, client, tenant):
 
     assert limited.status_code == 429
     assert limited.mimetype == "text/html"
-    assert "Too many sign-in attempts" in limited.get_data(as_text=True)
+    page = BeautifulSoup(limited.get_data(as_text=True), "html.parser")
+    form = page.find("form", action="/login")
+    assert form is not None, "the sign-in form is shown again"
+    assert "Too many sign-in attempts" in form.get_text()
+    assert form.find("input", attrs={"name": "email"})["value"] == user.email
+    assert "correct-horse-battery" not in limited.get_data(as_text=True)
+    assert not form.find("input", attrs={"name": "password"}).get("value")
     assert int(limited.headers["Retry-After"]) >= 1
     assert db.session.get(User, user.id).last_login_at is None  # the limit answered before sign-in
     # Another account from a fresh IP is not affected; viewing the form is never limited.
