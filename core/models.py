@@ -46,6 +46,9 @@ class Tenant(db.Model):
 
     id: Mapped[str] = _id_column()
     name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # casefold() of the name, as for channels: the tenant switcher's search ignores case in every
+    # script on every backend (SQLite's lower() knows only ASCII, PostgreSQL's its locale).
+    name_key: Mapped[str] = mapped_column(String(400), nullable=False)
     slug: Mapped[str] = mapped_column(String(63), nullable=False, unique=True)
     created_at: Mapped[datetime] = _created_column()
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import column, insert, inspect, table, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -81,6 +83,25 @@ def test_upgrade_to_head_then_downgrade_to_base(scratch_app):
     assert _tables() == set()
     upgrade()  # and up again: downgrades leave nothing behind that blocks a new upgrade
     assert {t.name for t in db.metadata.sorted_tables} <= _tables()
+
+
+def test_tenant_name_keys_are_filled_for_existing_tenants(scratch_app):
+    """0004 adds tenants.name_key and fills it with the casefolded name of every existing tenant
+    (and a tenant created afterwards gets its own through the service)."""
+    upgrade(revision="0003_tenant_indexes")
+    tenants = table("tenants", column("id"), column("name"), column("slug"), column("created_at"))
+    with db.engine.begin() as connection:
+        connection.execute(
+            insert(tenants),
+            [
+                {"id": str(uuid.uuid4()), "name": name, "slug": slug, "created_at": datetime.now()}
+                for name, slug in (("Émile SARL", "emile"), ("Straße GmbH", "strasse"))
+            ],
+        )
+    upgrade()
+    with db.engine.connect() as connection:
+        keys = dict(connection.execute(text("SELECT slug, name_key FROM tenants")).all())
+    assert keys == {"emile": "émile sarl", "strasse": "strasse gmbh"}
 
 
 def test_models_and_migrations_agree(scratch_app):

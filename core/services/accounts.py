@@ -44,7 +44,7 @@ def create_tenant(name: str, slug: str | None = None, actor: Actor | None = None
     elif db.session.scalar(select(func.count()).select_from(Tenant).where(Tenant.slug == slug)):
         errors.add("slug", f"A tenant with the slug {slug!r} already exists.")
     errors.raise_if_any("The tenant could not be created.")
-    tenant = Tenant(name=clean, slug=slug, created_at=utcnow())
+    tenant = Tenant(name=clean, name_key=rules.name_key(clean), slug=slug, created_at=utcnow())
     db.session.add(tenant)
     db.session.flush()
     audit.record(
@@ -142,19 +142,16 @@ def get_tenant(tenant_id: str) -> Tenant:
 
 
 def search_tenants(q: str | None = None, limit: int = 100) -> list[Tenant]:
-    """Tenants whose name or slug contains ``q`` (case-insensitive), by name: the support
-    staff's tenant switcher."""
+    """Tenants whose name or slug contains ``q`` (case-insensitive in every script: the name's
+    casefold, ``name_key``), by name: the support staff's tenant switcher."""
     query = select(Tenant)
-    term = (q or "").strip().lower()[:100]
+    term = rules.name_key((q or "").strip()[:100])
     if term:
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
-            func.lower(Tenant.name).like(pattern, escape="\\")
-            | Tenant.slug.like(pattern, escape="\\")
+            Tenant.name_key.like(pattern, escape="\\") | Tenant.slug.like(pattern, escape="\\")
         )
-    return list(
-        db.session.scalars(query.order_by(func.lower(Tenant.name), Tenant.slug).limit(limit))
-    )
+    return list(db.session.scalars(query.order_by(Tenant.name_key, Tenant.slug).limit(limit)))
 
 
 def open_tenant_as_support(tenant_id: str, user: User) -> Tenant:

@@ -73,6 +73,22 @@ def test_switcher_lists_and_searches_every_tenant(support_console, tenant, other
     assert "<html" not in html and 'id="tenant-results"' in html and "Other Co" in html
 
 
+def test_switcher_search_ignores_case_in_every_script(support_console, tenant):
+    """Non-ASCII names match whatever their case (casefold: "STRASSE" finds "Straße")."""
+    factories.make_tenant(name="Émile Ünal SARL", slug="emile")
+    factories.make_tenant(name="Straße Logistik", slug="logistik")
+
+    def found(q):
+        page = soup(support_console.get("/support/tenants", query_string={"q": q}))
+        return [r.th.get_text(strip=True) for r in page.select("#tenant-results tbody tr")]
+
+    assert found("émile") == ["Émile Ünal SARL"]
+    assert found("ÉMILE ÜNAL") == ["Émile Ünal SARL"]
+    assert found("STRASSE") == ["Straße Logistik"]
+    assert found("straße") == ["Straße Logistik"]
+    assert found("logistik") == ["Straße Logistik"]  # the name, and the slug too
+
+
 def test_opening_a_tenant_is_audited_in_its_log_and_shows_the_banner(
     support_console, support_user, tenant, other_tenant
 ):
