@@ -134,10 +134,11 @@ def rate_limited(exc: HTTPException, page: Response | None = None):
     if page is not None:
         response = page
     elif is_api_request():
+        own_message = getattr(getattr(exc, "limit", None), "error_message", None)
         response = error_response(
             429,
             "rate_limited",
-            f"Too many requests for this API key ({exc.description}). Slow down.",
+            own_message or f"Too many requests for this API key ({exc.description}). Slow down.",
         )
     else:
         response = current_app.make_response(_page(429, exc.description or "Too many requests."))

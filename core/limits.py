@@ -3,6 +3,8 @@
 Configuration (app config / environment):
 
 - ``RATELIMIT_API`` — limit per API key, default ``600 per minute``.
+- ``RATELIMIT_API_AUTH_FAILURES`` — failed API authentications (401s) per client IP, default
+  ``60 per minute``; past it, that address gets 429 on /api before any key is looked up.
 - ``RATELIMIT_SIGNIN`` — sign-in attempts (POSTs) per account and, separately, per client IP.
 - ``RATELIMIT_STORAGE_URI`` — ``memory://`` (one process) or ``redis://host:6379/0`` so that
   every gunicorn worker shares the counters.
@@ -16,6 +18,11 @@ Decisions:
   itself (counters live in Redis; secrets must not) and never by the public key prefix (anyone
   who saw a prefix could otherwise exhaust another tenant's budget with made-up keys).
   Requests without a bearer token are counted per client IP.
+- Made-up keys would each get a budget of their own there, and each costs a database lookup, so
+  401s are also counted per client IP (counted after the response, only when it is a 401). An
+  address over that limit is refused with 429 whatever key it sends next, valid ones included,
+  until the window moves on: the price of not trusting a source that keeps guessing. Behind a
+  proxy, set ``TRUSTED_PROXIES`` so that the client's address is the one counted.
 - The moving-window strategy: no double burst at window boundaries, and deterministic tests.
 - A rate-limit storage outage must not take the API down: errors are logged and swallowed and
   the counters fall back to process memory until the storage is back.
@@ -34,6 +41,10 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 SIGNIN_MESSAGE = "Too many sign-in attempts. Please wait a minute, then try again."
+AUTH_FAILURES_MESSAGE = (
+    "Too many requests with an unknown or revoked API key from this address. "
+    "Check the key, then retry after Retry-After seconds."
+)
 
 
 def _namespaced(key: str) -> str:
@@ -55,6 +66,11 @@ def api_key_identity() -> str:
     return _namespaced(f"ip:{client_ip()}")
 
 
+def api_auth_failures_identity() -> str:
+    """Failed API authentications from one client IP."""
+    return _namespaced(f"api-auth-failures-ip:{client_ip()}")
+
+
 def signin_ip_identity() -> str:
     """Sign-in attempts from one IP address."""
     return _namespaced(f"signin-ip:{client_ip()}")
@@ -69,6 +85,10 @@ def signin_account_identity() -> str:
 
 def _api_limit() -> str:
     return current_app.config["RATELIMIT_API"]
+
+
+def _api_auth_failures_limit() -> str:
+    return current_app.config["RATELIMIT_API_AUTH_FAILURES"]
 
 
 def _signin_limit() -> str:
@@ -89,6 +109,13 @@ def limit_api_blueprint(bp) -> None:
     """Apply the per-key limit to every route of the API blueprint (call once, at import)."""
     # shared_limit: one budget per key across every route (``limit`` would count per endpoint).
     limiter.shared_limit(_api_limit, scope="api", key_func=api_key_identity)(bp)
+    limiter.shared_limit(
+        _api_auth_failures_limit,
+        scope="api-auth-failures",
+        key_func=api_auth_failures_identity,
+        deduct_when=lambda response: response.status_code == 401,
+        error_message=AUTH_FAILURES_MESSAGE,
+    )(bp)
 
 
 def signin_rate_limits(view: Callable) -> Callable:

@@ -79,9 +79,11 @@ def _actor_value(actor_type: str, actor_id: str | None) -> str:
     return f"{actor_type}:{actor_id or ''}"
 
 
-def _actor_choices(tenant_id: str) -> list[SelectChoice]:
-    """Anyone, each user and API key of the log, and "System" (the CLI and automatic changes
-    such as a default handing over; they have no id, so they are one choice)."""
+def _actor_choices(tenant_id: str, selected: str = "") -> list[SelectChoice]:
+    """Anyone, each user and API key (core.services.audit_queries.audit_actors says which), and
+    "System" (the CLI and automatic changes such as a default handing over; they have no id,
+    so they are one choice). An actor filtered by (from a link) but not among them, e.g. an admin
+    removed long ago, is added by its id, so that the form shows what the page is filtered by."""
     choices = [SelectChoice("", "Anyone")]
     has_system = False
     for kind, actor_id, name in audit_actors(tenant_id):
@@ -92,6 +94,9 @@ def _actor_choices(tenant_id: str) -> list[SelectChoice]:
             choices.append(SelectChoice(_actor_value(kind, actor_id), label))
     if has_system:
         choices.append(SelectChoice(_actor_value("system", None), SYSTEM_LABEL))
+    kind, _, actor_id = selected.partition(":")
+    if kind in ACTOR_LABELS and actor_id and selected not in {c.value for c in choices}:
+        choices.append(SelectChoice(selected, f"{ACTOR_LABELS[kind]} {actor_id}"))
     return choices
 
 
@@ -133,7 +138,7 @@ def audit_index():
     """The tenant's audit log, newest first, with filters and keyset pages (results for htmx)."""
     tenant = current_tenant()
     form = AuditFilterForm(request.args)
-    form.actor.choices = _actor_choices(tenant.id)
+    form.actor.choices = _actor_choices(tenant.id, request.args.get("actor", "")[:100])
     filters = _filters(form)
     status = 200
     if filters is None:

@@ -23,7 +23,7 @@ from sqlalchemy import Select, select
 
 from core.errors import FieldErrors, ServiceError
 from core.extensions import db
-from core.models import AuditEvent
+from core.models import ApiKey, AuditEvent, User
 from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 
 ACTION = re.compile(r"^[a-z][a-z_]{0,31}\.[a-z][a-z_]{0,31}$")
@@ -132,11 +132,35 @@ def audit_event_query(tenant_id: str, filters: AuditFilters) -> Select:
     return query
 
 
-def audit_actors(tenant_id: str) -> list[tuple[str, str | None, str]]:
-    """The distinct actors (type, id, name) of the tenant's log, by name: the console's choices."""
-    rows = db.session.execute(
+# How many of the latest events the console's actor choices are read from (a bounded read).
+AUDIT_ACTORS_RECENT = 5000
+
+
+def audit_actors(tenant_id: str, recent: int | None = None) -> list[tuple[str, str | None, str]]:
+    """The actors (type, id, name) the console offers as filter choices, by name.
+
+    The tenant's admins and API keys (revoked ones too), whether or not they acted yet, and
+    whoever acted in the tenant's latest ``recent`` events (``AUDIT_ACTORS_RECENT`` by default):
+    support staff, removed admins, the system. A bounded read however long the log grows (a
+    DISTINCT over the whole log would not be); an actor seen only in older events is not
+    offered, but filtering by it still works.
+    A current user or key is listed under its current name.
+    """
+    latest = (
         select(AuditEvent.actor_type, AuditEvent.actor_id, AuditEvent.actor_name)
         .where(AuditEvent.tenant_id == tenant_id)
-        .distinct()
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(AUDIT_ACTORS_RECENT if recent is None else recent)
+        .subquery()
     )
-    return sorted((tuple(row) for row in rows), key=lambda a: (a[2].lower(), a[0], a[1] or ""))
+    actors: dict[tuple, tuple[str, str | None, str]] = {}
+    for kind, actor_id, name in db.session.execute(select(latest).distinct()):
+        actors[(kind, actor_id or name)] = (kind, actor_id, name)
+    current = [
+        ("user", select(User.id, User.email).where(User.tenant_id == tenant_id)),
+        ("api_key", select(ApiKey.id, ApiKey.name).where(ApiKey.tenant_id == tenant_id)),
+    ]
+    for kind, query in current:
+        for actor_id, name in db.session.execute(query):
+            actors[(kind, actor_id)] = (kind, actor_id, name)
+    return sorted(actors.values(), key=lambda a: (a[2].lower(), a[0], a[1] or ""))

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from core.extensions import db
 from core.models import AuditEvent, Channel, PhoneNumber
 from core.providers import SECRET_MASK
+from core.services import audit_queries
 from core.services import email_domains as email_domain_service
 from tests import factories
 from tests.conftest import base_config
@@ -235,6 +236,47 @@ def test_filters_narrow_the_log(console, history, setup):
     )
     by_resource = rows(console.get(f"/audit?resource_id={first['id']}"))
     assert [a for a, _ in by_resource] == ["channel.update", "channel.create"]
+
+
+def test_actor_choices_are_a_bounded_read_with_every_current_actor(
+    console, history, setup, monkeypatch
+):
+    """The actor list reads only the latest events (plus the tenant's admins and keys, acted or
+    not): an actor seen only in older events is not offered, yet a link filtering by it still
+    filters and shows it as the chosen actor."""
+    gone_id = "5f0c7e1a-0000-4000-8000-000000000001"
+    db.session.add(
+        AuditEvent(
+            tenant_id=setup.tenant.id,
+            actor_type="user",
+            actor_id=gone_id,
+            actor_name="removed-admin@example.com",
+            action="channel.update",
+            resource_type="channel",
+            changes={},
+            created_at=datetime(2024, 10, 3, 12, 0, 0, tzinfo=UTC),
+        )
+    )
+    db.session.commit()
+    factories.make_api_key(setup.tenant, name="Never used key")
+
+    def offered() -> dict[str, str]:
+        page = soup(console.get("/audit"))
+        return {o.get_text(): o["value"] for o in page.select("#actor option")}
+
+    assert "removed-admin@example.com (User)" in offered()  # within the latest events
+    monkeypatch.setattr(audit_queries, "AUDIT_ACTORS_RECENT", 3)
+    choices = offered()
+    assert "removed-admin@example.com (User)" not in choices  # only in an old event
+    assert "Never used key (API key)" in choices  # current keys are always offered
+    assert "Test key (API key)" in choices
+
+    page = soup(console.get(f"/audit?actor=user:{gone_id}"))
+    selected = page.select_one("#actor option[selected]")
+    assert selected["value"] == f"user:{gone_id}" and gone_id in selected.get_text()
+    assert [r[1] for r in rows(console.get(f"/audit?actor=user:{gone_id}"))] == [
+        "removed-admin@example.com (User)"
+    ]
 
 
 def test_date_range_is_whole_utc_days(console, history, setup):

@@ -185,6 +185,7 @@ class LiveServer:
             CREDENTIALS_KEY=CREDENTIALS_KEY,
             CHANNELS_ENV="testing",
             RATELIMIT_API="1000000 per minute",
+            RATELIMIT_API_AUTH_FAILURES="1000000 per minute",
             PYTHONPATH=str(ROOT),
         )
         env.update(self.extra_env)

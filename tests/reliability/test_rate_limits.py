@@ -8,11 +8,12 @@ and deletes its keys afterwards.
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 import redis
 from bs4 import BeautifulSoup
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core.extensions import db
 from core.models import ApiKey, User
@@ -49,7 +50,8 @@ def storage(request):
 
 @pytest.fixture
 def app_config(database_url, storage):
-    """Limits on, low: 3 API requests per key and 2 sign-in attempts per minute."""
+    """Limits on, low: 3 API requests per key, 6 failed API authentications per IP and 2
+    sign-in attempts per minute."""
     uri, namespace = storage
     config = base_config(database_url)
     config.update(
@@ -57,6 +59,7 @@ def app_config(database_url, storage):
         RATELIMIT_STORAGE_URI=uri,
         RATELIMIT_KEY_NAMESPACE=namespace,
         RATELIMIT_API="3 per minute",
+        RATELIMIT_API_AUTH_FAILURES="6 per minute",
         RATELIMIT_SIGNIN="2 per minute",
         WTF_CSRF_ENABLED=False,
     )
@@ -96,6 +99,56 @@ def test_api_limit_cannot_be_exhausted_for_a_key_by_guessing_its_prefix(app, cli
     for n in range(5):
         assert _get(client, f"{stored.prefix}_forged{n}").status_code == 401
     assert _get(client, real).status_code == 200
+
+
+def _get_from(client, key, ip):
+    return client.get(
+        "/api/channels",
+        headers={"Authorization": f"Bearer {key}"},
+        environ_overrides={"REMOTE_ADDR": ip},
+    )
+
+
+def test_made_up_keys_are_limited_per_client_address(app, client, tenant):
+    """Every made-up key has a budget of its own, so 401s are counted per client IP as well:
+    the 7th guess in a minute is a 429 before any key is looked up, and so is a valid key from
+    that address; other addresses are not affected, and successful requests are not counted."""
+    keys = [factories.make_api_key(tenant) for _ in range(3)]
+    stored = db.session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant.id)).first()
+    # 9 successful requests from one address (3 keys, 3 each): none of them is a failure.
+    assert {_get_from(client, key, "192.0.2.10").status_code for key in keys for _ in range(3)} == {
+        200
+    }
+    guesses = [_get_from(client, f"{stored.prefix}_guess{n}", "192.0.2.20") for n in range(6)]
+    assert [r.status_code for r in guesses] == [401] * 6
+
+    statements: list[str] = []
+    with _counting(statements):
+        refused = _get_from(client, f"{stored.prefix}_guess7", "192.0.2.20")
+    assert refused.status_code == 429
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert "unknown or revoked API key from this address" in refused.json["error"]["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    assert not any("api_keys" in s for s in statements), "no key lookup once limited"
+
+    fresh = factories.make_api_key(tenant)
+    assert _get_from(client, fresh, "192.0.2.20").status_code == 429  # the address, any key
+    assert _get_from(client, fresh, "192.0.2.30").status_code == 200  # another address
+    assert _get_from(client, f"{stored.prefix}_guess8", "192.0.2.30").status_code == 401
+
+
+@contextmanager
+def _counting(statements: list[str]):
+    """The SQL the app's engine runs inside the block."""
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_rate_limit_counters_never_hold_the_key(app, client, tenant, storage):
