@@ -57,7 +57,10 @@ ERROR_DESCRIPTIONS = {
     "(`unsupported_media_type`).",
     422: "One or more rules failed; `error.fields` lists every failing field at once "
     "(`validation_error`).",
-    429: "The API key's rate limit was hit; retry after `Retry-After` seconds (`rate_limited`).",
+    429: (
+        "A rate limit was hit (`rate_limited`): the API key's, or that of failed "
+        "authentications from the client's address; retry after `Retry-After` seconds."
+    ),
     500: "An unexpected error; it was logged and no detail leaks (`internal_error`).",
     503: "The database is briefly unavailable; retry after `Retry-After` seconds "
     "(`service_unavailable`).",
