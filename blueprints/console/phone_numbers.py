@@ -9,7 +9,7 @@ channel) and commit here.
 from __future__ import annotations
 
 import phonenumbers
-from flask import flash, render_template, request, url_for
+from flask import current_app, flash, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField
@@ -30,6 +30,7 @@ from blueprints.console.responses import (
 from core.errors import ValidationFailed
 from core.extensions import db
 from core.models import Channel, Integration, PhoneNumber
+from core.pagination import keyset_window
 from core.rules import CAPABILITIES
 from core.services import phone_numbers as service
 from core.services.channels import channels_using
@@ -148,17 +149,22 @@ def _channels_by_number(tenant_id: str, numbers: list[PhoneNumber]) -> dict[str,
 
 @bp.get("/phone-numbers")
 def phone_numbers_index():
-    """The tenant's numbers with their SMS channels."""
+    """The tenant's numbers with their SMS channels, newest first, in keyset pages: numbers are
+    the one resource a tenant may hold by the thousand (bulk provisioning)."""
     tenant = current_tenant()
-    numbers = db.session.scalars(
-        select(PhoneNumber)
-        .where(PhoneNumber.tenant_id == tenant.id)
-        .order_by(PhoneNumber.created_at.desc(), PhoneNumber.id.desc())
-    ).all()
+    window = keyset_window(
+        db.session,
+        select(PhoneNumber).where(PhoneNumber.tenant_id == tenant.id),
+        PhoneNumber,
+        current_app.config["PAGE_SIZE"],
+        after=request.args.get("cursor") or None,
+        before=request.args.get("before") or None,
+    )
     return render_page(
         "phone_numbers/index.html",
-        numbers=numbers,
-        channels=_channels_by_number(tenant.id, numbers),
+        window=window,
+        numbers=window.rows,
+        channels=_channels_by_number(tenant.id, window.rows),
         next_url=current_path(),
     )
 

@@ -105,3 +105,37 @@ def test_csrf_and_isolation(console, other_tenant):
     assert console.get(f"/phone-numbers/{theirs.id}").status_code == 404
     headers = htmx_headers(console, "/phone-numbers")
     assert console.post(f"/phone-numbers/{theirs.id}/release", headers=headers).status_code == 404
+
+
+def test_the_numbers_list_pages_newest_first(app, console, tenant):
+    """A tenant with many numbers: keyset pages of PAGE_SIZE, Next and Newer links, each row
+    with its own SMS channel; a made-up cursor is a 400 page, not a 500."""
+    app.config["PAGE_SIZE"] = 3
+    sms = factories.make_integration(tenant, "sms")
+    added = [
+        factories.make_phone_number(
+            tenant, sms, phone_number=f"+1415555{n:04d}", create_channel=True
+        ).phone_number.phone_number
+        for n in range(7)
+    ]
+
+    def page_of(url):
+        page = soup(console.get(url))
+        rows = page.select(".numbers-table tbody tr")
+        numbers = [row.th.get_text(strip=True) for row in rows]
+        channels = [
+            row.find("td", attrs={"data-label": "SMS channel"}).get_text(strip=True) for row in rows
+        ]
+        links = {a.get_text(strip=True): a["href"] for a in page.select("nav.pager a")}
+        return numbers, channels, links
+
+    first, channels, links = page_of("/phone-numbers")
+    assert first == added[::-1][:3] and set(links) == {"Next →"}
+    assert channels == [f"SMS {number}" for number in first]  # each row its own channel
+    second, _, links = page_of(links["Next →"])
+    third, _, last_links = page_of(links["Next →"])
+    assert second == added[::-1][3:6] and third == added[:1]
+    assert set(last_links) == {"← Newer"}
+    back, _, _ = page_of(last_links["← Newer"])
+    assert back == second
+    assert console.get("/phone-numbers?cursor=not-a-cursor").status_code == 400
