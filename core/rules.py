@@ -319,14 +319,9 @@ def _tenant_get(model, tenant_id: str, object_id: str | None):
 
 
 def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool:
-    query = (
-        select(func.count())
-        .select_from(Channel)
-        .where(Channel.tenant_id == tenant_id, Channel.name_key == name_key(name))
-    )
-    if exclude_id:
-        query = query.where(Channel.id != exclude_id)
-    return bool(db.session.scalar(query))
+    """Is ``name`` (case-insensitively) another channel's of the tenant? The check of
+    ``load_channel_refs``, asked alone."""
+    return load_channel_refs(tenant_id, name=name, exclude_id=exclude_id).name_taken
 
 
 @dataclass(frozen=True)

@@ -93,16 +93,8 @@ def default_channel(tenant_id: str, channel_type: str) -> Channel | None:
 
 
 def has_default(tenant_id: str, channel_type: str) -> bool:
-    return (
-        db.session.scalar(
-            select(Channel.id).where(
-                Channel.tenant_id == tenant_id,
-                Channel.channel_type == channel_type,
-                CHANNEL_IS_DEFAULT,
-            )
-        )
-        is not None
-    )
+    """Has the tenant a default channel of the type? The rules' own check, asked alone."""
+    return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
 def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
