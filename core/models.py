@@ -261,6 +261,11 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = _created_column()
 
 
+# An Idempotency-Key: 1 to 255 visible ASCII characters (no spaces), as the API documents it.
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
+
+
 class IdempotencyRecord(db.Model):
     """The first response to a POST carrying an ``Idempotency-Key``, replayed for 24 hours."""
 
@@ -269,7 +274,7 @@ class IdempotencyRecord(db.Model):
 
     id: Mapped[str] = _id_column()
     tenant_id: Mapped[str] = _tenant_column(index=False)
-    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), nullable=False)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     response_status: Mapped[int | None] = mapped_column(nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.models import CHANNEL_STATUSES, CHANNEL_TYPES
+from core.models import (
+    CHANNEL_STATUSES,
+    CHANNEL_TYPES,
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+)
 from core.providers import PROVIDERS, SECRET_MASK, CredentialField, Provider
 from core.rules import (
     CAPABILITIES,
@@ -34,7 +39,6 @@ API_VERSION = "1.0.0"
 MAX_BODY_BYTES = 64 * 1024
 LIST_LIMIT_MAX = 200
 LIST_LIMIT_DEFAULT = 50
-IDEMPOTENCY_KEY_MAX = 255
 DOMAIN_MAX = 253
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
@@ -1080,7 +1084,7 @@ PARAMETERS = {
             "type": "string",
             "minLength": 1,
             "maxLength": IDEMPOTENCY_KEY_MAX,
-            "pattern": r"^[!-~]+$",
+            "pattern": IDEMPOTENCY_KEY_PATTERN,
         },
     },
     "RequestId": {

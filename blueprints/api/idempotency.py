@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import timedelta
 
 from flask import make_response, request
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db_types import utcnow
 from core.extensions import db
 from core.http import error_response
-from core.models import IdempotencyRecord
+from core.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, IdempotencyRecord
 
 TTL = timedelta(hours=24)
 REPLAYED_HEADERS = ("Location", "Default-Handover")
@@ -63,9 +64,12 @@ def _replay(record: IdempotencyRecord, request_hash: str):
 
 def run_idempotent(tenant_id: str, key: str, run):
     """Run ``run()`` at most once per (tenant, key) within 24 hours."""
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX and re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key)):
         return error_response(
-            400, "bad_request", "Idempotency-Key must be 1–255 printable characters."
+            400,
+            "bad_request",
+            f"Idempotency-Key must be 1–{IDEMPOTENCY_KEY_MAX} visible ASCII characters "
+            "(no spaces).",
         )
     request_hash = fingerprint()
 

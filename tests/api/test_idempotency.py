@@ -101,10 +101,12 @@ def test_without_a_key_every_post_creates(api, setup):
 
 
 @pytest.mark.parametrize(
-    "value", ["", "x" * 256, "tab\there"], ids=["empty", "too long", "control"]
+    "value",
+    ["", "x" * 256, "tab\there", "with space", "caf\u00e9"],
+    ids=["empty", "too long", "control", "space", "non-ASCII"],
 )
 def test_a_malformed_key_is_400(api, setup, value):
-    """Idempotency-Key must be 1–255 printable characters."""
+    """Idempotency-Key must be 1–255 visible ASCII characters, as the OpenAPI pattern says."""
     response = api.post("/api/channels", json=setup.email_payload(), headers=key(value))
     assert_error(response, 400, "bad_request")
     assert count_rows(Channel) == 0
