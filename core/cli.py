@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import click
 from flask import Flask
 from sqlalchemy import select
 
+from core import rules
 from core.errors import ServiceError
 from core.extensions import db
 from core.models import ApiKey, Channel, EmailDomain, Integration, PhoneNumber, Tenant, User
-from core.services import accounts
+from core.services import accounts, audit
 from core.services.audit import Actor
 
 DEMO_SLUG = "demo"
@@ -18,13 +21,18 @@ DEMO_PASSWORD = "channels-demo"
 # A fixed demo key so that running seed-demo again can print it again (demo data only).
 DEMO_API_KEY_PREFIX = "chk_de300000"
 DEMO_API_KEY = DEMO_API_KEY_PREFIX + "_demo-key-for-local-use-only-never-in-production"
+# The world of the seed page (shared/SEED.md): its two sample requests, sent verbatim with the
+# demo key, answer its sample responses. These ids are looked up, never generated, so they need
+# not be UUID4 (they are not); every id the server makes is.
+DEMO_TENANT_ID = "123e4567-e89b-12d3-a456-426614174001"
 DEMO_IDS = {
-    "email_integration": "8f1c3a52-6d4e-4b7a-9c2f-1e5d7a9b3c01",
-    "sms_integration": "8f1c3a52-6d4e-4b7a-9c2f-1e5d7a9b3c02",
-    "domain": "8f1c3a52-6d4e-4b7a-9c2f-1e5d7a9b3c03",
-    "phone_number": "8f1c3a52-6d4e-4b7a-9c2f-1e5d7a9b3c04",
+    "email_integration": "123e4567-e89b-12d3-a456-426614174002",
+    "domain": "123e4567-e89b-12d3-a456-426614174003",
+    "sms_integration": "323e4567-e89b-12d3-a456-426614174011",
+    "phone_number": "423e4567-e89b-12d3-a456-426614174012",
 }
-DEMO_NUMBER = "+14155550100"
+DEMO_NUMBER = "+15551234567"
+DEMO_PREVIOUS_SLUG = "demo-previous"
 
 
 def _fail(exc: ServiceError):
@@ -88,33 +96,113 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("seed-demo")
     def seed_demo():
-        """A demo tenant with an admin, integrations, a verified domain, a number and channels."""
-        seed_demo_data()
+        """The seed's demo world: tenant, admin, key, integrations, verified domain, number."""
+        try:
+            report = seed_demo_data()
+        except ServiceError as exc:
+            _fail(exc)
         db.session.commit()
-        click.echo("Demo data ready.")
+        for line in report.done:
+            click.echo(line)
+        click.echo("Demo data ready." if report.done else "Demo data ready (nothing to change).")
         click.echo(f"  Console:  http://127.0.0.1:5000/login  as {DEMO_EMAIL} / {DEMO_PASSWORD}")
         click.echo(f"  API key:  {DEMO_API_KEY}")
+        click.echo(f"  Tenant {DEMO_TENANT_ID} (slug {DEMO_SLUG})")
         click.echo(
-            f"  Email integration {DEMO_IDS['email_integration']}, domain {DEMO_IDS['domain']}"
+            f"  Email integration {DEMO_IDS['email_integration']},"
+            f" domain example.com {DEMO_IDS['domain']}"
         )
         click.echo(
-            f"  SMS integration {DEMO_IDS['sms_integration']}, number {DEMO_IDS['phone_number']}"
+            f"  SMS integration {DEMO_IDS['sms_integration']},"
+            f" number {DEMO_NUMBER} {DEMO_IDS['phone_number']}"
         )
 
 
-def seed_demo_data() -> Tenant:
-    """Idempotent: each piece is created only when missing, so a second run changes nothing."""
+@dataclass
+class SeedReport:
+    """What ``seed_demo_data`` changed, one sentence a line; empty when nothing was missing."""
+
+    tenant: Tenant
+    done: list[str] = field(default_factory=list)
+
+
+def _retire_previous_demo(actor: Actor, done: list[str]) -> list[User | ApiKey]:
+    """A database seeded before the seed's ids holds a "demo" tenant with another id.
+
+    Its data is kept (someone may have worked in it): it is renamed out of the way. Returns the
+    demo admin and the demo API key found in it, which must move to the seed's tenant.
+    """
+    previous = db.session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    if previous is None or previous.id == DEMO_TENANT_ID:
+        return []
+    slug, n = DEMO_PREVIOUS_SLUG, 1
+    while db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        n += 1
+        slug = f"{DEMO_PREVIOUS_SLUG}-{n}"
+    before = {"name": previous.name, "slug": previous.slug}
+    previous.name = f"{previous.name} (previous demo)"[: rules.NAME_MAX]
+    previous.name_key = rules.name_key(previous.name)
+    previous.slug = slug
+    db.session.flush()
+    audit.record(
+        previous.id,
+        actor,
+        "tenant.update",
+        "tenant",
+        previous.id,
+        audit.diff(before, {"name": previous.name, "slug": slug}),
+    )
+    done.append(
+        f"Found the demo tenant of an earlier seed-demo (id {previous.id}): kept its data and"
+        f" renamed it “{previous.name}” (slug {slug})."
+    )
+    user = db.session.scalar(
+        select(User).where(User.email == DEMO_EMAIL, User.tenant_id == previous.id)
+    )
+    key = db.session.scalar(
+        select(ApiKey).where(ApiKey.prefix == DEMO_API_KEY_PREFIX, ApiKey.tenant_id == previous.id)
+    )
+    return [row for row in (user, key) if row is not None]
+
+
+def _move_to(tenant: Tenant, rows: list[User | ApiKey], actor: Actor, done: list[str]) -> None:
+    """The demo admin and key of a previous demo tenant now open the seed's tenant."""
+    for row in rows:
+        kind = "user" if isinstance(row, User) else "api_key"
+        old_tenant = row.tenant_id
+        row.tenant_id = tenant.id
+        db.session.flush()
+        for tenant_id in (old_tenant, tenant.id):
+            audit.record(
+                tenant_id,
+                actor,
+                f"{kind}.update",
+                kind,
+                row.id,
+                audit.diff({"tenant_id": old_tenant}, {"tenant_id": tenant.id}),
+            )
+        what = f"the demo admin {DEMO_EMAIL}" if kind == "user" else "the demo API key"
+        done.append(f"Moved {what} to the demo tenant {tenant.id}.")
+
+
+def seed_demo_data() -> SeedReport:
+    """The seed's world (SEED.md, DESIGN §6), idempotent: only what is missing is created."""
     from core.crypto import encrypt_credentials
     from core.db_types import utcnow
     from core.services.channels import create_channel
     from core.services.phone_numbers import add_phone_number
 
     actor = Actor.system("seed-demo")
-    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    done: list[str] = []
+    movers = _retire_previous_demo(actor, done)
+    tenant = db.session.get(Tenant, DEMO_TENANT_ID)
     if tenant is None:
-        tenant = accounts.create_tenant("Demo Company", DEMO_SLUG)
+        tenant = accounts.create_tenant("Demo Company", DEMO_SLUG, actor, tenant_id=DEMO_TENANT_ID)
+        done.append(f"Created the demo tenant {tenant.id} (slug {DEMO_SLUG}).")
+    _move_to(tenant, movers, actor, done)
     if db.session.scalar(select(User).where(User.email == DEMO_EMAIL)) is None:
         accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, "admin", tenant, "Demo Admin", actor)
+        done.append(f"Created the demo admin {DEMO_EMAIL}.")
     if db.session.scalar(select(ApiKey).where(ApiKey.prefix == DEMO_API_KEY_PREFIX)) is None:
         db.session.add(
             ApiKey(
@@ -126,6 +214,7 @@ def seed_demo_data() -> Tenant:
                 created_at=utcnow(),
             )
         )
+        done.append("Created the demo API key.")
     for key, channel_type, name in (
         ("email_integration", "email", "Console email"),
         ("sms_integration", "sms", "Console SMS"),
@@ -143,6 +232,7 @@ def seed_demo_data() -> Tenant:
                     created_at=utcnow(),
                 )
             )
+            done.append(f"Created the {channel_type} integration {DEMO_IDS[key]} ({name}).")
     if db.session.get(EmailDomain, DEMO_IDS["domain"]) is None:
         now = utcnow()
         db.session.add(
@@ -158,6 +248,7 @@ def seed_demo_data() -> Tenant:
                 created_at=now,
             )
         )
+        done.append(f"Created the verified domain example.com {DEMO_IDS['domain']}.")
     db.session.flush()
     if db.session.get(PhoneNumber, DEMO_IDS["phone_number"]) is None:
         add_phone_number(
@@ -166,12 +257,14 @@ def seed_demo_data() -> Tenant:
             actor,
             phone_number_id=DEMO_IDS["phone_number"],
         )
+        done.append(
+            f"Added the number {DEMO_NUMBER} {DEMO_IDS['phone_number']} with its SMS channel."
+        )
     newsletter = select(Channel).where(
         Channel.tenant_id == tenant.id, Channel.name_key == "newsletter"
     )
     if db.session.scalar(newsletter) is None:
-        # Not the default, so that the README's "Support Email" example becomes the default
-        # email channel.
+        # Not the default, so that the seed's "Support Email" becomes the default email channel.
         create_channel(
             tenant.id,
             {
@@ -185,4 +278,5 @@ def seed_demo_data() -> Tenant:
             },
             actor,
         )
-    return tenant
+        done.append("Created the email channel Newsletter.")
+    return SeedReport(tenant=tenant, done=done)

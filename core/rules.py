@@ -38,6 +38,7 @@ UNKNOWN = "Unknown field."
 NOT_A_STRING = "Must be a string."
 NOT_A_BOOLEAN = "Must be true or false."
 NUMBER_IN_USE = "This number is already in use."
+INVALID_NUMBER = "This is not a valid phone number."
 
 NAME_MAX = 100
 METADATA_MAX_KEYS = 50
@@ -57,6 +58,7 @@ CHANNEL_STATUS_CHOICES = ("available", "disabled")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_LETTER = re.compile(r"[^\W\d_]")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -131,8 +133,28 @@ def parse_email_address(
     return f"{parsed.local_part}@{domain}", domain
 
 
+def _possible_number(number: phonenumbers.PhoneNumber | None) -> bool:
+    """A known country calling code and a length possible for it (DESIGN §3).
+
+    Deliberately not ``is_valid_number``: whether a range is assigned today is the carrier's
+    business, ranges change over time, and providers' documentation and test numbers (the
+    seed's ``+15551234567``, Twilio's ``+15005550006``) use unassigned ones.
+    """
+    if number is None:
+        return False
+    if (
+        phonenumbers.region_code_for_country_code(number.country_code)
+        == phonenumbers.UNKNOWN_REGION
+    ):
+        return False
+    # IS_POSSIBLE_LOCAL_ONLY (``is_possible_number`` accepts it) is a number dialled without
+    # its area code, never a whole international number: +49 12 is not a German number.
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    return reason == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
 def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | None:
-    """A valid number written in E.164 (``+`` then up to 15 digits, no spaces)."""
+    """A possible number written in E.164 (``+`` then up to 15 digits, no spaces)."""
     if is_missing(value):
         errors.add(field_name, REQUIRED)
         return None
@@ -146,8 +168,8 @@ def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | Non
         number = phonenumbers.parse(value.strip(), None)
     except phonenumbers.NumberParseException:
         number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        errors.add(field_name, "This is not a valid phone number.")
+    if not _possible_number(number):
+        errors.add(field_name, INVALID_NUMBER)
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -155,27 +177,30 @@ def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | Non
 def normalize_phone_number(
     value: object, errors: FieldErrors, field_name: str = "phone_number", country: str | None = None
 ) -> str | None:
-    """What people type ("(415) 555-0123" with country "US") as E.164."""
+    """What people type ("(415) 555-0123" with country "US") as E.164, by the same rule.
+
+    Letters are refused rather than read as a vanity number or an extension, which E.164
+    cannot hold.
+    """
     if is_missing(value):
         errors.add(field_name, REQUIRED)
         return None
     if not isinstance(value, str):
         errors.add(field_name, NOT_A_STRING)
         return None
-    if len(value) > 40 or _CONTROL.search(value):
-        errors.add(field_name, "This is not a valid phone number.")
+    if len(value) > 40 or _CONTROL.search(value) or _LETTER.search(value):
+        errors.add(field_name, INVALID_NUMBER)
         return None
     try:
         number = phonenumbers.parse(value, (country or "").upper() or None)
     except phonenumbers.NumberParseException:
         errors.add(
             field_name,
-            "This is not a valid phone number."
-            " Start with + and the country code, or choose a country.",
+            f"{INVALID_NUMBER} Start with + and the country code, or choose a country.",
         )
         return None
-    if not phonenumbers.is_valid_number(number):
-        errors.add(field_name, "This is not a valid phone number.")
+    if not _possible_number(number):
+        errors.add(field_name, INVALID_NUMBER)
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -839,18 +864,20 @@ class PhoneNumberDraft:
 
 
 def check_phone_number(tenant_id: str, data: dict) -> PhoneNumberDraft:
-    """A number in E.164 (or national format with ``country``), free platform-wide, on one of
+    """A number in E.164 (or as typed nationally with ``country``), free platform-wide, on one of
     the tenant's active SMS integrations, with capabilities a non-empty subset of sms/voice."""
     errors = FieldErrors()
     reject_fields(data, PHONE_NUMBER_FIELDS, PHONE_NUMBER_READ_ONLY, errors)
 
     country = data.get("country")
-    if country is not None and (
-        not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country)
-    ):
-        errors.add("country", "Must be a two-letter country code, e.g. US.")
-        country = None
-    number = normalize_phone_number(data.get("phone_number"), errors, "phone_number", country)
+    if country is None:
+        # Without a country the field is E.164, as strict as send_from_phone_number.
+        number = parse_e164(data.get("phone_number"), errors, "phone_number")
+    else:
+        if not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country):
+            errors.add("country", "Must be a two-letter country code, e.g. US.")
+            country = None
+        number = normalize_phone_number(data.get("phone_number"), errors, "phone_number", country)
     if number is not None:
         in_use = db.session.scalar(
             select(func.count())

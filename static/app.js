@@ -114,6 +114,67 @@
     });
   });
 
+  // Switches (the channel type, an integration's type and provider): a <select data-switch>
+  // whose fields live in the element named by data-switch, which carries the value it was
+  // rendered for in the attribute named by data-switch-attr.
+  // - A choice made before htmx was ready (or restored by the back button) fired no request:
+  //   whenever htmx has processed content or finished a request, each switch whose fields are
+  //   not for its current value asks for them (once per value).
+  // - A late answer never overwrites a newer choice: the selects queue their requests
+  //   (hx-sync "queue last"), and an answer for another value than the select's is not swapped.
+  function switchOutOfStep(select) {
+    var fields = document.querySelector(select.getAttribute("data-switch"));
+    var attr = select.getAttribute("data-switch-attr");
+    return Boolean(fields && attr && fields.getAttribute(attr) !== select.value);
+  }
+
+  function reconcileSwitches() {
+    if (!window.htmx) return;
+    document.querySelectorAll("select[data-switch]").forEach(function (select) {
+      if (select.classList.contains("htmx-request")) return;  // its answer is on the way
+      if (!switchOutOfStep(select)) {
+        select.removeAttribute("data-switch-asked");
+        return;
+      }
+      if (select.getAttribute("data-switch-asked") === select.value) return;
+      select.setAttribute("data-switch-asked", select.value);
+      window.htmx.trigger(select, "change");
+    });
+  }
+
+  document.addEventListener("htmx:load", reconcileSwitches);
+  document.addEventListener("htmx:afterRequest", function () {
+    setTimeout(reconcileSwitches, 0);  // once htmx has ended the request (and sent a queued one)
+  });
+  document.addEventListener("pageshow", reconcileSwitches);
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig;
+    var select = config && config.elt;  // the element whose request this answers
+    if (!(select instanceof HTMLSelectElement) || !select.hasAttribute("data-switch")) return;
+    var attr = select.getAttribute("data-switch-attr");
+    var doc = new DOMParser().parseFromString(event.detail.serverResponse || "", "text/html");
+    var incoming = doc.body.firstElementChild;
+    if (!select.isConnected || !incoming || incoming.getAttribute(attr) !== select.value) {
+      event.detail.shouldSwap = false;  // an answer for an earlier choice
+    }
+  });
+
+  // A form is never submitted with one value's fields under another value: the submit waits
+  // for the right fields (the server refuses such a submit too, and shows the right fields).
+  document.addEventListener("submit", function (event) {
+    var form = event.target instanceof HTMLFormElement ? event.target : null;
+    if (!form || !window.htmx) return;
+    var stale = Array.prototype.filter.call(form.querySelectorAll("select[data-switch]"), switchOutOfStep);
+    if (!stale.length) return;
+    event.preventDefault();
+    stale.forEach(function (select) {
+      select.removeAttribute("data-switch-asked");
+    });
+    reconcileSwitches();
+    showFlash("The form was still showing the fields of another choice. Check the fields and submit again.", "error");
+  });
+
   document.addEventListener("htmx:sendError", function () {
     showFlash("The server could not be reached. Check your connection and try again.", "error");
   });

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from core import cli as cli_module
 from core.extensions import db
-from core.models import ApiKey, Tenant, User
+from core.models import ApiKey, AuditEvent, Channel, PhoneNumber, Tenant, User
+from core.services import accounts
 from tests import factories
 from tests.api.assertions import database_state
 
@@ -182,9 +184,12 @@ def test_seed_demo_prints_how_to_sign_in_and_twice_changes_nothing(cli, client):
     second = cli("seed-demo")
     assert second.exit_code == 0, second.output
     assert database_state() == after_first
-    assert second.output == first.output
+    assert second.output.startswith("Demo data ready (nothing to change).\n")
+    # The same sign-in, key and ids as the first run printed after what it created.
+    assert first.output.endswith(second.output.split("\n", 1)[1])
+    assert "Created the demo tenant 123e4567-e89b-12d3-a456-426614174001" in first.output
 
-    key = next(line.split()[-1] for line in first.output.splitlines() if "API key" in line)
+    key = next(line.split()[-1] for line in first.output.splitlines() if "API key:" in line)
     channels = client.get("/api/channels", headers={"Authorization": f"Bearer {key}"}).get_json()[
         "data"
     ]
@@ -194,3 +199,87 @@ def test_seed_demo_prints_how_to_sign_in_and_twice_changes_nothing(cli, client):
     # Newsletter is seeded with is_default false on purpose: the README's first POST of
     # "Support Email" becomes the default email channel.
     assert by_type["email"]["name"] == "Newsletter" and by_type["email"]["is_default"] is False
+
+
+def test_seed_demo_builds_the_seed_pages_world(cli):
+    """The tenant, integrations, verified domain and number carry the seed page's ids."""
+    assert cli("seed-demo").exit_code == 0
+    tenant = db.session.get(Tenant, "123e4567-e89b-12d3-a456-426614174001")
+    assert tenant is not None and tenant.slug == "demo"
+    email = db.session.get(cli_module.Integration, "123e4567-e89b-12d3-a456-426614174002")
+    sms = db.session.get(cli_module.Integration, "323e4567-e89b-12d3-a456-426614174011")
+    domain = db.session.get(cli_module.EmailDomain, "123e4567-e89b-12d3-a456-426614174003")
+    number = db.session.get(PhoneNumber, "423e4567-e89b-12d3-a456-426614174012")
+    assert (email.tenant_id, email.channel_type, email.status) == (tenant.id, "email", "active")
+    assert (sms.tenant_id, sms.channel_type, sms.status) == (tenant.id, "sms", "active")
+    assert (domain.tenant_id, domain.domain, domain.status) == (
+        tenant.id,
+        "example.com",
+        "verified",
+    )
+    assert (number.tenant_id, number.phone_number, number.integration_id) == (
+        tenant.id,
+        "+15551234567",
+        sms.id,
+    )
+    assert "sms" in number.capabilities and number.status == "active"
+    admin = db.session.scalar(select(User).where(User.email == cli_module.DEMO_EMAIL))
+    assert admin.tenant_id == tenant.id
+
+
+def test_seed_demo_on_a_database_with_the_previous_demo_tenant(cli, client):
+    """A demo tenant seeded before the seed's ids is kept under another slug, its admin and key
+    move to the seed's tenant, the run says so, and the seed's call works with the demo key."""
+    previous = accounts.create_tenant("Demo Company", "demo")
+    accounts.create_user(cli_module.DEMO_EMAIL, cli_module.DEMO_PASSWORD, "admin", previous)
+    db.session.add(
+        ApiKey(
+            tenant_id=previous.id,
+            name="Demo key",
+            prefix=cli_module.DEMO_API_KEY_PREFIX,
+            secret_hash=accounts._hash_key(cli_module.DEMO_API_KEY),
+            scope="write",
+        )
+    )
+    ready = factories.make_ready_tenant(previous)
+    old_channel = factories.make_channel(ready, "email", name="Kept")
+    db.session.commit()
+    previous_id, old_channel_id = previous.id, old_channel.id
+
+    result = cli("seed-demo")
+    assert result.exit_code == 0, result.output
+    assert f"Found the demo tenant of an earlier seed-demo (id {previous_id})" in result.output
+    assert "slug demo-previous" in result.output
+    assert f"Moved the demo admin {cli_module.DEMO_EMAIL}" in result.output
+    assert "Moved the demo API key" in result.output
+    db.session.expire_all()
+    kept = db.session.get(Tenant, previous_id)
+    assert kept.slug == "demo-previous" and kept.name == "Demo Company (previous demo)"
+    assert db.session.get(Channel, old_channel_id).tenant_id == previous_id
+    seed_tenant = db.session.get(Tenant, cli_module.DEMO_TENANT_ID)
+    assert seed_tenant.slug == "demo"
+    admin = db.session.scalar(select(User).where(User.email == cli_module.DEMO_EMAIL))
+    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == cli_module.DEMO_API_KEY_PREFIX))
+    assert admin.tenant_id == key.tenant_id == seed_tenant.id
+    moves = db.session.scalars(
+        select(AuditEvent.tenant_id).where(AuditEvent.action.in_(["user.update", "api_key.update"]))
+    ).all()
+    assert sorted(moves) == sorted([previous_id, seed_tenant.id] * 2)
+
+    response = client.post(
+        "/api/channels",
+        json={
+            "name": "Sales SMS",
+            "channel_type": "sms",
+            "integration_id": "323e4567-e89b-12d3-a456-426614174011",
+            "send_from_phone_number": "+15551234567",
+            "phone_number_id": "423e4567-e89b-12d3-a456-426614174012",
+            "is_default": False,
+        },
+        headers={"Authorization": f"Bearer {cli_module.DEMO_API_KEY}"},
+    )
+    assert response.status_code == 201
+    assert response.get_json()["tenant_id"] == cli_module.DEMO_TENANT_ID
+
+    again = cli("seed-demo")
+    assert again.exit_code == 0 and again.output.startswith("Demo data ready (nothing to change).")

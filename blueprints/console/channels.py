@@ -287,6 +287,16 @@ def channels_new():
         # No-JS type switch: show the other type's fields, keep what was typed, no errors yet.
         form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
         return _render_form(form, None)
+    shown = request.form.get("type_fields_for")
+    if shown in CHANNEL_TYPES and shown != form.chosen_type():
+        # The page still showed the other type's fields (the switch's answer had not arrived):
+        # never save one type's fields under the other; show the chosen type's fields instead.
+        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+        form.form_errors.append(
+            f"The form was still showing the {channel_type_noun(shown)} fields. Check the"
+            f" {channel_type_noun(form.chosen_type())} fields below and submit again."
+        )
+        return _render_form(form, None, 422)
     if form.validate():
         outcome = _save(form, tenant.id, None)
         if outcome is not None:

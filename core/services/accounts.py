@@ -34,8 +34,13 @@ def slugify(name: str) -> str:
     return slug[:63].strip("-") or "tenant"
 
 
-def create_tenant(name: str, slug: str | None = None, actor: Actor | None = None) -> Tenant:
-    """A tenant with a unique slug (derived from the name when not given)."""
+def create_tenant(
+    name: str, slug: str | None = None, actor: Actor | None = None, tenant_id: str | None = None
+) -> Tenant:
+    """A tenant with a unique slug (derived from the name when not given).
+
+    ``tenant_id`` fixes the new id (demo data with documented ids); normally generated.
+    """
     errors = FieldErrors()
     clean = rules.clean_name(name, errors)
     slug = (slug or (slugify(clean) if clean else "")).strip().lower()
@@ -45,6 +50,8 @@ def create_tenant(name: str, slug: str | None = None, actor: Actor | None = None
         errors.add("slug", f"A tenant with the slug {slug!r} already exists.")
     errors.raise_if_any("The tenant could not be created.")
     tenant = Tenant(name=clean, name_key=rules.name_key(clean), slug=slug, created_at=utcnow())
+    if tenant_id is not None:
+        tenant.id = tenant_id
     db.session.add(tenant)
     db.session.flush()
     audit.record(
