@@ -101,12 +101,20 @@ def obj(properties: dict, required: tuple[str, ...] | list[str] = (), **extra) -
     return schema
 
 
-def body(schema_name: str, description: str = "OK", headers: tuple[str, ...] = ()) -> dict:
-    """A JSON response with a component schema and the named response headers."""
+def body(
+    schema_name: str,
+    description: str = "OK",
+    headers: tuple[str, ...] = (),
+    examples: dict | None = None,
+) -> dict:
+    """A JSON response with a component schema, the named response headers and examples."""
+    content: dict = {"schema": ref(schema_name)}
+    if examples:
+        content["examples"] = examples
     return {
         "description": description,
         "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
-        "content": {"application/json": {"schema": ref(schema_name)}},
+        "content": {"application/json": content},
     }
 
 
@@ -164,6 +172,79 @@ CURSOR = query(
 QUERY_BOOLEAN = {"type": "string", "pattern": QUERY_BOOLEAN_PATTERN}
 
 
+TAG_DESCRIPTIONS = {
+    "Channels": "Named senders: an email address on a verified domain, or a phone number, "
+    "through a provider integration. One channel per type is the tenant's default.",
+    "Integrations": "Provider accounts (SMTP, SendGrid, Mailgun, SES, Postmark, Twilio, Vonage, "
+    "MessageBird, console) that channels send through; secrets are write-only.",
+    "Email domains": "The tenant's sending domains and the DNS records that verify them.",
+    "Phone numbers": "The tenant's numbers; adding an SMS-capable one creates its SMS channel.",
+    "Audit log": "Every change, by whom (user or API key), when, and from which request.",
+    "Meta": "This document.",
+}
+
+# The two sample calls of the seed page ("Create Channel", shared/SEED.md), verbatim: they
+# work against `flask seed-demo` data (tests/api/test_seed_contract.py sends them).
+SEED_CREATE_EXAMPLES = {
+    "email": {
+        "summary": "Create Email Channel (the seed page's sample)",
+        "value": {
+            "name": "Support Email",
+            "channel_type": "email",
+            "integration_id": "123e4567-e89b-12d3-a456-426614174002",
+            "send_from_email": "support@example.com",
+            "email_domain_id": "123e4567-e89b-12d3-a456-426614174003",
+            "is_default": True,
+        },
+    },
+    "sms": {
+        "summary": "Create SMS Channel (the seed page's sample)",
+        "value": {
+            "name": "Sales SMS",
+            "channel_type": "sms",
+            "integration_id": "323e4567-e89b-12d3-a456-426614174011",
+            "send_from_phone_number": "+15551234567",
+            "phone_number_id": "423e4567-e89b-12d3-a456-426614174012",
+            "is_default": False,
+        },
+    },
+}
+SEED_CHANNEL_EXAMPLES = {
+    "email": {
+        "summary": "Email Channel (the seed page's sample response)",
+        "value": {
+            "id": "123e4567-e89b-12d3-a456-426614174000",
+            "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
+            "name": "Support Email",
+            "channel_type": "email",
+            "integration_id": "123e4567-e89b-12d3-a456-426614174002",
+            "send_from_email": "support@example.com",
+            "email_domain_id": "123e4567-e89b-12d3-a456-426614174003",
+            "status": "available",
+            "is_default": True,
+            "metadata": {},
+            "created_at": "2024-10-03T12:00:00Z",
+        },
+    },
+    "sms": {
+        "summary": "SMS Channel (the seed page's sample response)",
+        "value": {
+            "id": "223e4567-e89b-12d3-a456-426614174010",
+            "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
+            "name": "Sales SMS",
+            "channel_type": "sms",
+            "integration_id": "323e4567-e89b-12d3-a456-426614174011",
+            "send_from_phone_number": "+15551234567",
+            "phone_number_id": "423e4567-e89b-12d3-a456-426614174012",
+            "status": "available",
+            "is_default": False,
+            "metadata": {},
+            "created_at": "2024-10-03T13:00:00Z",
+        },
+    },
+}
+
+
 # --- operations -----------------------------------------------------------------------------
 
 
@@ -183,6 +264,7 @@ class Operation:
     body_optional: bool = False  # no schema, but an (empty or JSON object) body is accepted
     description: str | None = None
     public: bool = False  # no API key needed
+    request_examples: dict | None = None  # named examples of the JSON body
 
     def to_openapi(self) -> dict:
         """The OpenAPI operation object."""
@@ -199,10 +281,10 @@ class Operation:
         parameters.append({"$ref": "#/components/parameters/RequestId"})
         operation["parameters"] = parameters
         if self.request_schema:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(self.request_schema)}},
-            }
+            content: dict = {"schema": ref(self.request_schema)}
+            if self.request_examples:
+                content["examples"] = self.request_examples
+            operation["requestBody"] = {"required": True, "content": {"application/json": content}}
         elif self.body_optional:
             operation["requestBody"] = {
                 "required": False,
@@ -237,7 +319,7 @@ OPERATIONS: list[Operation] = [
         "Create a channel",
         "Channels",
         ok={
-            201: body("Channel", "The channel was created.", ("Location",)),
+            201: body("Channel", "The channel was created.", ("Location",), SEED_CHANNEL_EXAMPLES),
             200: body("ChannelPreview", "`dry_run=true`: the channel that would be created."),
         },
         errors=BODY_ERRORS,
@@ -249,6 +331,7 @@ OPERATIONS: list[Operation] = [
             )
         ],
         request_schema="ChannelCreate",
+        request_examples=SEED_CREATE_EXAMPLES,
         description="When `is_default` is omitted and the tenant has no default channel of the "
         "type, the new channel becomes the default.",
     ),
@@ -759,7 +842,7 @@ def _integration_schemas() -> dict:
                 "created_at",
                 "updated_at",
             ],
-            title=provider.label,
+            description=f"An integration with {provider.label}.",
         )
         create = obj(
             {
@@ -775,7 +858,7 @@ def _integration_schemas() -> dict:
                 if any(s.required and s.default is None for s in provider.fields)
                 else []
             ),
-            title=provider.label,
+            description=f"Creates an integration with {provider.label}.",
         )
         schemas[_provider_schema_name(provider, "Create")] = create
     schemas["Integration"] = {
@@ -1127,8 +1210,18 @@ def build_openapi() -> dict:
             "description": "Email and SMS channels of a tenant, their provider integrations, email "
             "domains and phone numbers. Authenticate with `Authorization: Bearer <API key>`; "
             "`read` keys may only GET. Errors always use the `Error` envelope.",
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
         },
-        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "servers": [
+            {
+                "url": "/",
+                "description": "The server this document was fetched from (paths start with /api).",
+            }
+        ],
+        "tags": [
+            {"name": name, "description": TAG_DESCRIPTIONS[name]}
+            for name in dict.fromkeys(op.tag for op in OPERATIONS)
+        ],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {

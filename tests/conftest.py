@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from collections.abc import Iterator
 
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import create_app
 from core.extensions import db
@@ -153,3 +156,22 @@ def zone():
     """A real DNS server on 127.0.0.1 serving what the test publishes (tests/dns_zone.py)."""
     with running_zone() as resolver:
         yield resolver
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Keeps the per-request access log out of the test output; errors are still logged."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+@pytest.fixture
+def server(app) -> Iterator[str]:
+    """The test's app served on 127.0.0.1:<free port> in a thread; yields the base URL."""
+    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=http.serve_forever, name="test-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    http.server_close()
+    thread.join(timeout=10)

@@ -1,7 +1,6 @@
 """Browser test harness: Debian's Chromium, driven by Playwright, against the per-test app.
 
-- ``server``: the test's own ``app`` (same database as the test) served on 127.0.0.1 with a free
-  port by a threaded Werkzeug server in a background thread.
+- ``server`` (tests/conftest.py): the test's own ``app`` served on 127.0.0.1 in a thread.
 - ``open_page`` / ``page``: a fresh browser context per page, with no network: the CDN URL of
   htmx (``app.config["HTMX_SRC"]``) is answered from ``tests/.cache/htmx.min.js``, whose
   sha384 must equal ``app.HTMX_SRI`` (fetched with npm when missing, so that plain ``pytest``
@@ -25,7 +24,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,6 @@ from urllib.parse import urlsplit
 import pytest
 from flask import url_for
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 import app as app_module
 from core.extensions import db
@@ -172,25 +169,6 @@ def chromium() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Keeps the per-request access log out of the test output; errors are still logged."""
-
-    def log_request(self, code="-", size="-"):
-        pass
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    """The test's app served on 127.0.0.1:<free port> in a thread; yields the base URL."""
-    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=http.serve_forever, name="browser-test-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    http.server_close()
-    thread.join(timeout=10)
 
 
 # --- pages ----------------------------------------------------------------------------------------
