@@ -20,13 +20,14 @@ from werkzeug.wsgi import ClosingIterator
 from core.crypto import dev_credentials_key
 from core.database import configure_engine, engine_options, normalize_database_url
 from core.extensions import csrf, db, login_manager, migrate
+from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.limits import init_limiter
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"
 HTMX_VERSION = "2.0.11"
 HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
 HTMX_CDN = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 ENV_SETTINGS = (
     "SECRET_KEY",
@@ -150,7 +151,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         ENV=os.environ.get("CHANNELS_ENV", "development"),
         SECRET_KEY=DEV_SECRET_KEY,
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "channels.db"),
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         HTMX_SRC=HTMX_CDN,
         HTMX_SRI=HTMX_SRI,
         DNS_NAMESERVERS="",

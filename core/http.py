@@ -13,6 +13,11 @@ from werkzeug.exceptions import HTTPException
 from core.errors import ServiceError
 from core.extensions import db
 
+# The largest JSON body the API reads (DESIGN §4): Flask's MAX_CONTENT_LENGTH and the document.
+MAX_BODY_BYTES = 64 * 1024
+# A caller's X-Request-ID is kept when it matches this; else a fresh id is used.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

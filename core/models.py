@@ -25,6 +25,10 @@ from core.extensions import db
 
 CHANNEL_TYPES = ("email", "sms")
 CHANNEL_STATUSES = ("available", "pending_verification", "disabled")
+INTEGRATION_STATUSES = ("active", "disabled")
+EMAIL_DOMAIN_STATUSES = ("pending", "verified", "failed")
+DNS_RECORD_STATUSES = ("pending", "verified", "missing", "error")
+PHONE_NUMBER_STATUSES = ("active", "released")
 
 
 def _id_column() -> Mapped[str]:

@@ -16,17 +16,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.models import (
     CHANNEL_STATUSES,
     CHANNEL_TYPES,
+    DNS_RECORD_STATUSES,
+    EMAIL_DOMAIN_STATUSES,
     IDEMPOTENCY_KEY_MAX,
     IDEMPOTENCY_KEY_PATTERN,
+    INTEGRATION_STATUSES,
+    PHONE_NUMBER_STATUSES,
 )
+from core.pagination import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from core.providers import PROVIDERS, SECRET_MASK, CredentialField, Provider
 from core.rules import (
     CAPABILITIES,
     CHANNEL_STATUS_CHOICES,
     CHANNEL_TYPE_FIELDS,
+    CONTROL_CHARACTERS,
+    E164_PATTERN,
     METADATA_KEY_MAX,
     METADATA_MAX_KEYS,
     METADATA_VALUE_MAX,
@@ -36,14 +44,10 @@ from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 from core.services.audit_queries import ACTION
 
 API_VERSION = "1.0.0"
-MAX_BODY_BYTES = 64 * 1024
-LIST_LIMIT_MAX = 200
-LIST_LIMIT_DEFAULT = 50
 DOMAIN_MAX = 253
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
-NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+# The rules' own character class, negated: a string without control characters.
+NO_CONTROL_CHARACTERS = "^[^" + CONTROL_CHARACTERS.pattern[1:-1] + "]*$"
 # Query booleans: true/false (any case) or 1/0, as ``blueprints.api.query_bool`` reads them.
 QUERY_BOOLEAN_PATTERN = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
 
@@ -825,7 +829,7 @@ def _integration_schemas() -> dict:
                 "channel_type": {"type": "string", "enum": types},
                 "provider": {"type": "string", "const": provider.name},
                 "credentials": _credentials_schema(provider, response=True),
-                "status": {"type": "string", "enum": ["active", "disabled"]},
+                "status": {"type": "string", "enum": list(INTEGRATION_STATUSES)},
                 "last_check": nullable(ref("IntegrationCheck")),
                 "created_at": TIMESTAMP,
                 "updated_at": TIMESTAMP,
@@ -850,7 +854,11 @@ def _integration_schemas() -> dict:
                 "channel_type": {"type": "string", "enum": types},
                 "provider": {"type": "string", "const": provider.name},
                 "credentials": _credentials_schema(provider, response=False),
-                "status": {"type": "string", "enum": ["active", "disabled"], "default": "active"},
+                "status": {
+                    "type": "string",
+                    "enum": list(INTEGRATION_STATUSES),
+                    "default": "active",
+                },
             },
             required=["name", "channel_type", "provider"]
             + (
@@ -896,7 +904,7 @@ def _integration_schemas() -> dict:
                 f"fields and secrets sent as `{SECRET_MASK}` keep their value.",
                 "additionalProperties": {"type": ["string", "integer", "boolean", "null"]},
             },
-            "status": {"type": "string", "enum": ["active", "disabled"]},
+            "status": {"type": "string", "enum": list(INTEGRATION_STATUSES)},
         }
     )
     schemas["IntegrationCheck"] = obj(
@@ -980,7 +988,7 @@ def component_schemas() -> dict:
                 "host": {"type": "string"},
                 "value": {"type": "string"},
                 "purpose": {"type": "string", "enum": ["verification", "spf", "dkim"]},
-                "status": {"type": "string", "enum": ["pending", "verified", "missing", "error"]},
+                "status": {"type": "string", "enum": list(DNS_RECORD_STATUSES)},
             },
             required=["type", "host", "value", "purpose", "status"],
         ),
@@ -1001,7 +1009,7 @@ def component_schemas() -> dict:
                 "id": ID,
                 "tenant_id": ID,
                 "domain": {"type": "string"},
-                "status": {"type": "string", "enum": ["pending", "verified", "failed"]},
+                "status": {"type": "string", "enum": list(EMAIL_DOMAIN_STATUSES)},
                 "dns_records": {"type": "array", "items": ref("DnsRecord")},
                 "verified_at": nullable(TIMESTAMP),
                 "last_checked_at": nullable(TIMESTAMP),
@@ -1046,7 +1054,7 @@ def component_schemas() -> dict:
                     "type": "array",
                     "items": {"type": "string", "enum": list(CAPABILITIES)},
                 },
-                "status": {"type": "string", "enum": ["active", "released"]},
+                "status": {"type": "string", "enum": list(PHONE_NUMBER_STATUSES)},
                 "created_at": TIMESTAMP,
                 "released_at": nullable(TIMESTAMP),
                 "channel_id": nullable({**ID, "description": "Its SMS channel, if any."}),

@@ -11,6 +11,10 @@ from sqlalchemy import Select, and_, or_
 
 from core.errors import ServiceError
 
+# Page sizes of every list (DESIGN §4): the API reads `limit` within these; the document says so.
+LIST_LIMIT_DEFAULT = 50
+LIST_LIMIT_MAX = 200
+
 
 class BadCursor(ServiceError):
     status = 400

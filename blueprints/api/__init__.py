@@ -17,6 +17,7 @@ from core.errors import ServiceError
 from core.extensions import db
 from core.http import error_response
 from core.limits import limit_api_blueprint
+from core.pagination import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from core.services import accounts
 from core.services.audit import Actor
 
@@ -127,7 +128,7 @@ def query_bool(name: str, default: bool | None = None) -> bool | None:
     raise BadRequest(f"The query parameter {name} must be true or false.")
 
 
-def query_limit(default: int = 50, maximum: int = 200) -> int:
+def query_limit(default: int = LIST_LIMIT_DEFAULT, maximum: int = LIST_LIMIT_MAX) -> int:
     value = request.args.get("limit")
     if value is None:
         return default

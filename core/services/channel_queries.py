@@ -11,18 +11,20 @@ tenant only when the term is common in other tenants and rare in this one.
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, and_, bindparam, func, select, text
 
 from core.extensions import db
-from core.models import CHANNEL_IS_DEFAULT, Channel
+from core.models import CHANNEL_IS_DEFAULT, Channel, EmailDomain, Integration, PhoneNumber, Tenant
+from core.rules.values import CONTROL_CHARACTERS, name_key
+from core.tenancy import lookup_id
 
 SEARCH_MAX = 100
 SEARCH_FTS_TABLE = "channels_name_fts"
 SEARCH_FTS_MIN_CHARS = 3  # the trigram tokenizer cannot match shorter strings
 SEARCH_FTS_MAX_MATCHES = 1000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _fts_phrase(key: str) -> str:
@@ -34,7 +36,7 @@ def _use_sqlite_trigram_index(key: str) -> bool:
     """SQLite only: whether the FTS5 trigram table narrows this search to few enough rows."""
     if db.engine.dialect.name != "sqlite" or len(key) < SEARCH_FTS_MIN_CHARS:
         return False
-    if _CONTROL.search(key):
+    if CONTROL_CHARACTERS.search(key):
         return False
     matches = (
         select(text("1"))
@@ -82,3 +84,109 @@ def channel_list_query(
     if needle:
         query = query.where(Channel.name_key.like(f"%{_escape_like(key)}%", escape="\\"))
     return query
+
+
+# --- the rows the channel rules read ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelRefs:
+    """Every row the channel rules read, fetched by ``load_channel_refs`` in one statement."""
+
+    name_taken: bool = False
+    type_has_default: bool = False
+    integration: Integration | None = None
+    email_domain: EmailDomain | None = None
+    phone_number: PhoneNumber | None = None
+
+
+def _of_tenant(model, id_param: str):
+    """Join condition: the tenant's row of ``model`` with the id in parameter ``id_param``."""
+    return and_(model.tenant_id == Tenant.id, model.id == bindparam(id_param))
+
+
+@cache
+def _channel_refs_statement():
+    """One SELECT anchored on the tenant's row: the name and default checks as EXISTS columns,
+    the integration, email domain and phone number outer-joined (NULL, so None, when the id is
+    unknown or another tenant's). Built once: its compiled form is cached, only values change.
+    A NULL parameter matches nothing, so an unneeded part costs an index probe and no row.
+
+    It does not take the tenant lock itself: on PostgreSQL a ``FOR UPDATE`` that waits re-reads
+    only the locked row, while the EXISTS checks keep the snapshot taken before the wait, so a
+    name or default committed meanwhile would go unseen. The lock is its own statement, first
+    (``services.channels.lock_tenant``); this one then starts with a fresh snapshot.
+    """
+    tenant_id = bindparam("tenant_id")
+    name_taken = (
+        select(Channel.id)
+        .where(
+            Channel.tenant_id == tenant_id,
+            Channel.name_key == bindparam("name_key"),
+            Channel.id != bindparam("exclude_id"),
+        )
+        .exists()
+    )
+    type_has_default = (
+        select(Channel.id)
+        .where(
+            Channel.tenant_id == tenant_id,
+            Channel.channel_type == bindparam("default_type"),
+            CHANNEL_IS_DEFAULT,
+        )
+        .exists()
+    )
+    return (
+        select(
+            name_taken.label("name_taken"),
+            type_has_default.label("type_has_default"),
+            Integration,
+            EmailDomain,
+            PhoneNumber,
+        )
+        .select_from(Tenant)
+        .outerjoin(Integration, _of_tenant(Integration, "integration_id"))
+        .outerjoin(EmailDomain, _of_tenant(EmailDomain, "email_domain_id"))
+        .outerjoin(PhoneNumber, _of_tenant(PhoneNumber, "phone_number_id"))
+        .where(Tenant.id == tenant_id)
+    )
+
+
+def load_channel_refs(
+    tenant_id: str,
+    *,
+    name: str | None = None,
+    exclude_id: str | None = None,
+    integration_id: str | None = None,
+    email_domain_id: str | None = None,
+    phone_number_id: str | None = None,
+    default_type: str | None = None,
+) -> ChannelRefs:
+    """The tenant's rows a channel refers to, and the name and default checks, in one query.
+
+    ``name``: is it taken by another channel (``exclude_id``: the channel being changed)?
+    ``default_type``: has the tenant a default channel of that type? Ids are the caller's:
+    another tenant's id is the same as an unknown one. Nothing asked: no query at all.
+    """
+    params = {
+        "tenant_id": tenant_id,
+        "name_key": name_key(name) if name is not None else None,
+        "exclude_id": exclude_id or "",
+        "default_type": default_type,
+        "integration_id": lookup_id(integration_id),
+        "email_domain_id": lookup_id(email_domain_id),
+        "phone_number_id": lookup_id(phone_number_id),
+    }
+    asked = any(params[k] is not None for k in params if k not in ("tenant_id", "exclude_id"))
+    if not asked:
+        return ChannelRefs()
+    row = db.session.execute(_channel_refs_statement(), params).first()
+    if row is None:  # no such tenant: nothing of it exists
+        return ChannelRefs()
+    return ChannelRefs(
+        name_taken=bool(row.name_taken),
+        type_has_default=bool(row.type_has_default),
+        integration=row.Integration,
+        email_domain=row.EmailDomain,
+        phone_number=row.PhoneNumber,
+    )

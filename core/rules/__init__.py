@@ -1,0 +1,114 @@
+"""The rules of DESIGN §3, written once; the API and the console forms both come through here.
+
+- ``values``: one value at a time (names, ids, addresses, numbers, domains, metadata);
+- ``channels``: ``check_channel`` and ``derive_status``;
+- ``integrations``: ``check_integration`` and the providers' credentials;
+- ``numbers`` and ``domains``: adding a phone number, adding an email domain.
+
+The rows the channel rules read come in one query, ``services.channel_queries.load_channel_refs``.
+"""
+
+from core.rules.channels import (
+    ALL_TYPE_FIELDS,
+    CHANNEL_COMMON_FIELDS,
+    CHANNEL_READ_ONLY,
+    CHANNEL_STATUS_CHOICES,
+    CHANNEL_TYPE_FIELDS,
+    ChannelDraft,
+    check_channel,
+    derive_status,
+    name_taken,
+)
+from core.rules.domains import EMAIL_DOMAIN_FIELDS, EMAIL_DOMAIN_READ_ONLY, check_email_domain
+from core.rules.integrations import (
+    INTEGRATION_FIELDS,
+    INTEGRATION_READ_ONLY,
+    IntegrationDraft,
+    check_integration,
+    clean_credentials,
+)
+from core.rules.numbers import (
+    CAPABILITIES,
+    NUMBER_IN_USE,
+    PHONE_NUMBER_FIELDS,
+    PHONE_NUMBER_READ_ONLY,
+    PhoneNumberDraft,
+    check_phone_number,
+)
+from core.rules.values import (
+    CONTROL_CHARACTERS,
+    E164_PATTERN,
+    INVALID_NUMBER,
+    METADATA_KEY_MAX,
+    METADATA_MAX_KEYS,
+    METADATA_VALUE_MAX,
+    NAME_MAX,
+    NOT_A_BOOLEAN,
+    NOT_A_STRING,
+    READ_ONLY,
+    REQUIRED,
+    UNKNOWN,
+    clean_bool,
+    clean_id,
+    clean_metadata,
+    clean_name,
+    is_missing,
+    name_key,
+    normalize_domain,
+    normalize_phone_number,
+    parse_e164,
+    parse_email_address,
+    reject_fields,
+)
+from core.services.channel_queries import ChannelRefs, load_channel_refs
+
+__all__ = [
+    "ALL_TYPE_FIELDS",
+    "CAPABILITIES",
+    "CHANNEL_COMMON_FIELDS",
+    "CHANNEL_READ_ONLY",
+    "CHANNEL_STATUS_CHOICES",
+    "CHANNEL_TYPE_FIELDS",
+    "CONTROL_CHARACTERS",
+    "E164_PATTERN",
+    "EMAIL_DOMAIN_FIELDS",
+    "EMAIL_DOMAIN_READ_ONLY",
+    "INTEGRATION_FIELDS",
+    "INTEGRATION_READ_ONLY",
+    "INVALID_NUMBER",
+    "METADATA_KEY_MAX",
+    "METADATA_MAX_KEYS",
+    "METADATA_VALUE_MAX",
+    "NAME_MAX",
+    "NOT_A_BOOLEAN",
+    "NOT_A_STRING",
+    "NUMBER_IN_USE",
+    "PHONE_NUMBER_FIELDS",
+    "PHONE_NUMBER_READ_ONLY",
+    "READ_ONLY",
+    "REQUIRED",
+    "UNKNOWN",
+    "ChannelDraft",
+    "ChannelRefs",
+    "IntegrationDraft",
+    "PhoneNumberDraft",
+    "check_channel",
+    "check_email_domain",
+    "check_integration",
+    "check_phone_number",
+    "clean_bool",
+    "clean_credentials",
+    "clean_id",
+    "clean_metadata",
+    "clean_name",
+    "derive_status",
+    "is_missing",
+    "load_channel_refs",
+    "name_key",
+    "name_taken",
+    "normalize_domain",
+    "normalize_phone_number",
+    "parse_e164",
+    "parse_email_address",
+    "reject_fields",
+]

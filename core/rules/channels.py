@@ -1,0 +1,313 @@
+"""The channel rules of DESIGN §3: ``check_channel`` decides whether a channel (new, or an
+existing one with changes) is valid for a tenant and returns the cleaned values, raising
+``ValidationFailed`` with every failing field at once; ``derive_status`` decides its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.errors import FieldErrors
+from core.models import CHANNEL_TYPES, Channel, EmailDomain, Integration, PhoneNumber
+from core.rules.values import (
+    REQUIRED,
+    clean_bool,
+    clean_id,
+    clean_metadata,
+    clean_name,
+    is_missing,
+    parse_e164,
+    parse_email_address,
+    reject_fields,
+)
+from core.services.channel_queries import load_channel_refs
+
+CHANNEL_COMMON_FIELDS = ("name", "channel_type", "integration_id", "is_default", "metadata")
+CHANNEL_TYPE_FIELDS = {
+    "email": ("send_from_email", "email_domain_id"),
+    "sms": ("send_from_phone_number", "phone_number_id"),
+}
+CHANNEL_READ_ONLY = ("id", "tenant_id", "status", "created_at", "updated_at")
+ALL_TYPE_FIELDS = tuple(f for fields in CHANNEL_TYPE_FIELDS.values() for f in fields)
+# A PATCH may also set ``status`` (to "disabled", or back to "available").
+CHANNEL_STATUS_CHOICES = ("available", "disabled")
+
+
+def derive_status(
+    *,
+    enabled: bool,
+    integration: Integration,
+    email_domain: EmailDomain | None = None,
+    phone_number: PhoneNumber | None = None,
+) -> str:
+    """``disabled`` when switched off, its integration disabled or its number released;
+    ``pending_verification`` while its email domain is not verified; else ``available``."""
+    if not enabled or integration.status != "active":
+        return "disabled"
+    if phone_number is not None and phone_number.status != "active":
+        return "disabled"
+    if email_domain is not None and email_domain.status != "verified":
+        return "pending_verification"
+    return "available"
+
+
+@dataclass
+class ChannelDraft:
+    """A channel that passed every rule: what the service writes."""
+
+    name: str
+    channel_type: str
+    integration: Integration
+    email_domain: EmailDomain | None = None
+    send_from_email: str | None = None
+    phone_number: PhoneNumber | None = None
+    send_from_phone_number: str | None = None
+    is_default: bool | None = None  # None: not given
+    metadata: dict = field(default_factory=dict)
+    enabled: bool = True
+    changed: tuple[str, ...] = ()
+    # Creating without ``is_default``: whether the tenant already has a default of the type
+    # (read with the other references; the service decides the default from it).
+    type_has_default: bool | None = None
+
+    @property
+    def status(self) -> str:
+        return derive_status(
+            enabled=self.enabled,
+            integration=self.integration,
+            email_domain=self.email_domain,
+            phone_number=self.phone_number,
+        )
+
+
+def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool:
+    """Is ``name`` (case-insensitively) another channel's of the tenant? The check of
+    ``load_channel_refs``, asked alone."""
+    return load_channel_refs(tenant_id, name=name, exclude_id=exclude_id).name_taken
+
+
+def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -> ChannelDraft:
+    """Every rule of DESIGN §3 for a new channel (``existing`` None) or a change to one.
+
+    ``data`` holds JSON values as the API received them (the console's form builds the same
+    dict). Raises ValidationFailed with every failing field; returns the cleaned channel.
+    """
+    errors = FieldErrors()
+    creating = existing is None
+    action = "created" if creating else "updated"
+
+    # Which type are we checking against?
+    channel_type = existing.channel_type if existing else None
+    if "channel_type" in data or creating:
+        raw_type = data.get("channel_type")
+        if creating:
+            if is_missing(raw_type):
+                errors.add("channel_type", REQUIRED)
+            elif raw_type not in CHANNEL_TYPES:
+                errors.add("channel_type", "Must be one of: email, sms.")
+            else:
+                channel_type = raw_type
+        elif raw_type != existing.channel_type:
+            errors.add("channel_type", "The channel type cannot change after creation.")
+
+    allowed = CHANNEL_COMMON_FIELDS + ALL_TYPE_FIELDS + (() if creating else ("status",))
+    read_only = (
+        CHANNEL_READ_ONLY if creating else tuple(f for f in CHANNEL_READ_ONLY if f != "status")
+    )
+    reject_fields(data, allowed, read_only, errors)
+    if channel_type:
+        for other_type, fields in CHANNEL_TYPE_FIELDS.items():
+            for key in fields:
+                if other_type != channel_type and key in data:
+                    errors.add(key, f"Not allowed for {channel_type} channels.")
+
+    draft = ChannelDraft(
+        name=existing.name if existing else "",
+        channel_type=channel_type or "",
+        integration=existing.integration if existing else None,  # type: ignore[arg-type]
+        email_domain=existing.email_domain if existing else None,
+        send_from_email=existing.send_from_email if existing else None,
+        phone_number=existing.phone_number if existing else None,
+        send_from_phone_number=existing.send_from_phone_number if existing else None,
+        metadata=dict(existing.metadata_) if existing else {},
+        enabled=existing.enabled if existing else True,
+    )
+    changed: list[str] = []
+
+    # The values that name rows, cleaned first, so that one query reads every row the rules need.
+    name = clean_name(data.get("name"), errors) if creating or "name" in data else None
+    integration_id = (
+        clean_id(data.get("integration_id"), errors, "integration_id")
+        if creating or "integration_id" in data
+        else None
+    )
+    domain_given = channel_type == "email" and (creating or "email_domain_id" in data)
+    domain_id = (
+        clean_id(data.get("email_domain_id"), errors, "email_domain_id") if domain_given else None
+    )
+    phone_given = channel_type == "sms" and (creating or "phone_number_id" in data)
+    phone_id = (
+        clean_id(data.get("phone_number_id"), errors, "phone_number_id") if phone_given else None
+    )
+    refs = load_channel_refs(
+        tenant_id,
+        name=name,
+        exclude_id=existing.id if existing else None,
+        integration_id=integration_id,
+        email_domain_id=domain_id,
+        phone_number_id=phone_id,
+        default_type=channel_type if creating and "is_default" not in data else None,
+    )
+    if creating and "is_default" not in data:
+        draft.type_has_default = refs.type_has_default
+
+    if name is not None:
+        if refs.name_taken:
+            errors.add("name", "A channel with this name already exists.")
+        elif existing is None or name != existing.name:
+            draft.name = name
+            changed.append("name")
+
+    if integration_id is not None:
+        integration = refs.integration
+        if integration is None:
+            errors.add("integration_id", "Integration not found.")
+        elif channel_type and integration.channel_type != channel_type:
+            errors.add(
+                "integration_id",
+                f"This integration sends {integration.channel_type}, not {channel_type}.",
+            )
+        elif integration.status != "active":
+            errors.add("integration_id", "This integration is disabled.")
+        else:
+            if existing is None or integration.id != existing.integration_id:
+                changed.append("integration_id")
+            draft.integration = integration
+
+    if channel_type == "email":
+        _check_email_fields(data, draft, errors, creating, changed, domain_given, refs)
+    elif channel_type == "sms":
+        _check_sms_fields(data, draft, errors, creating, changed, phone_given, refs)
+
+    if "metadata" in data:
+        metadata = clean_metadata(data.get("metadata"), errors)
+        if metadata is not None and (existing is None or metadata != existing.metadata_):
+            draft.metadata = metadata
+            changed.append("metadata")
+
+    if "status" in data and not creating:
+        status = data.get("status")
+        if status not in CHANNEL_STATUS_CHOICES:
+            errors.add("status", "Must be one of: available, disabled.")
+        else:
+            enabled = status == "available"
+            if enabled and draft.integration is not None and draft.integration.status != "active":
+                errors.add("status", "Cannot enable: its integration is disabled.")
+            elif (
+                enabled and draft.phone_number is not None and draft.phone_number.status != "active"
+            ):
+                errors.add("status", "Cannot enable: its phone number was released.")
+            elif enabled != existing.enabled:
+                draft.enabled = enabled
+                changed.append("status")
+
+    if "is_default" in data:
+        is_default = clean_bool(data.get("is_default"), errors, "is_default")
+        if is_default is not None:
+            draft.is_default = is_default
+            # The derived status, not only the switch: a channel disabled by its integration
+            # or its released number cannot be the default either.
+            if (
+                is_default
+                and draft.integration is not None
+                and draft.status == "disabled"
+                and ("status" not in errors and "integration_id" not in errors)
+            ):
+                errors.add("is_default", "A disabled channel cannot be the default.")
+            if existing is None or is_default != existing.is_default:
+                changed.append("is_default")
+
+    errors.raise_if_any(f"The channel could not be {action}.")
+    draft.changed = tuple(changed)
+    return draft
+
+
+def _check_email_fields(data, draft: ChannelDraft, errors, creating, changed, domain_given, refs):
+    """send_from_email is a valid address on the domain of email_domain_id, the tenant's."""
+    touched = creating or "send_from_email" in data or "email_domain_id" in data
+    if not touched:
+        return
+    address_domain = None
+    if creating or "send_from_email" in data:
+        parsed = parse_email_address(data.get("send_from_email"), errors, "send_from_email")
+        if parsed:
+            if parsed[0] != draft.send_from_email:
+                changed.append("send_from_email")
+            draft.send_from_email, address_domain = parsed
+    elif draft.send_from_email:
+        address_domain = draft.send_from_email.rsplit("@", 1)[1]
+
+    domain_ok = True
+    if domain_given:
+        domain_ok = False
+        if "email_domain_id" not in errors:  # given and well-formed: was it found?
+            domain = refs.email_domain
+            if domain is None:
+                errors.add("email_domain_id", "Email domain not found.")
+            else:
+                if domain.id != (draft.email_domain.id if draft.email_domain else None):
+                    changed.append("email_domain_id")
+                draft.email_domain = domain
+                domain_ok = True
+    if (
+        domain_ok
+        and address_domain
+        and draft.email_domain
+        and address_domain != draft.email_domain.domain
+    ):
+        errors.add(
+            "send_from_email",
+            f"The address must be on the domain {draft.email_domain.domain}.",
+        )
+
+
+def _check_sms_fields(data, draft: ChannelDraft, errors, creating, changed, phone_given, refs):
+    """send_from_phone_number is the number of phone_number_id (the tenant's, active, SMS)."""
+    touched = creating or "send_from_phone_number" in data or "phone_number_id" in data
+    if not touched:
+        return
+    if creating or "send_from_phone_number" in data:
+        number = parse_e164(data.get("send_from_phone_number"), errors, "send_from_phone_number")
+        if number is not None:
+            if number != draft.send_from_phone_number:
+                changed.append("send_from_phone_number")
+            draft.send_from_phone_number = number
+        number_ok = number is not None
+    else:
+        number_ok = True
+
+    phone_ok = True
+    if phone_given:
+        phone_ok = False
+        if "phone_number_id" not in errors:  # given and well-formed: was it found?
+            phone = refs.phone_number
+            if phone is None:
+                errors.add("phone_number_id", "Phone number not found.")
+            elif phone.status != "active":
+                errors.add("phone_number_id", "This phone number was released.")
+            elif "sms" not in (phone.capabilities or []):
+                errors.add("phone_number_id", "This phone number cannot send SMS.")
+            else:
+                if phone.id != (draft.phone_number.id if draft.phone_number else None):
+                    changed.append("phone_number_id")
+                draft.phone_number = phone
+                phone_ok = True
+    if (
+        number_ok
+        and phone_ok
+        and draft.phone_number is not None
+        and draft.send_from_phone_number != draft.phone_number.phone_number
+    ):
+        errors.add(
+            "send_from_phone_number",
+            f"Must be the number of the chosen phone number ({draft.phone_number.phone_number}).",
+        )
