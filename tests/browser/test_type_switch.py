@@ -198,7 +198,7 @@ def test_a_late_answer_never_overwrites_a_newer_choice(page, sign_in, admin, set
 
 
 def test_a_submit_before_the_fields_arrived_is_never_saved_as_the_other_type(
-    page, sign_in, admin, setup, hold_htmx
+    page, sign_in, admin, setup, hold_htmx, screenshot
 ):
     """SMS chosen and submitted while the email fields still show (no htmx yet): nothing is
     saved, the form comes back with the SMS fields and says why, then the SMS channel saves."""
@@ -219,8 +219,10 @@ def test_a_submit_before_the_fields_arrived_is_never_saved_as_the_other_type(
     _expect_fields_of(page, "sms")
     expect(page.get_by_label("Name")).to_have_value("Too Quick")
     assert _stored_channels() == []
-
     htmx.release()
+    page.wait_for_function("window.htmx !== undefined")  # the page that came back is live
+    screenshot(page, "channel-new-type-mismatch")
+
     _fill_and_create(page, setup, "sms", "Too Quick")
     _assert_stored("Too Quick", "sms", setup)
 
