@@ -14,6 +14,7 @@ Adding an operation is one entry in ``OPERATIONS``, e.g.::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
@@ -41,7 +42,6 @@ from core.rules import (
     NAME_MAX,
 )
 from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
-from core.services.audit_queries import ACTION
 
 API_VERSION = "1.0.0"
 DOMAIN_MAX = 253
@@ -176,6 +176,44 @@ CURSOR = query(
 QUERY_BOOLEAN = {"type": "string", "pattern": QUERY_BOOLEAN_PATTERN}
 
 
+def documented(**fields):
+    """Declares a view's operation where the route is defined (below ``@bp.<method>(path)``)::
+
+    @bp.get("/channels/<channel_id>")
+    @documented(operation_id="getChannel", summary="Get a channel", tag="Channels",
+                ok={200: body("Channel")}, errors=ID_READ_ERRORS,
+                parameters=[path_id("channel_id", "channel")])
+    def get_channel(channel_id): ...
+    """
+    operation = Operation(**fields)
+
+    def attach(view):
+        view.openapi_operation = operation
+        return view
+
+    return attach
+
+
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def documented_operations(app) -> list[tuple[str, str, Operation]]:
+    """(method, OpenAPI path, operation) of every /api route, in the URL map's order; a route
+    without a declaration is a programming error, caught here (and by the suite)."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        view = app.view_functions[rule.endpoint]
+        operation = getattr(view, "openapi_operation", None)
+        if operation is None:
+            raise LookupError(f"{rule.rule} ({rule.endpoint}) has no @documented operation")
+        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((method.lower(), path, operation))
+    return found
+
+
 TAG_DESCRIPTIONS = {
     "Channels": "Named senders: an email address on a verified domain, or a phone number, "
     "through a provider integration. One channel per type is the tenant's default.",
@@ -254,10 +292,9 @@ SEED_CHANNEL_EXAMPLES = {
 
 @dataclass
 class Operation:
-    """One documented operation; ``build_openapi`` turns it into an OpenAPI operation object."""
+    """One documented operation, attached to its view by ``documented``; ``build_openapi`` reads
+    the method and path from the URL map and turns it into an OpenAPI operation object."""
 
-    method: str
-    path: str
     operation_id: str
     summary: str
     tag: str
@@ -270,8 +307,8 @@ class Operation:
     public: bool = False  # no API key needed
     request_examples: dict | None = None  # named examples of the JSON body
 
-    def to_openapi(self) -> dict:
-        """The OpenAPI operation object."""
+    def to_openapi(self, method: str) -> dict:
+        """The OpenAPI operation object for ``method``."""
         operation: dict = {
             "operationId": self.operation_id,
             "summary": self.summary,
@@ -280,7 +317,7 @@ class Operation:
         if self.description:
             operation["description"] = self.description
         parameters = list(self.parameters)
-        if self.method == "post" and not self.public:
+        if method == "post" and not self.public:
             parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
         parameters.append({"$ref": "#/components/parameters/RequestId"})
         operation["parameters"] = parameters
@@ -299,7 +336,7 @@ class Operation:
         for status, response in sorted(self.ok.items()):
             response = dict(response)
             headers = dict(response.get("headers") or {})
-            if self.method == "post" and not self.public:
+            if method == "post" and not self.public:
                 headers["Idempotent-Replayed"] = {
                     "$ref": "#/components/headers/Idempotent-Replayed"
                 }
@@ -312,362 +349,6 @@ class Operation:
         if self.public:
             operation["security"] = []
         return operation
-
-
-OPERATIONS: list[Operation] = [
-    # channels
-    Operation(
-        "post",
-        "/api/channels",
-        "createChannel",
-        "Create a channel",
-        "Channels",
-        ok={
-            201: body("Channel", "The channel was created.", ("Location",), SEED_CHANNEL_EXAMPLES),
-            200: body("ChannelPreview", "`dry_run=true`: the channel that would be created."),
-        },
-        errors=BODY_ERRORS,
-        parameters=[
-            query(
-                "dry_run",
-                QUERY_BOOLEAN,
-                "`true` runs every rule and saves nothing: 200 with the channel it would create.",
-            )
-        ],
-        request_schema="ChannelCreate",
-        request_examples=SEED_CREATE_EXAMPLES,
-        description="When `is_default` is omitted and the tenant has no default channel of the "
-        "type, the new channel becomes the default.",
-    ),
-    Operation(
-        "get",
-        "/api/channels",
-        "listChannels",
-        "List channels",
-        "Channels",
-        ok={200: body("ChannelList", "One page of channels, newest first.")},
-        errors=READ_ERRORS,
-        parameters=[
-            query("channel_type", CHANNEL_TYPE, "Only channels of this type."),
-            query(
-                "status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."
-            ),
-            query(
-                "is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."
-            ),
-            query("q", {"type": "string"}, "Name contains (case-insensitive)."),
-            LIMIT,
-            CURSOR,
-        ],
-    ),
-    Operation(
-        "get",
-        "/api/channels/{channel_id}",
-        "getChannel",
-        "Get a channel",
-        "Channels",
-        ok={200: body("Channel")},
-        errors=ID_READ_ERRORS,
-        parameters=[path_id("channel_id", "channel")],
-    ),
-    Operation(
-        "patch",
-        "/api/channels/{channel_id}",
-        "updateChannel",
-        "Update a channel",
-        "Channels",
-        ok={200: body("Channel", "The updated channel.", ("Default-Handover",))},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("channel_id", "channel")],
-        request_schema="ChannelUpdate",
-        description="A partial update. Disabling the default channel hands the default over to "
-        "the oldest other available channel of the type, named in `Default-Handover`.",
-    ),
-    Operation(
-        "delete",
-        "/api/channels/{channel_id}",
-        "deleteChannel",
-        "Delete a channel",
-        "Channels",
-        ok={204: no_content("Deleted.", ("Default-Handover",))},
-        errors=ID_DELETE_ERRORS,
-        parameters=[path_id("channel_id", "channel")],
-    ),
-    Operation(
-        "post",
-        "/api/channels/{channel_id}/test",
-        "testChannel",
-        "Send a test message",
-        "Channels",
-        ok={200: body("TestMessageResult", "What the provider answered (also when it refused).")},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("channel_id", "channel")],
-        request_schema="TestMessageRequest",
-        description="Sends one real message through the channel's provider. Only an `available` "
-        "channel sends; others answer 409.",
-    ),
-    # integrations
-    Operation(
-        "post",
-        "/api/integrations",
-        "createIntegration",
-        "Create an integration",
-        "Integrations",
-        ok={201: body("Integration", "The integration was created.", ("Location",))},
-        errors=BODY_ERRORS,
-        request_schema="IntegrationCreate",
-        description="Secret credentials are encrypted at rest and never shown again: responses "
-        f"show them as `{SECRET_MASK}`.",
-    ),
-    Operation(
-        "get",
-        "/api/integrations",
-        "listIntegrations",
-        "List integrations",
-        "Integrations",
-        ok={200: body("IntegrationList", "One page of integrations, newest first.")},
-        errors=READ_ERRORS,
-        parameters=[
-            query("channel_type", CHANNEL_TYPE, "Only integrations of this type."),
-            LIMIT,
-            CURSOR,
-        ],
-    ),
-    Operation(
-        "get",
-        "/api/integrations/{integration_id}",
-        "getIntegration",
-        "Get an integration",
-        "Integrations",
-        ok={200: body("Integration")},
-        errors=ID_READ_ERRORS,
-        parameters=[path_id("integration_id", "integration")],
-    ),
-    Operation(
-        "patch",
-        "/api/integrations/{integration_id}",
-        "updateIntegration",
-        "Update an integration",
-        "Integrations",
-        ok={200: body("Integration", "The updated integration.", ("Default-Handover",))},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("integration_id", "integration")],
-        request_schema="IntegrationUpdate",
-        description="Rename, replace credentials (omitted credentials and secrets sent back as "
-        f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
-        "its channels.",
-    ),
-    Operation(
-        "post",
-        "/api/integrations/{integration_id}/check",
-        "checkIntegration",
-        "Check an integration's credentials",
-        "Integrations",
-        ok={200: body("Integration", "The integration with the outcome in `last_check`.")},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("integration_id", "integration")],
-        body_optional=True,
-        description="Calls the provider now; a refusal is not an error of the request: "
-        "`last_check.ok` is false and `last_check.message` says why.",
-    ),
-    Operation(
-        "delete",
-        "/api/integrations/{integration_id}",
-        "deleteIntegration",
-        "Delete an integration",
-        "Integrations",
-        ok={204: no_content("Deleted.")},
-        errors=ID_DELETE_ERRORS,
-        parameters=[path_id("integration_id", "integration")],
-        description="409 while channels or phone numbers use it; the message names them.",
-    ),
-    # email domains
-    Operation(
-        "post",
-        "/api/email_domains",
-        "createEmailDomain",
-        "Add an email domain",
-        "Email domains",
-        ok={
-            201: body(
-                "EmailDomain", "The domain was added (pending) with its DNS records.", ("Location",)
-            )
-        },
-        errors=BODY_ERRORS,
-        request_schema="EmailDomainCreate",
-    ),
-    Operation(
-        "get",
-        "/api/email_domains",
-        "listEmailDomains",
-        "List email domains",
-        "Email domains",
-        ok={200: body("EmailDomainList", "One page of domains, newest first.")},
-        errors=READ_ERRORS,
-        parameters=[LIMIT, CURSOR],
-    ),
-    Operation(
-        "get",
-        "/api/email_domains/{domain_id}",
-        "getEmailDomain",
-        "Get an email domain",
-        "Email domains",
-        ok={200: body("EmailDomain")},
-        errors=ID_READ_ERRORS,
-        parameters=[path_id("domain_id", "email domain")],
-    ),
-    Operation(
-        "delete",
-        "/api/email_domains/{domain_id}",
-        "deleteEmailDomain",
-        "Delete an email domain",
-        "Email domains",
-        ok={204: no_content("Deleted.")},
-        errors=ID_DELETE_ERRORS,
-        parameters=[path_id("domain_id", "email domain")],
-        description="409 while channels use it; the message names them.",
-    ),
-    Operation(
-        "post",
-        "/api/email_domains/{domain_id}/verify",
-        "verifyEmailDomain",
-        "Verify an email domain",
-        "Email domains",
-        ok={200: body("EmailDomain", "The domain after the DNS lookup.", ("Default-Handover",))},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("domain_id", "email domain")],
-        body_optional=True,
-        description="Looks the DNS records up now; the domain becomes `verified` when the "
-        "`verification` TXT record is found, and its channels follow.",
-    ),
-    # phone numbers
-    Operation(
-        "post",
-        "/api/phone_numbers",
-        "createPhoneNumber",
-        "Add a phone number",
-        "Phone numbers",
-        ok={
-            201: body(
-                "PhoneNumber",
-                "The number was added; `channel_id` is its SMS channel.",
-                ("Location",),
-            )
-        },
-        errors=BODY_ERRORS,
-        request_schema="PhoneNumberCreate",
-    ),
-    Operation(
-        "get",
-        "/api/phone_numbers",
-        "listPhoneNumbers",
-        "List phone numbers",
-        "Phone numbers",
-        ok={200: body("PhoneNumberList", "One page of numbers, newest first.")},
-        errors=READ_ERRORS,
-        parameters=[LIMIT, CURSOR],
-    ),
-    Operation(
-        "get",
-        "/api/phone_numbers/{phone_number_id}",
-        "getPhoneNumber",
-        "Get a phone number",
-        "Phone numbers",
-        ok={200: body("PhoneNumber")},
-        errors=ID_READ_ERRORS,
-        parameters=[path_id("phone_number_id", "phone number")],
-    ),
-    Operation(
-        "delete",
-        "/api/phone_numbers/{phone_number_id}",
-        "deletePhoneNumber",
-        "Delete a phone number",
-        "Phone numbers",
-        ok={204: no_content("Deleted.")},
-        errors=ID_DELETE_ERRORS,
-        parameters=[path_id("phone_number_id", "phone number")],
-        description="409 while channels use it; the message names them.",
-    ),
-    Operation(
-        "post",
-        "/api/phone_numbers/{phone_number_id}/release",
-        "releasePhoneNumber",
-        "Release a phone number",
-        "Phone numbers",
-        ok={200: body("PhoneNumber", "The released number.", ("Default-Handover",))},
-        errors=ID_BODY_ERRORS,
-        parameters=[path_id("phone_number_id", "phone number")],
-        body_optional=True,
-        description="The number stays listed as `released`; its channels are disabled.",
-    ),
-    # audit log
-    Operation(
-        "get",
-        "/api/audit_events",
-        "listAuditEvents",
-        "List audit events",
-        "Audit log",
-        ok={200: body("AuditEventList", "One page of audit events, newest first.")},
-        errors=READ_ERRORS,
-        parameters=[
-            query(
-                "resource_type",
-                blank_or({"type": "string", "enum": list(RESOURCE_TYPES)}),
-                "Only events about this resource type.",
-            ),
-            query(
-                "resource_id",
-                blank_or({"type": "string", "format": "uuid"}),
-                "Only events about this resource.",
-            ),
-            query(
-                "action",
-                blank_or({"type": "string", "pattern": ACTION.pattern}),
-                "Only this action, e.g. `channel.create`.",
-            ),
-            query(
-                "actor_type",
-                blank_or({"type": "string", "enum": list(ACTOR_TYPES)}),
-                "Only events by this kind of actor.",
-            ),
-            query(
-                "actor_id",
-                blank_or({"type": "string", "format": "uuid"}),
-                "Only events by this user or API key.",
-            ),
-            query(
-                "since",
-                blank_or({"type": "string", "format": "date-time"}),
-                "Only events at or after this RFC 3339 time, with an offset "
-                "(e.g. `2024-10-03T12:00:00Z`).",
-            ),
-            query(
-                "until",
-                blank_or({"type": "string", "format": "date-time"}),
-                "Only events before this RFC 3339 time (exclusive; not earlier than `since`).",
-            ),
-            LIMIT,
-            CURSOR,
-        ],
-        description="A malformed filter value is a 400 whose `fields` name the parameter.",
-    ),
-    # the document itself
-    Operation(
-        "get",
-        "/api/openapi.json",
-        "getOpenApi",
-        "This OpenAPI document",
-        "Meta",
-        ok={
-            200: {
-                "description": "The OpenAPI 3.1 document.",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        },
-        errors=(429, 500, 503),
-        public=True,
-    ),
-]
 
 
 # --- component schemas ----------------------------------------------------------------------
@@ -1204,11 +885,16 @@ def _error_responses() -> dict:
     return responses
 
 
-def build_openapi() -> dict:
-    """The complete OpenAPI 3.1 document of the JSON API."""
+def build_openapi(app) -> dict:
+    """The complete OpenAPI 3.1 document of the JSON API, assembled from the routes' own
+    declarations (``documented``) and the component schemas."""
     paths: dict = {}
-    for operation in OPERATIONS:
-        paths.setdefault(operation.path, {})[operation.method] = operation.to_openapi()
+    tags: dict[str, None] = {}
+    for method, path, operation in documented_operations(app):
+        if operation.tag not in TAG_DESCRIPTIONS:
+            raise LookupError(f"{method.upper()} {path}: tag {operation.tag!r} has no description")
+        paths.setdefault(path, {})[method] = operation.to_openapi(method)
+        tags[operation.tag] = None
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -1227,8 +913,9 @@ def build_openapi() -> dict:
             }
         ],
         "tags": [
-            {"name": name, "description": TAG_DESCRIPTIONS[name]}
-            for name in dict.fromkeys(op.tag for op in OPERATIONS)
+            {"name": name, "description": description}
+            for name, description in TAG_DESCRIPTIONS.items()
+            if name in tags
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths,

@@ -8,6 +8,19 @@ from sqlalchemy import select
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
 from core.models import Channel, PhoneNumber
+from core.openapi import (
+    BODY_ERRORS,
+    CURSOR,
+    ID_BODY_ERRORS,
+    ID_DELETE_ERRORS,
+    ID_READ_ERRORS,
+    LIMIT,
+    READ_ERRORS,
+    body,
+    documented,
+    no_content,
+    path_id,
+)
 from core.pagination import keyset_page
 from core.serializers import phone_number_to_api
 from core.services import phone_numbers as service
@@ -26,6 +39,20 @@ def _channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
 
 
 @bp.post("/phone_numbers")
+@documented(
+    operation_id="createPhoneNumber",
+    summary="Add a phone number",
+    tag="Phone numbers",
+    ok={
+        201: body(
+            "PhoneNumber",
+            "The number was added; `channel_id` is its SMS channel.",
+            ("Location",),
+        )
+    },
+    errors=BODY_ERRORS,
+    request_schema="PhoneNumberCreate",
+)
 @write_endpoint
 def create_phone_number():
     """Add a number (201); its SMS channel is created unless create_channel is false."""
@@ -37,6 +64,14 @@ def create_phone_number():
 
 
 @bp.get("/phone_numbers")
+@documented(
+    operation_id="listPhoneNumbers",
+    summary="List phone numbers",
+    tag="Phone numbers",
+    ok={200: body("PhoneNumberList", "One page of numbers, newest first.")},
+    errors=READ_ERRORS,
+    parameters=[LIMIT, CURSOR],
+)
 def list_phone_numbers():
     """List the tenant's numbers, newest first."""
     query = select(PhoneNumber).where(PhoneNumber.tenant_id == g.tenant_id)
@@ -51,6 +86,14 @@ def list_phone_numbers():
 
 
 @bp.get("/phone_numbers/<phone_number_id>")
+@documented(
+    operation_id="getPhoneNumber",
+    summary="Get a phone number",
+    tag="Phone numbers",
+    ok={200: body("PhoneNumber")},
+    errors=ID_READ_ERRORS,
+    parameters=[path_id("phone_number_id", "phone number")],
+)
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
     number = service.get_phone_number(g.tenant_id, phone_number_id)
@@ -58,6 +101,16 @@ def get_phone_number(phone_number_id):
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
+@documented(
+    operation_id="releasePhoneNumber",
+    summary="Release a phone number",
+    tag="Phone numbers",
+    ok={200: body("PhoneNumber", "The released number.", ("Default-Handover",))},
+    errors=ID_BODY_ERRORS,
+    parameters=[path_id("phone_number_id", "phone number")],
+    body_optional=True,
+    description="The number stays listed as `released`; its channels are disabled.",
+)
 @write_endpoint
 def release_phone_number(phone_number_id):
     """Release the number: it stays listed as released and its channels are disabled."""
@@ -71,6 +124,15 @@ def release_phone_number(phone_number_id):
 
 
 @bp.delete("/phone_numbers/<phone_number_id>")
+@documented(
+    operation_id="deletePhoneNumber",
+    summary="Delete a phone number",
+    tag="Phone numbers",
+    ok={204: no_content("Deleted.")},
+    errors=ID_DELETE_ERRORS,
+    parameters=[path_id("phone_number_id", "phone number")],
+    description="409 while channels use it; the message names them.",
+)
 @write_endpoint
 def delete_phone_number(phone_number_id):
     """Delete (204); 409 naming the channels that still use it."""

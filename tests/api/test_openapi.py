@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from core.openapi import LIST_LIMIT_MAX, MAX_BODY_BYTES, build_openapi
-from core.pagination import encode_cursor
+from app import create_app
+from core.http import MAX_BODY_BYTES
+from core.openapi import build_openapi
+from core.pagination import LIST_LIMIT_MAX, encode_cursor
 from core.providers import PROVIDERS, SECRET_MASK
 from core.rules import METADATA_MAX_KEYS, NAME_MAX
 from tests import factories
@@ -34,7 +36,7 @@ def app_config(database_url) -> dict:
 @pytest.fixture
 def document(app) -> dict:
     """The document as the app builds it."""
-    return build_openapi()
+    return build_openapi(app)
 
 
 # --- the document itself --------------------------------------------------------------------
@@ -78,8 +80,15 @@ def test_every_api_route_is_documented_and_nothing_else(app, document):
     """The documented (path, method) pairs are exactly the routes registered under /api."""
     routed = _routed_operations(app)
     documented = _documented_operations(document)
-    assert routed - documented == set(), "routes missing from core/openapi.py"
+    assert routed - documented == set(), "routes without a @documented operation"
     assert documented - routed == set(), "documented operations without a route"
+
+
+def test_a_route_without_a_declaration_stops_the_document(app):
+    """An /api route registered without @documented is refused when the document is built."""
+    app.add_url_rule("/api/undeclared", endpoint="api.undeclared", view_func=lambda: "")
+    with pytest.raises(LookupError, match="/api/undeclared"):
+        build_openapi(app)
 
 
 def test_schemas_follow_the_rules_constants(app, document):
@@ -387,7 +396,9 @@ def fuzz_tenant(app, setup) -> FuzzTenant:
 
 # Loaded from the builder (pytest 9 breaks schemathesis' fixture-based loader); the served
 # document is the same one (test_document_is_served_without_a_key).
-fuzz = schemathesis.openapi.from_dict(build_openapi(), config=FUZZ_CONFIG)
+fuzz = schemathesis.openapi.from_dict(
+    build_openapi(create_app(base_config("sqlite://"))), config=FUZZ_CONFIG
+)
 
 
 @fuzz.parametrize()
