@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from core import rules
@@ -11,12 +14,24 @@ from core.errors import Conflict, NotFound
 from core.extensions import db
 from core.models import Integration, PhoneNumber
 from core.providers import PROVIDERS
+from core.providers.outcome import ProviderResult
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
 
+log = logging.getLogger("channels.provider_checks")
+
+
+@dataclass
+class CheckOutcome:
+    """A connection check as stored: the integration (with ``last_check_*``) and the result."""
+
+    integration: Integration
+    result: ProviderResult
+
 
 def get_integration(tenant_id: str, integration_id: str) -> Integration:
+    """This tenant's integration, or NotFound (another tenant's id is unknown here)."""
     integration = None
     if integration_id and len(integration_id) <= 36:
         integration = db.session.scalar(
@@ -140,3 +155,32 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
         integration.id,
         audit.diff(before, {}, _secret_keys(integration.provider)),
     )
+
+
+def record_check(
+    tenant_id: str, integration: Integration, result: ProviderResult, actor: Actor
+) -> CheckOutcome:
+    """Store a connection check's outcome on the integration (``last_check_*``) and audit it."""
+    before = {"ok": integration.last_check_ok, "message": integration.last_check_message}
+    integration.last_checked_at = utcnow()
+    integration.last_check_ok = result.ok
+    integration.last_check_message = result.message
+    db.session.flush()
+    log.info(
+        "integration %s (%s) checked: %s",
+        integration.id,
+        integration.provider,
+        "ok" if result.ok else "failed",
+    )
+    audit.record(
+        tenant_id,
+        actor,
+        "integration.check",
+        "integration",
+        integration.id,
+        {
+            "last_check_ok": {"before": before["ok"], "after": result.ok},
+            "last_check_message": {"before": before["message"], "after": result.message},
+        },
+    )
+    return CheckOutcome(integration, result)
