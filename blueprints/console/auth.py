@@ -14,6 +14,7 @@ from blueprints.console.responses import (
     safe_local_url,
     see_other,
 )
+from blueprints.console.writes import console_write
 from core.extensions import db, login_manager
 from core.http import rate_limited
 from core.limits import SIGNIN_MESSAGE, signin_rate_limits
@@ -67,9 +68,9 @@ def login():
         return see_other(next_url or url_for("console.channels_index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate_user(form.email.data, form.password.data)
+        with console_write():  # last_login_at
+            user = accounts.authenticate_user(form.email.data, form.password.data)
         if user is not None:
-            db.session.commit()  # last_login_at
             session.clear()  # a new session on sign-in: nothing of the anonymous one survives
             login_user(user)
             return see_other(next_url or url_for("console.channels_index"))

@@ -98,6 +98,7 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
 
 
 def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
+    """The type's current default stops being it (audited), before a new one is written."""
     previous = default_channel(tenant_id, channel_type)
     if previous is None:
         return
@@ -151,6 +152,14 @@ def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor
             {"is_default": {"before": False, "after": True}, "replaces": exclude_id},
         )
     return successor
+
+
+def validate_channel(
+    tenant_id: str, data: dict, channel: Channel | None = None
+) -> rules.ChannelDraft:
+    """Run every rule on a new channel (``channel`` None) or a change to ``channel``, writing
+    nothing: no lock, no flush, no audit row (raises ValidationFailed, as the writes do)."""
+    return rules.check_channel(tenant_id, data, existing=channel)
 
 
 def create_channel(
@@ -257,6 +266,7 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
 
 
 def _update_action(changes: dict) -> str:
+    """The audit action naming what an update did."""
     if set(changes) == {"is_default"}:
         return (
             "channel.default_set" if changes["is_default"]["after"] else "channel.default_cleared"
