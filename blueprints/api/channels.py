@@ -33,6 +33,7 @@ from core.serializers import channel_to_api
 from core.services import channels as service
 from core.services.channel_queries import channel_list_query
 from core.services.test_send import send_test_message
+from core.tenancy import get_for_tenant
 
 CHANNELS = ResourceDocs("Channels", "Channel", "channel", "channels", "channel_id")
 
@@ -108,7 +109,7 @@ def list_channels():
 @documented(CHANNELS.reading("getChannel", "Get a channel"))
 def get_channel(channel_id):
     """One channel of the tenant."""
-    return channel_to_api(service.get_channel(g.tenant_id, channel_id))
+    return channel_to_api(get_for_tenant(Channel, g.tenant_id, channel_id))
 
 
 @bp.patch("/channels/<channel_id>")

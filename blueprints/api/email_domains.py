@@ -15,6 +15,7 @@ from core.openapi import (
 from core.pagination import keyset_page
 from core.serializers import email_domain_to_api
 from core.services import email_domains as service
+from core.tenancy import get_for_tenant
 
 EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "domains", "domain_id")
 
@@ -51,7 +52,7 @@ def list_email_domains():
 @documented(EMAIL_DOMAINS.reading("getEmailDomain", "Get an email domain"))
 def get_email_domain(domain_id):
     """One domain with its DNS records."""
-    return email_domain_to_api(service.get_email_domain(g.tenant_id, domain_id))
+    return email_domain_to_api(get_for_tenant(EmailDomain, g.tenant_id, domain_id))
 
 
 @bp.post("/email_domains/<domain_id>/verify")

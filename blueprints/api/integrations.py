@@ -26,6 +26,7 @@ from core.providers import SECRET_MASK
 from core.serializers import integration_to_api
 from core.services import integrations as service
 from core.services import provider_checks
+from core.tenancy import get_for_tenant
 
 INTEGRATIONS = ResourceDocs(
     "Integrations", "Integration", "integration", "integrations", "integration_id"
@@ -75,7 +76,7 @@ def list_integrations():
 @documented(INTEGRATIONS.reading("getIntegration", "Get an integration"))
 def get_integration(integration_id):
     """One integration, secrets masked."""
-    return integration_to_api(service.get_integration(g.tenant_id, integration_id))
+    return integration_to_api(get_for_tenant(Integration, g.tenant_id, integration_id))
 
 
 @bp.patch("/integrations/<integration_id>")

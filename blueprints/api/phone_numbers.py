@@ -15,6 +15,7 @@ from core.openapi import (
 from core.pagination import keyset_page
 from core.serializers import phone_number_to_api
 from core.services import phone_numbers as service
+from core.tenancy import get_for_tenant
 
 PHONE_NUMBERS = ResourceDocs(
     "Phone numbers", "PhoneNumber", "phone number", "numbers", "phone_number_id"
@@ -71,7 +72,7 @@ def list_phone_numbers():
 @documented(PHONE_NUMBERS.reading("getPhoneNumber", "Get a phone number"))
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
-    number = service.get_phone_number(g.tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
     return phone_number_to_api(number, _channel_ids([number]).get(number.id))
 
 

@@ -25,6 +25,7 @@ from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import ApiKey
 from core.services import accounts
+from core.tenancy import get_for_tenant
 
 
 class ApiKeyForm(FlaskForm):
@@ -97,7 +98,7 @@ def api_keys_create():
 def api_keys_confirm_revoke(key_id):
     """Without JavaScript, revoking asks for confirmation here."""
     tenant = current_tenant()
-    key = accounts.get_api_key(tenant.id, key_id)
+    key = get_for_tenant(ApiKey, tenant.id, key_id)
     return render_template("api_keys/revoke.html", key=key, next_url=request.args.get("next"))
 
 

@@ -20,6 +20,7 @@ from core.http import rate_limited
 from core.limits import SIGNIN_MESSAGE, signin_rate_limits
 from core.models import User
 from core.services import accounts
+from core.tenancy import lookup_id
 
 SIGN_IN_FAILED = "Incorrect email or password."
 
@@ -27,9 +28,8 @@ SIGN_IN_FAILED = "Incorrect email or password."
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """The signed-in user of a session (None when the user no longer exists)."""
-    if not user_id or len(user_id) > 36:
-        return None
-    return db.session.get(User, user_id)
+    clean = lookup_id(user_id)
+    return db.session.get(User, clean) if clean is not None else None
 
 
 @login_manager.unauthorized_handler

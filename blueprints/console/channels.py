@@ -35,6 +35,7 @@ from core.pagination import keyset_window
 from core.services import channels as service
 from core.services.channel_queries import SEARCH_MAX, channel_choices, channel_list_query
 from core.services.test_send import send_test_message
+from core.tenancy import get_for_tenant
 
 STATUS_LABELS = {
     "available": "Available",
@@ -312,7 +313,7 @@ def _edit_form(channel: Channel) -> ChannelForm:
 def channels_edit(channel_id):
     """The edit form of one channel (read-only fields for read-only users)."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     form = _edit_form(channel)
     _choices_for(form, tenant.id, channel)
     return _render_form(form, channel)
@@ -323,7 +324,7 @@ def channels_edit(channel_id):
 def channels_update(channel_id):
     """Save the edit form through the service (or re-render it with every error)."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     form = _edit_form(channel)
     _choices_for(form, tenant.id, channel)
     if form.validate():
@@ -331,7 +332,7 @@ def channels_update(channel_id):
         if outcome is not None:
             flash(f"Channel “{outcome.channel.name}” saved." + _handover_text(outcome), "success")
             return see_other(url_for("console.channels_index"))
-        channel = service.get_channel(tenant.id, channel_id)  # the rollback expired it
+        channel = get_for_tenant(Channel, tenant.id, channel_id)  # the rollback expired it
     return _render_form(form, channel, 422)
 
 
@@ -342,7 +343,7 @@ def channels_check_address(channel_id=None):
     """Inline check of the send-from address (the service's rules, nothing written): the field
     with its errors."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id) if channel_id else None
+    channel = get_for_tenant(Channel, tenant.id, channel_id) if channel_id else None
     form = _edit_form(channel) if channel else ChannelForm()
     form.channel_type.data = channel.channel_type if channel else "email"
     if (form.send_from_email.data or "").strip():
@@ -373,7 +374,7 @@ def channels_test_send(channel_id):
     """Send one test message through the channel (the API's service, audited there); htmx gets
     the card with the outcome, a plain POST the edit page with it (422/409 when refused)."""
     tenant = current_tenant()
-    service.get_channel(tenant.id, channel_id)  # an unknown or foreign id is a 404 page
+    get_for_tenant(Channel, tenant.id, channel_id)  # an unknown or foreign id is a 404 page
     to = request.form.get("to", "")
     outcome = SendTestOutcome(to=to)
     with console_write(report=False) as write:
@@ -386,7 +387,7 @@ def channels_test_send(channel_id):
         # 409: disabled, pending verification, or a provider without test sends.
         outcome.message = write.error.message
     status = write.status
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     if is_fragment_request():
         # htmx swaps only 2xx answers: the refusal is in the fragment, not in the status.
         return render_template("channels/_test_send.html", channel=channel, test_send=outcome)
@@ -412,7 +413,7 @@ def _handover_text(outcome) -> str:
 def _row_action(channel_id: str, act):
     """Run ``act(tenant_id, channel) -> (outcome, message)``; answer with rows or a redirect."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     previous_default = service.default_channel(tenant.id, channel.channel_type)
     previous_default_id = previous_default.id if previous_default else None
     touched: list[str] = [channel.id]
@@ -498,7 +499,7 @@ def channels_enable(channel_id):
 def channels_confirm_delete(channel_id):
     """Without JavaScript, deleting asks for confirmation on this page."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     # Deleting a default hands the role over; the page names the successor, or says there is none.
     successor = (
         service.default_successor(tenant.id, channel.channel_type, channel.id)

@@ -27,6 +27,7 @@ from core.extensions import db
 from core.models import EmailDomain
 from core.services import email_domains as service
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
 
 DOMAIN_STATUS_LABELS = {"pending": "Pending", "verified": "Verified", "failed": "Not verified"}
 RECORD_STATUS_LABELS = {
@@ -127,7 +128,7 @@ def _records_context(tenant_id: str, domain: EmailDomain) -> dict:
 def email_domains_show(domain_id):
     """One domain: the DNS records with copy buttons, their statuses, and "Verify"."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_template("email_domains/show.html", **_records_context(tenant.id, domain))
 
 
@@ -159,7 +160,7 @@ def email_domains_verify(domain_id):
 def email_domains_confirm_delete(domain_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_template(
         "email_domains/delete.html",
         domain=domain,
@@ -172,7 +173,7 @@ def email_domains_confirm_delete(domain_id):
 def email_domains_delete(domain_id):
     """Delete a domain no channel uses; refused (naming the channels) otherwise."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     name = domain.domain
     with console_write() as write:  # in use: refused, the flash names the channels
         service.delete_email_domain(tenant.id, domain.id, current_actor())
@@ -185,7 +186,7 @@ def email_domains_delete(domain_id):
         return redirect_back(url_for("console.email_domains_show", domain_id=domain_id))
     if deleted:
         return render_fragments("")
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_fragments(
         render_template("email_domains/_row.html", domain=domain, next_url=current_path())
     )

@@ -38,6 +38,7 @@ from core.providers import PROVIDERS, providers_for
 from core.services import integrations as service
 from core.services import provider_checks
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
 
 # Errors of these fields render next to the credential inputs, not on the WTForms form.
 CREDENTIALS = ("credentials",)
@@ -249,7 +250,7 @@ def integrations_credential_fields():
 def integrations_edit(integration_id):
     """The edit form: rename and replace credentials (read-only for read-only users)."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     provider = PROVIDERS[integration.provider]
     form = IntegrationForm(data={"name": integration.name})
     values = credential_values(provider, service.credentials_of(integration))
@@ -261,7 +262,7 @@ def integrations_edit(integration_id):
 def integrations_update(integration_id):
     """Save the edit form through the service; an empty secret keeps the stored one."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     provider = PROVIDERS[integration.provider]
     form = IntegrationForm(data={"name": integration.name})
     values = credential_values(provider, None, request.form)
@@ -275,7 +276,7 @@ def integrations_update(integration_id):
                 tenant.id, integration.id, data, current_actor()
             )
         if write.failed:
-            integration = service.get_integration(tenant.id, integration_id)
+            integration = get_for_tenant(Integration, tenant.id, integration_id)
             errors = credential_errors(write.error)
             return _render_form(form, integration, values, errors, write.status)
         flash(f"Integration “{integration.name}” saved.", "success")
@@ -333,7 +334,7 @@ def _row_response(tenant_id: str, integration_id: str):
 def _set_status(integration_id: str, status: str):
     """Enable or disable an integration; its channels follow, the flash says which."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     with console_write() as write:  # a refusal is flashed as an error
         integration, outcomes = service.update_integration(
             tenant.id, integration.id, {"status": status}, current_actor()
@@ -363,7 +364,7 @@ def integrations_enable(integration_id):
 def integrations_confirm_delete(integration_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     return render_template(
         "integrations/delete.html",
         integration=integration,
@@ -377,7 +378,7 @@ def integrations_confirm_delete(integration_id):
 def integrations_delete(integration_id):
     """Delete an unused integration; refused (naming the channels) while channels use it."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     name = integration.name
     with console_write() as write:  # in use: refused, the flash names the channels
         service.delete_integration(tenant.id, integration.id, current_actor())

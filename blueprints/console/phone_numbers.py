@@ -32,6 +32,7 @@ from core.pagination import keyset_window
 from core.rules import CAPABILITIES
 from core.services import phone_numbers as service
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
 
 # Names of the countries most tenants send from; every other region phonenumbers knows is
 # listed by its ISO code (the stdlib has no country names and a dependency for labels is
@@ -195,7 +196,7 @@ def phone_numbers_new():
 def phone_numbers_show(phone_number_id):
     """One number: its integration, capabilities, status and the SMS channels using it."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/show.html",
         number=number,
@@ -209,7 +210,7 @@ def _row_or_redirect(tenant_id: str, phone_number_id: str, removed: bool):
         return redirect_back(url_for("console.phone_numbers_index"))
     if removed:
         return render_fragments("")
-    number = service.get_phone_number(tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant_id, phone_number_id)
     return render_fragments(
         render_template(
             "phone_numbers/_row.html",
@@ -225,7 +226,7 @@ def _row_or_redirect(tenant_id: str, phone_number_id: str, removed: bool):
 def phone_numbers_confirm_release(phone_number_id):
     """Without JavaScript, releasing asks for confirmation here."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/confirm.html",
         number=number,
@@ -260,7 +261,7 @@ def phone_numbers_release(phone_number_id):
 def phone_numbers_confirm_delete(phone_number_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/confirm.html",
         number=number,
@@ -275,7 +276,7 @@ def phone_numbers_confirm_delete(phone_number_id):
 def phone_numbers_delete(phone_number_id):
     """Delete a number no channel uses; refused (naming the channels) otherwise."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     label = number.phone_number
     with console_write() as write:  # in use: refused, the flash names the channels
         service.delete_phone_number(tenant.id, number.id, current_actor())

@@ -25,7 +25,9 @@ from blueprints.console.responses import (
     see_other,
 )
 from blueprints.console.writes import console_write
+from core.models import User
 from core.services import accounts
+from core.tenancy import get_for_tenant
 
 
 class AdminForm(FlaskForm):
@@ -85,7 +87,7 @@ def team_add():
 def team_confirm_remove(user_id):
     """Without JavaScript, removing an admin asks for confirmation here."""
     tenant = current_tenant()
-    user = accounts.get_admin(tenant.id, user_id)
+    user = get_for_tenant(User, tenant.id, user_id, User.role == "admin")
     return render_template("team/remove.html", user=user, next_url=request.args.get("next"))
 
 
@@ -100,7 +102,7 @@ def team_remove(user_id):
     if write.failed:
         if not is_fragment_request():
             return redirect_back(url_for("console.team_index"))
-        user = accounts.get_admin(tenant.id, user_id)
+        user = get_for_tenant(User, tenant.id, user_id, User.role == "admin")
         row = render_template("team/_row.html", user=user, next_url=current_path())
         return render_fragments(row)
     if removing_self:

@@ -13,11 +13,11 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from core import rules
 from core.db_types import new_id, utcnow
-from core.errors import NotFound
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, Tenant
 from core.services import audit
 from core.services.audit import Actor
+from core.tenancy import get_for_tenant
 
 AUDITED_FIELDS = (
     "name",
@@ -60,18 +60,6 @@ _LOCK_TENANT = (
     .where(Tenant.__table__.c.id == bindparam("tenant_id"))
     .with_for_update()
 )
-
-
-def get_channel(tenant_id: str, channel_id: str) -> Channel:
-    """The tenant's channel, or NotFound (also for another tenant's id or a malformed one)."""
-    channel = None
-    if channel_id and len(channel_id) <= 36:
-        channel = db.session.scalar(
-            select(Channel).where(Channel.id == channel_id, Channel.tenant_id == tenant_id)
-        )
-    if channel is None:
-        raise NotFound("Channel not found.")
-    return channel
 
 
 def snapshot(channel: Channel) -> dict:
@@ -229,7 +217,7 @@ def _insert(channel: Channel) -> None:
 def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) -> ChannelOutcome:
     """Apply a partial change (DESIGN §4 PATCH); disabling the default hands it over."""
     lock_tenant(tenant_id)
-    channel = get_channel(tenant_id, channel_id)
+    channel = get_for_tenant(Channel, tenant_id, channel_id)
     draft = rules.check_channel(tenant_id, data, existing=channel)
     before = snapshot(channel)
     was_default = channel.is_default
@@ -279,7 +267,7 @@ def _update_action(changes: dict) -> str:
 def delete_channel(tenant_id: str, channel_id: str, actor: Actor) -> ChannelOutcome:
     """Delete a channel; when it was the default, the oldest other available one takes over."""
     lock_tenant(tenant_id)
-    channel = get_channel(tenant_id, channel_id)
+    channel = get_for_tenant(Channel, tenant_id, channel_id)
     before = snapshot(channel)
     outcome = ChannelOutcome(channel)
     db.session.delete(channel)

@@ -8,16 +8,16 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 from flask import current_app
-from sqlalchemy import select
 
 from core import rules
 from core.db_types import utcnow
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.extensions import db
 from core.models import EmailDomain
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
+from core.tenancy import get_for_tenant
 
 VERIFICATION_PREFIX = "_channels-verification"
 
@@ -49,19 +49,6 @@ def dns_records(domain: EmailDomain) -> list[dict]:
     for record in records:
         record["status"] = statuses.get(record["purpose"], "pending")
     return records
-
-
-def get_email_domain(tenant_id: str, domain_id: str) -> EmailDomain:
-    domain = None
-    if domain_id and len(domain_id) <= 36:
-        domain = db.session.scalar(
-            select(EmailDomain).where(
-                EmailDomain.id == domain_id, EmailDomain.tenant_id == tenant_id
-            )
-        )
-    if domain is None:
-        raise NotFound("Email domain not found.")
-    return domain
 
 
 def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain:
@@ -158,7 +145,7 @@ def verify_email_domain(
     stop a tenant's sending); the record statuses show what the last check saw.
     """
     lock_tenant(tenant_id)
-    domain = get_email_domain(tenant_id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant_id, domain_id)
     statuses = check_records(domain)
     before = {"status": domain.status}
     domain.record_statuses = statuses
@@ -185,7 +172,7 @@ def verify_email_domain(
 def delete_email_domain(tenant_id: str, domain_id: str, actor: Actor) -> None:
     """Delete a domain no channel uses; else Conflict naming the channels."""
     lock_tenant(tenant_id)
-    domain = get_email_domain(tenant_id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant_id, domain_id)
     channels = channels_using(tenant_id, email_domain_id=domain.id)
     if channels:
         names = ", ".join(c.name for c in channels)

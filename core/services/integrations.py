@@ -10,7 +10,7 @@ from sqlalchemy import select
 from core import rules
 from core.crypto import decrypt_credentials, encrypt_credentials
 from core.db_types import utcnow
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.extensions import db
 from core.models import Integration, PhoneNumber
 from core.providers import PROVIDERS
@@ -18,6 +18,7 @@ from core.providers.outcome import ProviderResult
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
+from core.tenancy import get_for_tenant
 
 log = logging.getLogger("channels.provider_checks")
 
@@ -28,20 +29,6 @@ class CheckOutcome:
 
     integration: Integration
     result: ProviderResult
-
-
-def get_integration(tenant_id: str, integration_id: str) -> Integration:
-    """This tenant's integration, or NotFound (another tenant's id is unknown here)."""
-    integration = None
-    if integration_id and len(integration_id) <= 36:
-        integration = db.session.scalar(
-            select(Integration).where(
-                Integration.id == integration_id, Integration.tenant_id == tenant_id
-            )
-        )
-    if integration is None:
-        raise NotFound("Integration not found.")
-    return integration
 
 
 def credentials_of(integration: Integration) -> dict:
@@ -92,7 +79,7 @@ def update_integration(
 ) -> tuple[Integration, list[ChannelOutcome]]:
     """Rename, replace credentials, enable/disable; the channels' statuses follow."""
     lock_tenant(tenant_id)
-    integration = get_integration(tenant_id, integration_id)
+    integration = get_for_tenant(Integration, tenant_id, integration_id)
     current = credentials_of(integration)
     draft = rules.check_integration(data, existing=integration, current_credentials=current)
     before = _audit_values(integration, current)
@@ -126,7 +113,7 @@ def update_integration(
 def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> None:
     """Delete an integration that no channel or phone number uses; else Conflict naming them."""
     lock_tenant(tenant_id)
-    integration = get_integration(tenant_id, integration_id)
+    integration = get_for_tenant(Integration, tenant_id, integration_id)
     channels = channels_using(tenant_id, integration_id=integration.id)
     if channels:
         names = ", ".join(c.name for c in channels)

@@ -10,15 +10,16 @@ it to ``core.services.integrations.record_check``, which stores it on the integr
 
 from __future__ import annotations
 
+from core.models import Integration
 from core.providers import PROVIDERS
 from core.providers.outcome import ProviderResult, run_provider_call
 from core.services.audit import Actor
 from core.services.integrations import (
     CheckOutcome,
     credentials_of,
-    get_integration,
     record_check,
 )
+from core.tenancy import get_for_tenant
 
 
 def check_credentials(provider: str, credentials: dict) -> ProviderResult:
@@ -31,6 +32,6 @@ def check_credentials(provider: str, credentials: dict) -> ProviderResult:
 
 def check_integration(tenant_id: str, integration_id: str, actor: Actor) -> CheckOutcome:
     """Check an integration's credentials with its provider; store and audit the outcome."""
-    integration = get_integration(tenant_id, integration_id)
+    integration = get_for_tenant(Integration, tenant_id, integration_id)
     result = check_credentials(integration.provider, credentials_of(integration))
     return record_check(tenant_id, integration, result, actor)

@@ -20,8 +20,8 @@ from core.providers import PROVIDERS, OutgoingMessage
 from core.providers.outcome import ProviderResult, run_provider_call
 from core.services import audit
 from core.services.audit import Actor
-from core.services.channels import get_channel
 from core.services.integrations import credentials_of
+from core.tenancy import get_for_tenant
 
 SUBJECT = "Test message from Channels"
 
@@ -64,7 +64,7 @@ def _refuse_unless_available(channel: Channel) -> None:
 
 def send_test_message(tenant_id: str, channel_id: str, to: object, actor: Actor) -> ProviderResult:
     """Send one test message through an available channel's provider; audited either way."""
-    channel = get_channel(tenant_id, channel_id)
+    channel = get_for_tenant(Channel, tenant_id, channel_id)
     recipient = clean_recipient(channel, to)
     _refuse_unless_available(channel)
     integration = channel.integration
