@@ -97,12 +97,8 @@ class ProviderFailure(Exception):
 
 
 def provider_timeout() -> float:
-    """PROVIDER_TIMEOUT as seconds (it may come from the environment as a string)."""
-    try:
-        value = float(current_app.config.get("PROVIDER_TIMEOUT", 10.0))
-    except (TypeError, ValueError):
-        value = 10.0
-    return value if value > 0 else 10.0
+    """PROVIDER_TIMEOUT in seconds (typed and checked at start-up by core.settings)."""
+    return current_app.config["PROVIDER_TIMEOUT"]
 
 
 def parse_base_urls(value: object) -> dict[str, str]:
@@ -140,12 +136,7 @@ def parse_base_urls(value: object) -> dict[str, str]:
 
 def base_url(key: str, **template) -> str:
     """The base URL to call for a provider key, with ``{region}``-style fields filled in."""
-    try:
-        overrides = parse_base_urls(current_app.config.get("PROVIDER_BASE_URLS"))
-    except ValueError as exc:
-        raise ProviderFailure(
-            f"The server's PROVIDER_BASE_URLS setting is invalid: {exc}."
-        ) from None
+    overrides = current_app.config["PROVIDER_BASE_URLS"]  # a dict, parsed at start-up
     url = overrides.get(key)
     if url is None and key == "mailgun_eu":
         url = overrides.get("mailgun")
