@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from core.settings import (
 from tests.conftest import SECRET_KEY
 
 PROJECT = Path(__file__).resolve().parent.parent
-KEY_1, KEY_2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+# Fixed (not generated) keys: parameter ids must be the same in every xdist worker.
+KEY_1 = base64.urlsafe_b64encode(b"1" * 32).decode()
+KEY_2 = base64.urlsafe_b64encode(b"2" * 32).decode()
 
 # (variable, bad value, a phrase of what the message says it expected)
 BAD_VALUES = [
