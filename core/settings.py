@@ -55,6 +55,7 @@ class SettingsError(click.ClickException, RuntimeError):
     """
 
     def __init__(self, problems: list[str]):
+        """One problem per line, under a line saying how many there are."""
         self.problems = problems
         intro = "The app cannot start: a setting is invalid."
         if len(problems) > 1:
@@ -88,6 +89,7 @@ def _nameservers(value: object) -> object:
 
 
 def _nameserver(entry: str) -> Nameserver:
+    """One ``address[:port]`` entry (IPv6 with a port as ``[::1]:53``); port 53 by default."""
     host, port = entry, "53"
     if entry.startswith("["):  # [v6]:port
         host, _, rest = entry[1:].partition("]")
@@ -109,7 +111,8 @@ def _nameserver(entry: str) -> Nameserver:
 
 def _base_urls(value: object) -> object:
     """PROVIDER_BASE_URLS as a dict, each URL an absolute http(s) URL."""
-    # The format and the provider keys belong to the provider code; one parser for both.
+    # The format and the provider keys belong to the provider code: one parser for both.
+    # Imported here, not at the top: reading settings should not load the models.
     from core.services.provider_checks import parse_base_urls
 
     urls = parse_base_urls(value)
@@ -197,10 +200,12 @@ def _whole_number(value: object) -> object:
 
 
 def _upper(value: object) -> object:
+    """Log levels in any case (``debug`` is ``DEBUG``)."""
     return value.upper() if isinstance(value, str) else value
 
 
 def _dns_name(value: object) -> object:
+    """A host name for the DNS records tenants publish (labels of letters, digits, - and _)."""
     if isinstance(value, str) and not DNS_NAME.fullmatch(value):
         raise ValueError("it is not a DNS name")
     return value
@@ -384,6 +389,7 @@ class Settings(BaseModel):
 
 
 def _extra(name: str) -> dict:
+    """What ``setting()`` recorded about a field beyond its default and meaning."""
     return Settings.model_fields[name].json_schema_extra
 
 
@@ -520,6 +526,7 @@ def settings_table() -> str:
 
 
 def _shown(default: object) -> str:
+    """A default as the README shows it (``10``, not ``10.0``)."""
     if isinstance(default, float) and default.is_integer():
         return str(int(default))
     return str(default)
