@@ -62,12 +62,7 @@ def parse_base_urls(value: object) -> dict[str, str]:
 
 def base_url(key: str, **template) -> str:
     """The base URL to call for a provider key, with ``{region}``-style fields filled in."""
-    try:
-        overrides = parse_base_urls(current_app.config.get("PROVIDER_BASE_URLS"))
-    except ValueError as exc:
-        raise ProviderFailure(
-            f"The server's PROVIDER_BASE_URLS setting is invalid: {exc}."
-        ) from None
+    overrides = current_app.config["PROVIDER_BASE_URLS"]  # a dict, parsed at start-up
     url = overrides.get(key)
     if url is None and key == "mailgun_eu":
         url = overrides.get("mailgun")

@@ -33,12 +33,8 @@ USER_AGENT = "channels-provider-check/1.0"
 
 
 def provider_timeout() -> float:
-    """PROVIDER_TIMEOUT as seconds (it may come from the environment as a string)."""
-    try:
-        value = float(current_app.config.get("PROVIDER_TIMEOUT", 10.0))
-    except (TypeError, ValueError):
-        value = 10.0
-    return value if value > 0 else 10.0
+    """PROVIDER_TIMEOUT in seconds (typed and checked at start-up by core.settings)."""
+    return current_app.config["PROVIDER_TIMEOUT"]
 
 
 def tls_context() -> ssl.SSLContext:

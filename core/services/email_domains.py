@@ -77,24 +77,15 @@ def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain
 
 
 def _resolver() -> dns.resolver.Resolver:
-    """A resolver for DNS_NAMESERVERS (``host[:port]``, comma-separated), else the system's."""
-    configured = current_app.config.get("DNS_NAMESERVERS") or ""
-    entries = [e.strip() for e in configured.split(",") if e.strip()]
-    if not entries:
+    """A resolver for DNS_NAMESERVERS (typed ``Nameserver`` tuples), else the system's."""
+    configured = current_app.config["DNS_NAMESERVERS"]
+    if not configured:
         resolver = dns.resolver.Resolver()
     else:
         resolver = dns.resolver.Resolver(configure=False)
-        nameservers = []
-        for entry in entries:
-            host, port = entry, 53
-            if entry.startswith("["):  # [v6]:port
-                host, _, rest = entry[1:].partition("]")
-                port = int(rest[1:]) if rest.startswith(":") else 53
-            elif entry.count(":") == 1:
-                host, port_text = entry.split(":")
-                port = int(port_text)
-            nameservers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = nameservers
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(host, port) for host, port in configured
+        ]
     resolver.lifetime = current_app.config["DNS_TIMEOUT"]
     resolver.timeout = current_app.config["DNS_TIMEOUT"]
     resolver.cache = None

@@ -22,6 +22,7 @@ from core.providers.transport import network_failure
 from core.services import channels as channel_service
 from core.services import provider_checks
 from core.services.provider_checks import check_credentials
+from core.settings import SettingsError
 from tests import factories
 from tests.conftest import base_config
 from tests.services.fake_providers import (
@@ -141,12 +142,11 @@ def test_base_urls_reject_nonsense(value):
         parse_base_urls(value)
 
 
-def test_invalid_base_urls_setting_is_reported_not_raised(provider_app, monkeypatch):
-    """A broken PROVIDER_BASE_URLS makes checks fail with a clear message, not a 500."""
-    monkeypatch.setitem(provider_app.config, "PROVIDER_BASE_URLS", "sendgrid")
-    result = check_credentials("sendgrid", GOOD["sendgrid"])
-    assert not result.ok
-    assert "PROVIDER_BASE_URLS" in result.message
+def test_invalid_base_urls_setting_stops_the_app_before_any_check():
+    """A broken PROVIDER_BASE_URLS refuses at start with a clear message; no check sees it."""
+    with pytest.raises(SettingsError) as refused:
+        create_app({**base_config("sqlite://"), "PROVIDER_BASE_URLS": "sendgrid"})
+    assert "PROVIDER_BASE_URLS" in refused.value.message
 
 
 def test_sigv4_matches_the_aws_test_suite_vector(monkeypatch):
