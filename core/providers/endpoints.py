@@ -15,8 +15,6 @@ import json
 
 from flask import current_app
 
-from core.providers.outcome import ProviderFailure
-
 
 def default_base_urls() -> dict[str, str]:
     """Every provider module's default base URLs, by PROVIDER_BASE_URLS key."""

@@ -140,8 +140,12 @@ def test_worker_killed_mid_load_leaves_no_partial_rows(live):
 
     assert len(killed) == 2
     codes = statuses(replies)
-    # A request on a killed worker gets no answer at all; every answer that came is a success.
-    assert set(codes) <= {201, "RemoteDisconnected", "ConnectionResetError"}, codes
+    # A request on a killed worker gets no answer at all, or (killed while writing it) part of
+    # one, which the client cannot read and so is no acknowledgement; every whole answer that
+    # came is a success.
+    assert set(codes) <= {201, "RemoteDisconnected", "ConnectionResetError", "IncompleteRead"}, (
+        codes
+    )
     assert codes.count(201) >= len(jobs) // 2
 
     live.wait_ready()  # gunicorn replaced the killed workers
