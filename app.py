@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from contextvars import ContextVar
+from datetime import timedelta
 
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -44,6 +45,8 @@ ENV_SETTINGS = (
     "PROVIDER_TIMEOUT",
     "PROVIDER_CA_FILE",
     "TRUSTED_PROXIES",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_MAX_HOURS",
 )
 
 
@@ -172,6 +175,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         PAGE_SIZE=25,
         TRUSTED_PROXIES=0,
+        SESSION_IDLE_MINUTES=30,
+        SESSION_MAX_HOURS=12,
     )
     app.config.from_pyfile("config.py", silent=True)
     for name in ENV_SETTINGS:
@@ -189,6 +194,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
     _check_secrets(app)
+    _type_session_settings(app)
     # Flask's own default (False) must not win: only an explicit setting overrides this.
     if app.config.get("SESSION_COOKIE_SECURE") is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
@@ -237,6 +243,25 @@ def _behind_proxies(app: Flask):
     if proxies == 0:
         return app.wsgi_app
     return ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+
+def _type_session_settings(app: Flask) -> None:
+    """SESSION_IDLE_MINUTES and SESSION_MAX_HOURS as positive numbers, or no start at all.
+
+    Flask's own signed cookie is then accepted no longer than a session may last
+    (PERMANENT_SESSION_LIFETIME would otherwise default to 31 days); the server-side session
+    record (core.services.console_sessions) is what actually decides.
+    """
+    for name, unit in (("SESSION_IDLE_MINUTES", "minutes"), ("SESSION_MAX_HOURS", "hours")):
+        raw = app.config[name]
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if isinstance(raw, bool) or not (0 < value < 100_000):
+            raise RuntimeError(f"{name} must be a positive number of {unit} (got {raw!r}).")
+        app.config[name] = value
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
 
 
 def _check_secrets(app: Flask) -> None:

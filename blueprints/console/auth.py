@@ -1,10 +1,17 @@
-"""Sign-in and sign-out (Flask-Login sessions; CSRF on both forms)."""
+"""Sign-in and sign-out: server-side sessions loaded through Flask-Login; CSRF on both forms.
+
+Flask-Login's ``_user_id`` session key holds the session's random token, never the user's id
+(Flask-Login's "alternative token" pattern): ``load_user`` resumes the server-side session of
+that token (core.services.console_sessions), which enforces the idle and absolute timeouts. A
+token whose session ended (sign-out, revoked, expired, account removed) loads nobody, and the
+rest of that browser session (support tenant, CSRF token) is dropped with it.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, make_response, render_template, request, session, url_for
+from flask import flash, g, make_response, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from blueprints.console import bp
@@ -16,25 +23,50 @@ from blueprints.console.responses import (
 )
 from core.extensions import db, login_manager
 from core.http import rate_limited
-from core.limits import SIGNIN_MESSAGE, signin_rate_limits
+from core.limits import SIGNIN_MESSAGE, client_ip, signin_rate_limits
 from core.models import User
-from core.services import accounts
+from core.services import accounts, console_sessions
 
 SIGN_IN_FAILED = "Incorrect email or password."
+SESSION_ENDED = "Your session has ended. Sign in again to continue."
+# Where Flask-Login keeps what its user_loader receives: here, the session token.
+LOGIN_KEY = "_user_id"
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The signed-in user of a session (None when the user no longer exists)."""
-    if not user_id or len(user_id) > 36:
+def load_user(token: str) -> User | None:
+    """The user of the request's live server-side session, or None (the browser session is
+    then cleared: nothing of an ended session survives in the cookie)."""
+    resumed = console_sessions.resume_session(token)
+    if resumed.user is None:
+        session.clear()
+        g.console_session_ended = True
         return None
-    return db.session.get(User, user_id)
+    g.console_session_id = resumed.session_id
+    return resumed.user
+
+
+def current_session_id() -> str | None:
+    """The id of the signed-in request's server-side session (None when signed out)."""
+    return g.get("console_session_id") if current_user.is_authenticated else None
+
+
+def sign_in_session(user: User) -> None:
+    """Start a server-side session for ``user`` in a fresh browser session (audited)."""
+    record, token = console_sessions.start_session(user, client_ip(), request.user_agent.string)
+    db.session.commit()  # the session row, last_login_at and the audit event
+    session.clear()  # a new session on sign-in: nothing of the anonymous one survives
+    login_user(user)
+    session[LOGIN_KEY] = token  # login_user stored the user's id; the token replaces it
+    g.console_session_id = record.id
 
 
 @login_manager.unauthorized_handler
 def sign_in_required():
     """Anonymous request: to the sign-in page (htmx: 401 with HX-Redirect, not a swapped page)."""
     next_url = current_path() if request.method == "GET" else None
+    if g.pop("console_session_ended", False):
+        flash(SESSION_ENDED, "info")
     if request.headers.get("HX-Request") == "true":
         page = request.headers.get("HX-Current-URL")
         target = url_for("console.login", next=safe_local_url(_path_of(page)))
@@ -69,10 +101,10 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate_user(form.email.data, form.password.data)
         if user is not None:
-            db.session.commit()  # last_login_at
-            session.clear()  # a new session on sign-in: nothing of the anonymous one survives
-            login_user(user)
+            sign_in_session(user)
             return see_other(next_url or url_for("console.channels_index"))
+        console_sessions.record_failed_sign_in(form.email.data)
+        db.session.commit()
         form.form_errors.append(SIGN_IN_FAILED)
     status = 422 if request.method == "POST" else 200
     return render_template("login.html", form=form, next_url=next_url), status
@@ -94,7 +126,11 @@ def sign_in_rate_limited(exc):
 
 @bp.post("/logout")
 def logout():
-    """End the session (POST with CSRF, so that no other site can sign a user out)."""
+    """End the session for good: its server-side row goes, so a copy of the cookie opens
+    nothing (POST with CSRF, so that no other site can sign a user out)."""
+    if current_user.is_authenticated:
+        console_sessions.end_session(current_user, current_session_id())
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
