@@ -108,7 +108,12 @@ def account_revoke_session(session_id):
     flash(f"The session in {browser} is signed out.", "success")
     if not is_fragment_request():
         return redirect_back(url_for("console.account_index"))
-    return render_fragments("")
+    # The row goes (empty answer); "Sign out everywhere else" goes too when no other is left.
+    others = console_sessions.count_other_sessions(current_user.id, current_session_id())
+    button = render_template(
+        "account/_revoke_others.html", others=others, oob=True, next_url=current_path()
+    )
+    return render_fragments(button)
 
 
 @bp.post("/account/sessions/revoke-others")
