@@ -52,6 +52,7 @@ class PasswordChangeForm(FlaskForm):
 
 
 def _sessions_plural(count: int) -> str:
+    """ "1 other session", "3 other sessions"."""
     return f"{count} other session" + ("" if count == 1 else "s")
 
 

@@ -35,6 +35,7 @@ def session_ids(user_id: str) -> list[str]:
 
 
 def events(tenant_id: str, action: str) -> list[AuditEvent]:
+    """The tenant's audit events of ``action``, as committed now."""
     db.session.rollback()
     return list(
         db.session.scalars(

@@ -38,6 +38,7 @@ def move_session(user_id: str, **ago: timedelta) -> None:
 
 
 def events(tenant_id: str, action: str) -> list[AuditEvent]:
+    """The tenant's audit events of ``action``, as committed now."""
     db.session.rollback()
     return list(
         db.session.scalars(
