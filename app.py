@@ -1,8 +1,8 @@
 """Channels: the application factory.
 
-Configuration, lowest to highest precedence: the defaults below, ``instance/config.py``, then
-environment variables (DATABASE_URL, SECRET_KEY, CREDENTIALS_KEY, HTMX_SRC, DNS_NAMESERVERS,
-RATELIMIT_STORAGE_URI, CHANNELS_ENV, ...), then ``test_config``.
+Configuration, lowest to highest precedence: the defaults declared in ``core.settings``,
+``instance/config.py``, environment variables, then ``test_config``; every setting is typed and
+checked before anything else starts (``core.settings.SettingsError`` names a bad one).
 """
 
 from __future__ import annotations
@@ -14,40 +14,27 @@ import uuid
 from contextvars import ContextVar
 from datetime import timedelta
 
-from flask import Flask, g, request
+from flask import Config, Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
-from core.crypto import dev_credentials_key
-from core.database import configure_engine, engine_options, normalize_database_url
+from core.database import configure_engine, engine_options
 from core.extensions import csrf, db, login_manager, migrate
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.limits import init_limiter
+from core.settings import HTMX_SRI, load_settings
+from core.settings import HTMX_VERSION as HTMX_VERSION  # the pin, read by tests/browser
 
-DEV_SECRET_KEY = "dev-only-insecure-secret-key"
-HTMX_VERSION = "2.0.11"
-HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
-HTMX_CDN = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
-
-ENV_SETTINGS = (
-    "SECRET_KEY",
-    "CREDENTIALS_KEY",
-    "HTMX_SRC",
-    "DNS_NAMESERVERS",
-    "RATELIMIT_STORAGE_URI",
-    "RATELIMIT_API",
-    "RATELIMIT_API_AUTH_FAILURES",
-    "RATELIMIT_SIGNIN",
-    "RATELIMIT_KEY_NAMESPACE",
-    "RATELIMIT_ENABLED",
-    "PROVIDER_BASE_URLS",
-    "PROVIDER_TIMEOUT",
-    "PROVIDER_CA_FILE",
-    "TRUSTED_PROXIES",
-    "SESSION_IDLE_MINUTES",
-    "SESSION_MAX_HOURS",
-)
+# Fixed by the contract (64 KiB bodies, the pinned htmx build, cookie and CSRF policy): plain
+# Flask config, not settings an operator is invited to change.
+FIXED_CONFIG = {
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    "HTMX_SRI": HTMX_SRI,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,
+}
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
@@ -150,54 +137,29 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, CLI, error handling."""
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.from_mapping(
-        ENV=os.environ.get("CHANNELS_ENV", "development"),
-        SECRET_KEY=DEV_SECRET_KEY,
-        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "channels.db"),
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        HTMX_SRC=HTMX_CDN,
-        HTMX_SRI=HTMX_SRI,
-        DNS_NAMESERVERS="",
-        DNS_TIMEOUT=3.0,
-        SPF_INCLUDE="spf.channels-mail.net",
-        DKIM_SELECTOR="channels",
-        DKIM_TARGET_SUFFIX="dkim.channels-mail.net",
-        RATELIMIT_STORAGE_URI="memory://",
-        RATELIMIT_API="600 per minute",
-        RATELIMIT_API_AUTH_FAILURES="60 per minute",
-        RATELIMIT_SIGNIN="10 per minute",
-        PROVIDER_BASE_URLS="",
-        PROVIDER_TIMEOUT=10.0,
-        LOG_LEVEL="INFO",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=None,  # None: Secure everywhere but development and testing
-        WTF_CSRF_TIME_LIMIT=None,
-        PAGE_SIZE=25,
-        TRUSTED_PROXIES=0,
-        SESSION_IDLE_MINUTES=30,
-        SESSION_MAX_HOURS=12,
-    )
-    app.config.from_pyfile("config.py", silent=True)
-    for name in ENV_SETTINGS:
-        if os.environ.get(name):
-            app.config[name] = os.environ[name]
-    if os.environ.get("DATABASE_URL"):
-        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
-    if test_config:
-        app.config.update(test_config)
-
-    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(
-        app.config["SQLALCHEMY_DATABASE_URI"]
-    )
+    app.config.from_mapping(FIXED_CONFIG)
+    # Any Flask key may be set in the instance file; declared settings are typed below.
+    instance = Config(app.instance_path)
+    instance.from_pyfile("config.py", silent=True)
+    settings = load_settings(instance, test_config)
+    app.config.update(instance)
+    app.config.update(test_config or {})
+    # The typed values replace whatever spelling the layers used (strings from the environment).
+    app.config.update(dict(settings))
+    for alias in ("CHANNELS_ENV", "DATABASE_URL"):
+        app.config.pop(alias, None)
+    if app.config["SQLALCHEMY_DATABASE_URI"] is None:
+        path = os.path.join(app.instance_path, "channels.db")
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + path
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
-    _check_secrets(app)
-    _type_session_settings(app)
     # Flask's own default (False) must not win: only an explicit setting overrides this.
-    if app.config.get("SESSION_COOKIE_SECURE") is None:
+    if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
+    # Flask's signed cookie is accepted no longer than a console session may last (31 days
+    # otherwise); the server-side session (core.services.console_sessions) decides the rest.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     _configure_logging(app)
 
     app.json.sort_keys = False  # keep the documented field order of API objects
@@ -236,42 +198,7 @@ def _behind_proxies(app: Flask):
     0 (the default) trusts none: the client address (audit events, sign-in limits) is the
     socket's peer. Behind one TLS-terminating proxy, set TRUSTED_PROXIES=1.
     """
-    value = str(app.config.get("TRUSTED_PROXIES") or 0)
-    if not value.isdigit():
-        raise RuntimeError("TRUSTED_PROXIES must be a whole number of proxies (0 for none).")
-    proxies = int(value)
+    proxies = app.config["TRUSTED_PROXIES"]
     if proxies == 0:
         return app.wsgi_app
     return ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
-
-
-def _type_session_settings(app: Flask) -> None:
-    """SESSION_IDLE_MINUTES and SESSION_MAX_HOURS as positive numbers, or no start at all.
-
-    Flask's own signed cookie is then accepted no longer than a session may last
-    (PERMANENT_SESSION_LIFETIME would otherwise default to 31 days); the server-side session
-    record (core.services.console_sessions) is what actually decides.
-    """
-    for name, unit in (("SESSION_IDLE_MINUTES", "minutes"), ("SESSION_MAX_HOURS", "hours")):
-        raw = app.config[name]
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if isinstance(raw, bool) or not (0 < value < 100_000):
-            raise RuntimeError(f"{name} must be a positive number of {unit} (got {raw!r}).")
-        app.config[name] = value
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
-
-
-def _check_secrets(app: Flask) -> None:
-    """Development runs on safe defaults; production refuses to start without real secrets."""
-    production = app.config["ENV"] == "production"
-    if production and app.config["SECRET_KEY"] in (None, "", DEV_SECRET_KEY):
-        raise RuntimeError("SECRET_KEY must be set to a long random value in production.")
-    if production and not app.config.get("CREDENTIALS_KEY"):
-        raise RuntimeError("CREDENTIALS_KEY must be set in production (a Fernet key).")
-    if production and len(app.config["SECRET_KEY"]) < 32:
-        raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
-    if not app.config.get("CREDENTIALS_KEY"):
-        app.config["CREDENTIALS_KEY"] = dev_credentials_key(app.config["SECRET_KEY"])

@@ -518,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
     for other in runs[:-1]:
         for key in RATIO_KEYS:
             headline[f"{other.backend}_{key}"] = other.ratios[key]
+    # The create path without HTTP (bench/inprocess.py): its own baseline, same run.
+    from bench.inprocess import measure
+
+    log("[in-process] create and refused create vs a bare insert")
+    headline.update(measure())
     headline["seconds"] = round(time.time() - started, 1)
     print(json.dumps(headline))
     return 0

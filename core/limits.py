@@ -1,6 +1,6 @@
 """Rate limits (Flask-Limiter): per API key on /api, per account and per IP on sign-in.
 
-Configuration (app config / environment):
+Configuration (declared and typed in ``core.settings``):
 
 - ``RATELIMIT_API`` — limit per API key, default ``600 per minute``.
 - ``RATELIMIT_API_AUTH_FAILURES`` — failed API authentications (401s) per client IP, default
@@ -49,7 +49,7 @@ AUTH_FAILURES_MESSAGE = (
 
 
 def _namespaced(key: str) -> str:
-    return f"{current_app.config.get('RATELIMIT_KEY_NAMESPACE', '')}{key}"
+    return f"{current_app.config['RATELIMIT_KEY_NAMESPACE']}{key}"
 
 
 def client_ip() -> str:
@@ -167,9 +167,4 @@ def retry_after_seconds() -> int:
 
 def init_limiter(app: Flask) -> None:
     """Attach the limiter to the app with its configuration."""
-    enabled = app.config.get("RATELIMIT_ENABLED", True)
-    if isinstance(enabled, str):  # from the environment
-        enabled = enabled.strip().lower() not in ("0", "false", "no", "off")
-    app.config["RATELIMIT_ENABLED"] = enabled
-    app.config.setdefault("RATELIMIT_KEY_NAMESPACE", "")
     limiter.init_app(app)

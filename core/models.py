@@ -59,6 +59,7 @@ class Tenant(db.Model):
 
 class User(db.Model):
     __tablename__ = "users"
+    LABEL = "User"  # in "User not found."
     __table_args__ = (
         CheckConstraint(
             "(role = 'admin' AND tenant_id IS NOT NULL)"
@@ -116,6 +117,7 @@ class ConsoleSession(db.Model):
 
 class ApiKey(db.Model):
     __tablename__ = "api_keys"
+    LABEL = "API key"  # in "API key not found."
 
     id: Mapped[str] = _id_column()
     tenant_id: Mapped[str] = _tenant_column()
@@ -130,6 +132,7 @@ class ApiKey(db.Model):
 
 class Integration(db.Model):
     __tablename__ = "integrations"
+    LABEL = "Integration"  # in "Integration not found."
     __table_args__ = (Index("ix_integrations_tenant_created", "tenant_id", "created_at", "id"),)
 
     id: Mapped[str] = _id_column()
@@ -149,6 +152,7 @@ class Integration(db.Model):
 
 class EmailDomain(db.Model):
     __tablename__ = "email_domains"
+    LABEL = "Email domain"  # in "Email domain not found."
     __table_args__ = (
         UniqueConstraint("tenant_id", "domain", name="uq_email_domains_tenant_domain"),
         Index("ix_email_domains_tenant_created", "tenant_id", "created_at", "id"),
@@ -168,6 +172,7 @@ class EmailDomain(db.Model):
 
 class PhoneNumber(db.Model):
     __tablename__ = "phone_numbers"
+    LABEL = "Phone number"  # in "Phone number not found."
     __table_args__ = (
         # Unique platform-wide among numbers in use; a released number may be added again.
         Index(
@@ -196,6 +201,7 @@ class PhoneNumber(db.Model):
 
 class Channel(db.Model):
     __tablename__ = "channels"
+    LABEL = "Channel"  # in "Channel not found."
     __table_args__ = (
         UniqueConstraint("tenant_id", "name_key", name="uq_channels_tenant_name_key"),
         # At most one default per (tenant, type): concurrent requests can never leave two.

@@ -176,7 +176,79 @@ CURSOR = query(
 QUERY_BOOLEAN = {"type": "string", "pattern": QUERY_BOOLEAN_PATTERN}
 
 
-def documented(**fields):
+@dataclass(frozen=True)
+class ResourceDocs:
+    """What a resource's operations share (tag, component name, path id), so that each route
+    declares only what is its own: ``CHANNELS.reading("getChannel", "Get a channel")``."""
+
+    tag: str
+    schema: str  # the component of one object, e.g. "PhoneNumber" (lists: "PhoneNumberList")
+    noun: str  # "phone number": in the path parameter's description
+    plural: str  # "numbers": "One page of numbers, newest first."
+    id_param: str  # the path parameter, e.g. "phone_number_id"
+
+    def _id(self) -> list[dict]:
+        return [path_id(self.id_param, self.noun)]
+
+    def creating(self, operation_id: str, summary: str, created: str, **extra) -> Operation:
+        """POST of a new object: 201 with it and its Location."""
+        ok = {201: body(self.schema, created, ("Location",), extra.pop("examples", None))}
+        ok.update(extra.pop("ok", {}))
+        return Operation(operation_id, summary, self.tag, ok=ok, errors=BODY_ERRORS, **extra)
+
+    def listing(self, operation_id: str, summary: str, *filters: dict, **extra) -> Operation:
+        """GET of one page, newest first, with ``filters`` before limit and cursor."""
+        ok = {200: body(f"{self.schema}List", f"One page of {self.plural}, newest first.")}
+        return Operation(
+            operation_id,
+            summary,
+            self.tag,
+            ok=ok,
+            errors=READ_ERRORS,
+            parameters=[*filters, LIMIT, CURSOR],
+            **extra,
+        )
+
+    def reading(self, operation_id: str, summary: str) -> Operation:
+        """GET of one object by id."""
+        return Operation(
+            operation_id,
+            summary,
+            self.tag,
+            ok={200: body(self.schema)},
+            errors=ID_READ_ERRORS,
+            parameters=self._id(),
+        )
+
+    def changing(
+        self, operation_id: str, summary: str, answer: str, headers=(), **extra
+    ) -> Operation:
+        """PATCH, or POST of an action on the object: 200 with ``answer``'s schema."""
+        schema = extra.pop("answer_schema", self.schema)
+        return Operation(
+            operation_id,
+            summary,
+            self.tag,
+            ok={200: body(schema, answer, headers)},
+            errors=ID_BODY_ERRORS,
+            parameters=self._id(),
+            **extra,
+        )
+
+    def deleting(self, operation_id: str, summary: str, headers=(), **extra) -> Operation:
+        """DELETE: 204."""
+        return Operation(
+            operation_id,
+            summary,
+            self.tag,
+            ok={204: no_content("Deleted.", headers)},
+            errors=ID_DELETE_ERRORS,
+            parameters=self._id(),
+            **extra,
+        )
+
+
+def documented(operation: Operation | None = None, **fields):
     """Declares a view's operation where the route is defined (below ``@bp.<method>(path)``)::
 
     @bp.get("/channels/<channel_id>")
@@ -185,7 +257,7 @@ def documented(**fields):
                 parameters=[path_id("channel_id", "channel")])
     def get_channel(channel_id): ...
     """
-    operation = Operation(**fields)
+    operation = operation or Operation(**fields)
 
     def attach(view):
         view.openapi_operation = operation

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, or_
 
 from core.errors import ServiceError
+from core.tenancy import lookup_id
 
 # Page sizes of every list (DESIGN §4): the API reads `limit` within these; the document says so.
 LIST_LIMIT_DEFAULT = 50
@@ -31,7 +32,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, object_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(object_id, str) or len(object_id) > 36:
+        if when.tzinfo is None or lookup_id(object_id) is None:
             raise ValueError
         return when, object_id
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeError) as exc:

@@ -19,21 +19,13 @@ from core.errors import FieldErrors
 from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
 from core.openapi import (
-    BODY_ERRORS,
     CHANNEL_TYPE,
-    CURSOR,
-    ID_BODY_ERRORS,
-    ID_DELETE_ERRORS,
-    ID_READ_ERRORS,
-    LIMIT,
     QUERY_BOOLEAN,
-    READ_ERRORS,
     SEED_CHANNEL_EXAMPLES,
     SEED_CREATE_EXAMPLES,
+    ResourceDocs,
     body,
     documented,
-    no_content,
-    path_id,
     query,
 )
 from core.pagination import keyset_page
@@ -41,29 +33,31 @@ from core.serializers import channel_to_api
 from core.services import channels as service
 from core.services.channel_queries import channel_list_query
 from core.services.test_send import send_test_message
+from core.tenancy import get_for_tenant
+
+CHANNELS = ResourceDocs("Channels", "Channel", "channel", "channels", "channel_id")
 
 
 @bp.post("/channels")
 @documented(
-    operation_id="createChannel",
-    summary="Create a channel",
-    tag="Channels",
-    ok={
-        201: body("Channel", "The channel was created.", ("Location",), SEED_CHANNEL_EXAMPLES),
-        200: body("ChannelPreview", "`dry_run=true`: the channel that would be created."),
-    },
-    errors=BODY_ERRORS,
-    parameters=[
-        query(
-            "dry_run",
-            QUERY_BOOLEAN,
-            "`true` runs every rule and saves nothing: 200 with the channel it would create.",
-        )
-    ],
-    request_schema="ChannelCreate",
-    request_examples=SEED_CREATE_EXAMPLES,
-    description="When `is_default` is omitted and the tenant has no default channel of the "
-    "type, the new channel becomes the default.",
+    CHANNELS.creating(
+        "createChannel",
+        "Create a channel",
+        "The channel was created.",
+        examples=SEED_CHANNEL_EXAMPLES,
+        ok={200: body("ChannelPreview", "`dry_run=true`: the channel that would be created.")},
+        parameters=[
+            query(
+                "dry_run",
+                QUERY_BOOLEAN,
+                "`true` runs every rule and saves nothing: 200 with the channel it would create.",
+            )
+        ],
+        request_schema="ChannelCreate",
+        request_examples=SEED_CREATE_EXAMPLES,
+        description="When `is_default` is omitted and the tenant has no default channel of the "
+        "type, the new channel becomes the default.",
+    )
 )
 @write_endpoint
 def create_channel():
@@ -82,19 +76,14 @@ def create_channel():
 
 @bp.get("/channels")
 @documented(
-    operation_id="listChannels",
-    summary="List channels",
-    tag="Channels",
-    ok={200: body("ChannelList", "One page of channels, newest first.")},
-    errors=READ_ERRORS,
-    parameters=[
+    CHANNELS.listing(
+        "listChannels",
+        "List channels",
         query("channel_type", CHANNEL_TYPE, "Only channels of this type."),
         query("status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."),
         query("is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."),
         query("q", {"type": "string"}, "Name contains (case-insensitive)."),
-        LIMIT,
-        CURSOR,
-    ],
+    )
 )
 def list_channels():
     """List the tenant's channels, newest first, with filters and a cursor."""
@@ -117,30 +106,23 @@ def list_channels():
 
 
 @bp.get("/channels/<channel_id>")
-@documented(
-    operation_id="getChannel",
-    summary="Get a channel",
-    tag="Channels",
-    ok={200: body("Channel")},
-    errors=ID_READ_ERRORS,
-    parameters=[path_id("channel_id", "channel")],
-)
+@documented(CHANNELS.reading("getChannel", "Get a channel"))
 def get_channel(channel_id):
     """One channel of the tenant."""
-    return channel_to_api(service.get_channel(g.tenant_id, channel_id))
+    return channel_to_api(get_for_tenant(Channel, g.tenant_id, channel_id))
 
 
 @bp.patch("/channels/<channel_id>")
 @documented(
-    operation_id="updateChannel",
-    summary="Update a channel",
-    tag="Channels",
-    ok={200: body("Channel", "The updated channel.", ("Default-Handover",))},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("channel_id", "channel")],
-    request_schema="ChannelUpdate",
-    description="A partial update. Disabling the default channel hands the default over to "
-    "the oldest other available channel of the type, named in `Default-Handover`.",
+    CHANNELS.changing(
+        "updateChannel",
+        "Update a channel",
+        "The updated channel.",
+        ("Default-Handover",),
+        request_schema="ChannelUpdate",
+        description="A partial update. Disabling the default channel hands the default over to "
+        "the oldest other available channel of the type, named in `Default-Handover`.",
+    )
 )
 @write_endpoint
 def update_channel(channel_id):
@@ -150,14 +132,7 @@ def update_channel(channel_id):
 
 
 @bp.delete("/channels/<channel_id>")
-@documented(
-    operation_id="deleteChannel",
-    summary="Delete a channel",
-    tag="Channels",
-    ok={204: no_content("Deleted.", ("Default-Handover",))},
-    errors=ID_DELETE_ERRORS,
-    parameters=[path_id("channel_id", "channel")],
-)
+@documented(CHANNELS.deleting("deleteChannel", "Delete a channel", ("Default-Handover",)))
 @write_endpoint
 def delete_channel(channel_id):
     """Delete (204); deleting the default names its successor in Default-Handover."""
@@ -167,15 +142,15 @@ def delete_channel(channel_id):
 
 @bp.post("/channels/<channel_id>/test")
 @documented(
-    operation_id="testChannel",
-    summary="Send a test message",
-    tag="Channels",
-    ok={200: body("TestMessageResult", "What the provider answered (also when it refused).")},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("channel_id", "channel")],
-    request_schema="TestMessageRequest",
-    description="Sends one real message through the channel's provider. Only an `available` "
-    "channel sends; others answer 409.",
+    CHANNELS.changing(
+        "testChannel",
+        "Send a test message",
+        "What the provider answered (also when it refused).",
+        answer_schema="TestMessageResult",
+        request_schema="TestMessageRequest",
+        description="Sends one real message through the channel's provider. Only an `available` "
+        "channel sends; others answer 409.",
+    )
 )
 @write_endpoint
 def test_channel(channel_id):

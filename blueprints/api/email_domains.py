@@ -9,35 +9,25 @@ from blueprints.api import bp, handover_headers, json_body, query_limit, write_e
 from core.extensions import db
 from core.models import EmailDomain
 from core.openapi import (
-    BODY_ERRORS,
-    CURSOR,
-    ID_BODY_ERRORS,
-    ID_DELETE_ERRORS,
-    ID_READ_ERRORS,
-    LIMIT,
-    READ_ERRORS,
-    body,
+    ResourceDocs,
     documented,
-    no_content,
-    path_id,
 )
 from core.pagination import keyset_page
 from core.serializers import email_domain_to_api
 from core.services import email_domains as service
+from core.tenancy import get_for_tenant
+
+EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "domains", "domain_id")
 
 
 @bp.post("/email_domains")
 @documented(
-    operation_id="createEmailDomain",
-    summary="Add an email domain",
-    tag="Email domains",
-    ok={
-        201: body(
-            "EmailDomain", "The domain was added (pending) with its DNS records.", ("Location",)
-        )
-    },
-    errors=BODY_ERRORS,
-    request_schema="EmailDomainCreate",
+    EMAIL_DOMAINS.creating(
+        "createEmailDomain",
+        "Add an email domain",
+        "The domain was added (pending) with its DNS records.",
+        request_schema="EmailDomainCreate",
+    )
 )
 @write_endpoint
 def create_email_domain():
@@ -48,14 +38,7 @@ def create_email_domain():
 
 
 @bp.get("/email_domains")
-@documented(
-    operation_id="listEmailDomains",
-    summary="List email domains",
-    tag="Email domains",
-    ok={200: body("EmailDomainList", "One page of domains, newest first.")},
-    errors=READ_ERRORS,
-    parameters=[LIMIT, CURSOR],
-)
+@documented(EMAIL_DOMAINS.listing("listEmailDomains", "List email domains"))
 def list_email_domains():
     """List the tenant's domains, newest first."""
     query = select(EmailDomain).where(EmailDomain.tenant_id == g.tenant_id)
@@ -66,30 +49,23 @@ def list_email_domains():
 
 
 @bp.get("/email_domains/<domain_id>")
-@documented(
-    operation_id="getEmailDomain",
-    summary="Get an email domain",
-    tag="Email domains",
-    ok={200: body("EmailDomain")},
-    errors=ID_READ_ERRORS,
-    parameters=[path_id("domain_id", "email domain")],
-)
+@documented(EMAIL_DOMAINS.reading("getEmailDomain", "Get an email domain"))
 def get_email_domain(domain_id):
     """One domain with its DNS records."""
-    return email_domain_to_api(service.get_email_domain(g.tenant_id, domain_id))
+    return email_domain_to_api(get_for_tenant(EmailDomain, g.tenant_id, domain_id))
 
 
 @bp.post("/email_domains/<domain_id>/verify")
 @documented(
-    operation_id="verifyEmailDomain",
-    summary="Verify an email domain",
-    tag="Email domains",
-    ok={200: body("EmailDomain", "The domain after the DNS lookup.", ("Default-Handover",))},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("domain_id", "email domain")],
-    body_optional=True,
-    description="Looks the DNS records up now; the domain becomes `verified` when the "
-    "`verification` TXT record is found, and its channels follow.",
+    EMAIL_DOMAINS.changing(
+        "verifyEmailDomain",
+        "Verify an email domain",
+        "The domain after the DNS lookup.",
+        ("Default-Handover",),
+        body_optional=True,
+        description="Looks the DNS records up now; the domain becomes `verified` when the "
+        "`verification` TXT record is found, and its channels follow.",
+    )
 )
 @write_endpoint
 def verify_email_domain(domain_id):
@@ -101,13 +77,11 @@ def verify_email_domain(domain_id):
 
 @bp.delete("/email_domains/<domain_id>")
 @documented(
-    operation_id="deleteEmailDomain",
-    summary="Delete an email domain",
-    tag="Email domains",
-    ok={204: no_content("Deleted.")},
-    errors=ID_DELETE_ERRORS,
-    parameters=[path_id("domain_id", "email domain")],
-    description="409 while channels use it; the message names them.",
+    EMAIL_DOMAINS.deleting(
+        "deleteEmailDomain",
+        "Delete an email domain",
+        description="409 while channels use it; the message names them.",
+    )
 )
 @write_endpoint
 def delete_email_domain(domain_id):

@@ -16,18 +16,9 @@ from blueprints.api import (
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
 from core.openapi import (
-    BODY_ERRORS,
     CHANNEL_TYPE,
-    CURSOR,
-    ID_BODY_ERRORS,
-    ID_DELETE_ERRORS,
-    ID_READ_ERRORS,
-    LIMIT,
-    READ_ERRORS,
-    body,
+    ResourceDocs,
     documented,
-    no_content,
-    path_id,
     query,
 )
 from core.pagination import keyset_page
@@ -35,18 +26,23 @@ from core.providers import SECRET_MASK
 from core.serializers import integration_to_api
 from core.services import integrations as service
 from core.services import provider_checks
+from core.tenancy import get_for_tenant
+
+INTEGRATIONS = ResourceDocs(
+    "Integrations", "Integration", "integration", "integrations", "integration_id"
+)
 
 
 @bp.post("/integrations")
 @documented(
-    operation_id="createIntegration",
-    summary="Create an integration",
-    tag="Integrations",
-    ok={201: body("Integration", "The integration was created.", ("Location",))},
-    errors=BODY_ERRORS,
-    request_schema="IntegrationCreate",
-    description="Secret credentials are encrypted at rest and never shown again: responses "
-    f"show them as `{SECRET_MASK}`.",
+    INTEGRATIONS.creating(
+        "createIntegration",
+        "Create an integration",
+        "The integration was created.",
+        request_schema="IntegrationCreate",
+        description="Secret credentials are encrypted at rest and never shown again: responses "
+        f"show them as `{SECRET_MASK}`.",
+    )
 )
 @write_endpoint
 def create_integration():
@@ -58,16 +54,11 @@ def create_integration():
 
 @bp.get("/integrations")
 @documented(
-    operation_id="listIntegrations",
-    summary="List integrations",
-    tag="Integrations",
-    ok={200: body("IntegrationList", "One page of integrations, newest first.")},
-    errors=READ_ERRORS,
-    parameters=[
+    INTEGRATIONS.listing(
+        "listIntegrations",
+        "List integrations",
         query("channel_type", CHANNEL_TYPE, "Only integrations of this type."),
-        LIMIT,
-        CURSOR,
-    ],
+    )
 )
 def list_integrations():
     """List the tenant's integrations, newest first."""
@@ -82,31 +73,24 @@ def list_integrations():
 
 
 @bp.get("/integrations/<integration_id>")
-@documented(
-    operation_id="getIntegration",
-    summary="Get an integration",
-    tag="Integrations",
-    ok={200: body("Integration")},
-    errors=ID_READ_ERRORS,
-    parameters=[path_id("integration_id", "integration")],
-)
+@documented(INTEGRATIONS.reading("getIntegration", "Get an integration"))
 def get_integration(integration_id):
     """One integration, secrets masked."""
-    return integration_to_api(service.get_integration(g.tenant_id, integration_id))
+    return integration_to_api(get_for_tenant(Integration, g.tenant_id, integration_id))
 
 
 @bp.patch("/integrations/<integration_id>")
 @documented(
-    operation_id="updateIntegration",
-    summary="Update an integration",
-    tag="Integrations",
-    ok={200: body("Integration", "The updated integration.", ("Default-Handover",))},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("integration_id", "integration")],
-    request_schema="IntegrationUpdate",
-    description="Rename, replace credentials (omitted credentials and secrets sent back as "
-    f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
-    "its channels.",
+    INTEGRATIONS.changing(
+        "updateIntegration",
+        "Update an integration",
+        "The updated integration.",
+        ("Default-Handover",),
+        request_schema="IntegrationUpdate",
+        description="Rename, replace credentials (omitted credentials and secrets sent back as "
+        f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
+        "its channels.",
+    )
 )
 @write_endpoint
 def update_integration(integration_id):
@@ -119,15 +103,14 @@ def update_integration(integration_id):
 
 @bp.post("/integrations/<integration_id>/check")
 @documented(
-    operation_id="checkIntegration",
-    summary="Check an integration's credentials",
-    tag="Integrations",
-    ok={200: body("Integration", "The integration with the outcome in `last_check`.")},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("integration_id", "integration")],
-    body_optional=True,
-    description="Calls the provider now; a refusal is not an error of the request: "
-    "`last_check.ok` is false and `last_check.message` says why.",
+    INTEGRATIONS.changing(
+        "checkIntegration",
+        "Check an integration's credentials",
+        "The integration with the outcome in `last_check`.",
+        body_optional=True,
+        description="Calls the provider now; a refusal is not an error of the request: "
+        "`last_check.ok` is false and `last_check.message` says why.",
+    )
 )
 @write_endpoint
 def check_integration(integration_id):
@@ -139,13 +122,11 @@ def check_integration(integration_id):
 
 @bp.delete("/integrations/<integration_id>")
 @documented(
-    operation_id="deleteIntegration",
-    summary="Delete an integration",
-    tag="Integrations",
-    ok={204: no_content("Deleted.")},
-    errors=ID_DELETE_ERRORS,
-    parameters=[path_id("integration_id", "integration")],
-    description="409 while channels or phone numbers use it; the message names them.",
+    INTEGRATIONS.deleting(
+        "deleteIntegration",
+        "Delete an integration",
+        description="409 while channels or phone numbers use it; the message names them.",
+    )
 )
 @write_endpoint
 def delete_integration(integration_id):

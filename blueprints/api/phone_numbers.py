@@ -9,21 +9,17 @@ from blueprints.api import bp, handover_headers, json_body, query_limit, write_e
 from core.extensions import db
 from core.models import Channel, PhoneNumber
 from core.openapi import (
-    BODY_ERRORS,
-    CURSOR,
-    ID_BODY_ERRORS,
-    ID_DELETE_ERRORS,
-    ID_READ_ERRORS,
-    LIMIT,
-    READ_ERRORS,
-    body,
+    ResourceDocs,
     documented,
-    no_content,
-    path_id,
 )
 from core.pagination import keyset_page
 from core.serializers import phone_number_to_api
 from core.services import phone_numbers as service
+from core.tenancy import get_for_tenant
+
+PHONE_NUMBERS = ResourceDocs(
+    "Phone numbers", "PhoneNumber", "phone number", "numbers", "phone_number_id"
+)
 
 
 def _channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
@@ -40,18 +36,12 @@ def _channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
 
 @bp.post("/phone_numbers")
 @documented(
-    operation_id="createPhoneNumber",
-    summary="Add a phone number",
-    tag="Phone numbers",
-    ok={
-        201: body(
-            "PhoneNumber",
-            "The number was added; `channel_id` is its SMS channel.",
-            ("Location",),
-        )
-    },
-    errors=BODY_ERRORS,
-    request_schema="PhoneNumberCreate",
+    PHONE_NUMBERS.creating(
+        "createPhoneNumber",
+        "Add a phone number",
+        "The number was added; `channel_id` is its SMS channel.",
+        request_schema="PhoneNumberCreate",
+    )
 )
 @write_endpoint
 def create_phone_number():
@@ -64,14 +54,7 @@ def create_phone_number():
 
 
 @bp.get("/phone_numbers")
-@documented(
-    operation_id="listPhoneNumbers",
-    summary="List phone numbers",
-    tag="Phone numbers",
-    ok={200: body("PhoneNumberList", "One page of numbers, newest first.")},
-    errors=READ_ERRORS,
-    parameters=[LIMIT, CURSOR],
-)
+@documented(PHONE_NUMBERS.listing("listPhoneNumbers", "List phone numbers"))
 def list_phone_numbers():
     """List the tenant's numbers, newest first."""
     query = select(PhoneNumber).where(PhoneNumber.tenant_id == g.tenant_id)
@@ -86,30 +69,23 @@ def list_phone_numbers():
 
 
 @bp.get("/phone_numbers/<phone_number_id>")
-@documented(
-    operation_id="getPhoneNumber",
-    summary="Get a phone number",
-    tag="Phone numbers",
-    ok={200: body("PhoneNumber")},
-    errors=ID_READ_ERRORS,
-    parameters=[path_id("phone_number_id", "phone number")],
-)
+@documented(PHONE_NUMBERS.reading("getPhoneNumber", "Get a phone number"))
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
-    number = service.get_phone_number(g.tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
     return phone_number_to_api(number, _channel_ids([number]).get(number.id))
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
 @documented(
-    operation_id="releasePhoneNumber",
-    summary="Release a phone number",
-    tag="Phone numbers",
-    ok={200: body("PhoneNumber", "The released number.", ("Default-Handover",))},
-    errors=ID_BODY_ERRORS,
-    parameters=[path_id("phone_number_id", "phone number")],
-    body_optional=True,
-    description="The number stays listed as `released`; its channels are disabled.",
+    PHONE_NUMBERS.changing(
+        "releasePhoneNumber",
+        "Release a phone number",
+        "The released number.",
+        ("Default-Handover",),
+        body_optional=True,
+        description="The number stays listed as `released`; its channels are disabled.",
+    )
 )
 @write_endpoint
 def release_phone_number(phone_number_id):
@@ -125,13 +101,11 @@ def release_phone_number(phone_number_id):
 
 @bp.delete("/phone_numbers/<phone_number_id>")
 @documented(
-    operation_id="deletePhoneNumber",
-    summary="Delete a phone number",
-    tag="Phone numbers",
-    ok={204: no_content("Deleted.")},
-    errors=ID_DELETE_ERRORS,
-    parameters=[path_id("phone_number_id", "phone number")],
-    description="409 while channels use it; the message names them.",
+    PHONE_NUMBERS.deleting(
+        "deletePhoneNumber",
+        "Delete a phone number",
+        description="409 while channels use it; the message names them.",
+    )
 )
 @write_endpoint
 def delete_phone_number(phone_number_id):

@@ -9,8 +9,10 @@ Building blocks for every console page (reuse them; don't re-implement them):
   htmx request (``responses.is_fragment_request``); ``responses.render_fragments(...)`` for
   row updates with out-of-band rows and the flash region; ``responses.redirect_back(...)``
   for no-JS POSTs (303 to a safe ``next``).
-- ``forms.apply_service_errors(form, exc)`` — a service's ``ValidationFailed`` onto
-  ``form.<field>.errors``; forms never re-implement a rule.
+- ``writes.console_write(form)`` — the ONE way a console view commits: wrap the service call
+  in it; it commits once, or rolls back and puts the service's refusal on the form's fields
+  (``forms.apply_service_errors``) or, without a form, in the flash area. ``writes.console_check``
+  runs rules that write nothing (inline checks). Forms never re-implement a rule.
 - ``templates/macros.html`` — labelled fields with aria-linked errors, selects, checkboxes,
   status badges, buttons, pagers; ``templates/_flash.html`` — the flash region.
 

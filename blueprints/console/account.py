@@ -18,7 +18,6 @@ from wtforms.validators import EqualTo, InputRequired
 
 from blueprints.console import bp
 from blueprints.console.auth import current_session_id
-from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
     current_path,
     is_fragment_request,
@@ -27,8 +26,7 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ValidationFailed
-from core.extensions import db
+from blueprints.console.writes import console_write
 from core.limits import password_change_rate_limit
 from core.services import accounts, console_sessions
 
@@ -83,18 +81,15 @@ def account_change_password():
     form = PasswordChangeForm()
     if not form.validate():
         return _index(form, status=422)
-    try:
+    with console_write(form) as write:
         ended = accounts.change_password(
             current_user,
             form.current_password.data or "",
             form.new_password.data or "",
             current_session_id(),
         )
-        db.session.commit()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        apply_service_errors(form, exc)
-        return _index(form, status=422)
+    if write.failed:
+        return _index(form, status=write.status)
     others = f" {_sessions_plural(ended)} signed out." if ended else ""
     flash(f"Your password is changed.{others}", "success")
     return see_other(url_for("console.account_index"))
@@ -103,8 +98,8 @@ def account_change_password():
 @bp.post("/account/sessions/<session_id>/revoke")
 def account_revoke_session(session_id):
     """Sign one of one's other sessions out (htmx: its row goes; else 303 back)."""
-    record = console_sessions.revoke_session(current_user, session_id, current_session_id())
-    db.session.commit()
+    with console_write():  # an unknown or foreign session: 404
+        record = console_sessions.revoke_session(current_user, session_id, current_session_id())
     browser = console_sessions.describe_user_agent(record.user_agent)
     flash(f"The session in {browser} is signed out.", "success")
     if not is_fragment_request():
@@ -120,8 +115,8 @@ def account_revoke_session(session_id):
 @bp.post("/account/sessions/revoke-others")
 def account_revoke_other_sessions():
     """ "Sign out everywhere else": every session of the user but this one ends (303 back)."""
-    ended = console_sessions.revoke_other_sessions(current_user, current_session_id())
-    db.session.commit()
+    with console_write():
+        ended = console_sessions.revoke_other_sessions(current_user, current_session_id())
     if ended:
         flash(f"{_sessions_plural(ended).capitalize()} signed out.", "success")
     else:

@@ -1,7 +1,8 @@
 """Console pages for API keys: create (the secret shown exactly once), list, revoke.
 
-Writes go through ``core.services.accounts`` and commit here. The new key's secret is in the
-body of the POST's response only: never in the session, a flash message, a URL or a log.
+Writes go through ``core.services.accounts`` inside ``writes.console_write``. The new key's
+secret is in the body of the POST's response only: never in the session, a flash message, a URL
+or a log.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from wtforms import SelectChoice, SelectField, StringField
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
     current_path,
     is_fragment_request,
@@ -21,10 +21,11 @@ from blueprints.console.responses import (
     render_fragments,
     render_page,
 )
-from core.errors import ValidationFailed
+from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import ApiKey
 from core.services import accounts
+from core.tenancy import get_for_tenant
 
 
 class ApiKeyForm(FlaskForm):
@@ -43,6 +44,7 @@ class ApiKeyForm(FlaskForm):
 
 
 def _keys(tenant_id: str) -> list[ApiKey]:
+    """The tenant's keys, newest first."""
     return db.session.scalars(
         select(ApiKey)
         .where(ApiKey.tenant_id == tenant_id)
@@ -51,6 +53,7 @@ def _keys(tenant_id: str) -> list[ApiKey]:
 
 
 def _index(form: ApiKeyForm, new_key=None, status: int = 200):
+    """The keys page (with ``new_key``'s secret, once, never cached)."""
     tenant = current_tenant()
     response = make_response(
         render_page(
@@ -79,18 +82,15 @@ def api_keys_create():
     """Create a key; the answer shows its secret once, with a copy button."""
     tenant = current_tenant()
     form = ApiKeyForm()
-    if form.validate():
-        try:
-            new = accounts.create_api_key(
-                tenant.id, form.name.data or "", form.scope.data, current_actor()
-            )
-            db.session.commit()
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, exc)
-            return _index(form, status=422)
-        return _index(ApiKeyForm(formdata=None), new_key=new)
-    return _index(form, status=422)
+    if not form.validate():
+        return _index(form, status=422)
+    with console_write(form) as write:
+        new = accounts.create_api_key(
+            tenant.id, form.name.data or "", form.scope.data, current_actor()
+        )
+    if write.failed:
+        return _index(form, status=write.status)
+    return _index(ApiKeyForm(formdata=None), new_key=new)
 
 
 @bp.get("/api-keys/<key_id>/revoke")
@@ -98,7 +98,7 @@ def api_keys_create():
 def api_keys_confirm_revoke(key_id):
     """Without JavaScript, revoking asks for confirmation here."""
     tenant = current_tenant()
-    key = accounts.get_api_key(tenant.id, key_id)
+    key = get_for_tenant(ApiKey, tenant.id, key_id)
     return render_template("api_keys/revoke.html", key=key, next_url=request.args.get("next"))
 
 
@@ -107,8 +107,8 @@ def api_keys_confirm_revoke(key_id):
 def api_keys_revoke(key_id):
     """Revoke a key: from now on it gets 401 from the API."""
     tenant = current_tenant()
-    key = accounts.revoke_api_key(tenant.id, key_id, current_actor())
-    db.session.commit()
+    with console_write():
+        key = accounts.revoke_api_key(tenant.id, key_id, current_actor())
     flash(
         f"The key “{key.name}” ({key.prefix}) is revoked: the API refuses it from now on.",
         "success",

@@ -21,7 +21,8 @@ from blueprints.console.responses import (
     safe_local_url,
     see_other,
 )
-from core.extensions import db, login_manager
+from blueprints.console.writes import console_write
+from core.extensions import login_manager
 from core.http import rate_limited
 from core.limits import SIGNIN_MESSAGE, client_ip, signin_rate_limits
 from core.models import User
@@ -51,14 +52,12 @@ def current_session_id() -> str | None:
     return g.get("console_session_id") if current_user.is_authenticated else None
 
 
-def sign_in_session(user: User) -> None:
-    """Start a server-side session for ``user`` in a fresh browser session (audited)."""
-    record, token = console_sessions.start_session(user, client_ip(), request.user_agent.string)
-    db.session.commit()  # the session row, last_login_at and the audit event
+def _begin_browser_session(user: User, session_id: str, token: str) -> None:
+    """Hold the new server-side session in a fresh browser session."""
     session.clear()  # a new session on sign-in: nothing of the anonymous one survives
     login_user(user)
     session[LOGIN_KEY] = token  # login_user stored the user's id; the token replaces it
-    g.console_session_id = record.id
+    g.console_session_id = session_id
 
 
 @login_manager.unauthorized_handler
@@ -99,12 +98,20 @@ def login():
         return see_other(next_url or url_for("console.channels_index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate_user(form.email.data, form.password.data)
+        # One transaction: last_login_at, the session row and the audit event (or the
+        # failure's audit event).
+        with console_write():
+            user = accounts.authenticate_user(form.email.data, form.password.data)
+            if user is not None:
+                record, token = console_sessions.start_session(
+                    user, client_ip(), request.user_agent.string
+                )
+                started = (record.id, token)
+            else:
+                console_sessions.record_failed_sign_in(form.email.data)
         if user is not None:
-            sign_in_session(user)
+            _begin_browser_session(user, *started)
             return see_other(next_url or url_for("console.channels_index"))
-        console_sessions.record_failed_sign_in(form.email.data)
-        db.session.commit()
         form.form_errors.append(SIGN_IN_FAILED)
     status = 422 if request.method == "POST" else 200
     return render_template("login.html", form=form, next_url=next_url), status
@@ -129,8 +136,8 @@ def logout():
     """End the session for good: its server-side row goes, so a copy of the cookie opens
     nothing (POST with CSRF, so that no other site can sign a user out)."""
     if current_user.is_authenticated:
-        console_sessions.end_session(current_user, current_session_id())
-        db.session.commit()
+        with console_write():
+            console_sessions.end_session(current_user, current_session_id())
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

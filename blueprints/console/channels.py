@@ -1,6 +1,8 @@
 """Console pages for channels: the table, the new/edit form, and the row actions.
 
-Every write goes through ``core.services.channels`` (the API's functions) and commits here.
+Every write goes through ``core.services.channels`` (the API's functions) inside
+``writes.console_write``, which commits it or puts the refusal on the form or in the flash area.
+The selects offer what ``channel_queries.channel_choices`` lists: the rules' own predicates.
 Row actions answer htmx with the affected rows (the changed row in place, other rows whose
 default flag moved out-of-band) and the flash region; without JavaScript they are POST
 forms that redirect 303 back to the table.
@@ -16,7 +18,7 @@ from wtforms import SelectChoice
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import CHANNEL_TYPE_LABELS, ChannelForm, apply_service_errors
+from blueprints.console.forms import CHANNEL_TYPE_LABELS, ChannelForm
 from blueprints.console.responses import (
     current_path,
     is_fragment_request,
@@ -25,20 +27,15 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ServiceError, ValidationFailed
+from blueprints.console.writes import console_check, console_write
+from core.errors import ValidationFailed
 from core.extensions import db
-from core.models import (
-    CHANNEL_STATUSES,
-    CHANNEL_TYPES,
-    Channel,
-    EmailDomain,
-    Integration,
-    PhoneNumber,
-)
+from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel, PhoneNumber
 from core.pagination import keyset_window
 from core.services import channels as service
-from core.services.channel_queries import SEARCH_MAX, channel_list_query
+from core.services.channel_queries import SEARCH_MAX, channel_choices, channel_list_query
 from core.services.test_send import send_test_message
+from core.tenancy import get_for_tenant
 
 STATUS_LABELS = {
     "available": "Available",
@@ -139,40 +136,25 @@ def channels_index():
 
 
 def _choices_for(form: ChannelForm, tenant_id: str, channel: Channel | None = None) -> None:
-    """Fill the selects with the tenant's own resources of the form's channel type.
+    """Fill the selects with what the rules let a channel of the form's type use.
 
-    Only active integrations and active SMS-capable numbers are offered; an edited channel's
-    current integration/number stays listed (marked) so that the form shows what it uses.
+    An edited channel's current integration/number stays listed (marked) even when it no
+    longer qualifies, so that the form shows what the channel uses.
     """
     channel_type = channel.channel_type if channel else form.chosen_type()
-    integrations = db.session.scalars(
-        select(Integration)
-        .where(Integration.tenant_id == tenant_id, Integration.channel_type == channel_type)
-        .order_by(Integration.name, Integration.id)
-    )
+    choices = channel_choices(tenant_id, channel_type, current=channel)
     form.integration_id.choices = [SelectChoice("", "Choose an integration…")] + [
         SelectChoice(
             i.id, f"{i.name} ({i.provider})" + ("" if i.status == "active" else " — disabled")
         )
-        for i in integrations
-        if i.status == "active" or (channel is not None and i.id == channel.integration_id)
+        for i in choices.integrations
     ]
     if channel_type == "email":
-        domains = db.session.scalars(
-            select(EmailDomain)
-            .where(EmailDomain.tenant_id == tenant_id)
-            .order_by(EmailDomain.domain)
-        )
         form.email_domain_id.choices = [SelectChoice("", "Choose a domain…")] + [
             SelectChoice(d.id, d.domain if d.status == "verified" else f"{d.domain} ({d.status})")
-            for d in domains
+            for d in choices.email_domains
         ]
     else:
-        numbers = db.session.scalars(
-            select(PhoneNumber)
-            .where(PhoneNumber.tenant_id == tenant_id)
-            .order_by(PhoneNumber.phone_number, PhoneNumber.id)
-        )
         form.phone_number_id.choices = [
             SelectChoice("", "Choose a number…", {"data-number": ""})
         ] + [
@@ -181,9 +163,7 @@ def _choices_for(form: ChannelForm, tenant_id: str, channel: Channel | None = No
                 n.phone_number if n.status == "active" else f"{n.phone_number} (released)",
                 {"data-number": n.phone_number},
             )
-            for n in numbers
-            if (n.status == "active" and "sms" in (n.capabilities or []))
-            or (channel is not None and n.id == channel.phone_number_id)
+            for n in choices.phone_numbers
         ]
 
 
@@ -232,38 +212,24 @@ def _form_data(form: ChannelForm, tenant_id: str, channel: Channel | None) -> di
     return data
 
 
-def _check_only(tenant_id: str, data: dict, channel: Channel | None) -> None:
-    """Run the service's rules without keeping anything (raises ValidationFailed)."""
-    try:
-        if channel is None:
-            service.create_channel(tenant_id, data, current_actor(), dry_run=True)
-        else:
-            service.update_channel(tenant_id, channel.id, data, current_actor())
-    finally:
-        db.session.rollback()
-
-
 def _save(form: ChannelForm, tenant_id: str, channel: Channel | None):
-    """Create or update through the service; on failure put the errors on the form."""
+    """Create or update through the service; on failure the errors are on the form (None)."""
     data = _form_data(form, tenant_id, channel)
-    coercion_errors = form.coercion_errors()
-    try:
-        if coercion_errors:
-            _check_only(tenant_id, data, channel)  # still list every rule that fails
-            return None
+    if form.coercion_errors():
+        # Not saved, but every rule that fails is still listed: the rules alone, no write.
+        with console_check(form):
+            service.validate_channel(tenant_id, data, channel)
+        return None
+    with console_write(form) as write:
         if channel is None:
             outcome = service.create_channel(tenant_id, data, current_actor())
         else:
             outcome = service.update_channel(tenant_id, channel.id, data, current_actor())
-        db.session.commit()
-        return outcome
-    except ValidationFailed as exc:
-        db.session.rollback()
-        apply_service_errors(form, exc)
-        return None
+    return None if write.failed else outcome
 
 
 def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200, test_send=None):
+    """The channel form page (with the test-send card's outcome, if any)."""
     return (
         render_template("channels/form.html", form=form, channel=channel, test_send=test_send),
         status,
@@ -325,6 +291,7 @@ def channels_type_fields():
 
 
 def _edit_form(channel: Channel) -> ChannelForm:
+    """The edit form, filled from the stored channel (the posted values win on POST)."""
     form = ChannelForm(
         data={
             "name": channel.name,
@@ -346,7 +313,7 @@ def _edit_form(channel: Channel) -> ChannelForm:
 def channels_edit(channel_id):
     """The edit form of one channel (read-only fields for read-only users)."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     form = _edit_form(channel)
     _choices_for(form, tenant.id, channel)
     return _render_form(form, channel)
@@ -357,7 +324,7 @@ def channels_edit(channel_id):
 def channels_update(channel_id):
     """Save the edit form through the service (or re-render it with every error)."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     form = _edit_form(channel)
     _choices_for(form, tenant.id, channel)
     if form.validate():
@@ -365,7 +332,7 @@ def channels_update(channel_id):
         if outcome is not None:
             flash(f"Channel “{outcome.channel.name}” saved." + _handover_text(outcome), "success")
             return see_other(url_for("console.channels_index"))
-        channel = service.get_channel(tenant.id, channel_id)  # the rollback expired it
+        channel = get_for_tenant(Channel, tenant.id, channel_id)  # the rollback expired it
     return _render_form(form, channel, 422)
 
 
@@ -373,19 +340,17 @@ def channels_update(channel_id):
 @bp.post("/channels/<channel_id>/check-address", endpoint="channels_check_address")
 @requires_write
 def channels_check_address(channel_id=None):
-    """Inline check of the send-from address (dry run of the service): the field with its errors."""
+    """Inline check of the send-from address (the service's rules, nothing written): the field
+    with its errors."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id) if channel_id else None
+    channel = get_for_tenant(Channel, tenant.id, channel_id) if channel_id else None
     form = _edit_form(channel) if channel else ChannelForm()
     form.channel_type.data = channel.channel_type if channel else "email"
     if (form.send_from_email.data or "").strip():
-        data = _form_data(form, tenant.id, channel)
-        try:
-            _check_only(tenant.id, data, channel)
-        except ValidationFailed as exc:
-            form.send_from_email.errors = list(exc.fields.get("send_from_email", []))
-        if channel is not None:
-            channel = service.get_channel(tenant.id, channel_id)
+        # The rules alone: nothing is flushed, audited or rolled back. Only this field is
+        # rendered, so only its errors show.
+        with console_check(form):
+            service.validate_channel(tenant.id, _form_data(form, tenant.id, channel), channel)
     return render_template("channels/_send_from_email.html", form=form, channel=channel)
 
 
@@ -409,26 +374,20 @@ def channels_test_send(channel_id):
     """Send one test message through the channel (the API's service, audited there); htmx gets
     the card with the outcome, a plain POST the edit page with it (422/409 when refused)."""
     tenant = current_tenant()
-    service.get_channel(tenant.id, channel_id)  # an unknown or foreign id is a 404 page
+    get_for_tenant(Channel, tenant.id, channel_id)  # an unknown or foreign id is a 404 page
     to = request.form.get("to", "")
     outcome = SendTestOutcome(to=to)
-    status = 200
-    try:
+    with console_write(report=False) as write:
         result = send_test_message(tenant.id, channel_id, to, current_actor())
-        db.session.commit()
+    if not write.failed:
         outcome.ok, outcome.message = result.ok, result.message
-    except ValidationFailed as exc:
-        db.session.rollback()
-        outcome.errors = list(exc.fields.get("to", [])) or [exc.message]
-        status = 422
-    except ServiceError as exc:
+    elif isinstance(write.error, ValidationFailed):
+        outcome.errors = list(write.error.fields.get("to", [])) or [write.error.message]
+    else:
         # 409: disabled, pending verification, or a provider without test sends.
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        outcome.message = exc.message
-        status = exc.status
-    channel = service.get_channel(tenant.id, channel_id)
+        outcome.message = write.error.message
+    status = write.status
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     if is_fragment_request():
         # htmx swaps only 2xx answers: the refusal is in the fragment, not in the status.
         return render_template("channels/_test_send.html", channel=channel, test_send=outcome)
@@ -451,33 +410,19 @@ def _handover_text(outcome) -> str:
     return ""
 
 
-def _error_text(exc: ServiceError) -> str:
-    """A service error as one sentence for the flash area."""
-    details = [message for messages in exc.fields.values() for message in messages]
-    return exc.message + (" " + " ".join(details) if details else "")
-
-
 def _row_action(channel_id: str, act):
     """Run ``act(tenant_id, channel) -> (outcome, message)``; answer with rows or a redirect."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     previous_default = service.default_channel(tenant.id, channel.channel_type)
     previous_default_id = previous_default.id if previous_default else None
     touched: list[str] = [channel.id]
-    try:
+    with console_write() as write:  # a refusal is flashed as an error
         outcome, message = act(tenant.id, channel)
-        db.session.commit()
+    if not write.failed:
         flash(message + _handover_text(outcome), "success")
         if outcome.new_default is not None:
             touched.append(outcome.new_default.id)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        flash(_error_text(exc), "error")
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        flash(_error_text(exc), "error")
     if previous_default_id:
         touched.append(previous_default_id)
     if not is_fragment_request():
@@ -554,7 +499,7 @@ def channels_enable(channel_id):
 def channels_confirm_delete(channel_id):
     """Without JavaScript, deleting asks for confirmation on this page."""
     tenant = current_tenant()
-    channel = service.get_channel(tenant.id, channel_id)
+    channel = get_for_tenant(Channel, tenant.id, channel_id)
     # Deleting a default hands the role over; the page names the successor, or says there is none.
     successor = (
         service.default_successor(tenant.id, channel.channel_type, channel.id)

@@ -21,6 +21,7 @@ from blueprints.console.responses import current_path, see_other
 from core.extensions import db
 from core.models import Tenant
 from core.services.audit import Actor
+from core.tenancy import lookup_id
 
 READ_ONLY_MESSAGE = "Your access is read-only: you cannot change anything here."
 
@@ -38,7 +39,7 @@ def _resolve_tenant() -> Tenant | None:
         return current_user.tenant
     if current_user.is_support:
         tenant_id = session.get(SUPPORT_TENANT_KEY)
-        if isinstance(tenant_id, str) and len(tenant_id) <= 36:
+        if lookup_id(tenant_id) is not None:
             return db.session.get(Tenant, tenant_id)
     return None
 

@@ -14,9 +14,7 @@ from wtforms import StringField
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
-    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -24,11 +22,12 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ValidationFailed
+from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import EmailDomain
 from core.services import email_domains as service
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
 
 DOMAIN_STATUS_LABELS = {"pending": "Pending", "verified": "Verified", "failed": "Not verified"}
 RECORD_STATUS_LABELS = {
@@ -69,6 +68,7 @@ def record_purpose_label(purpose: str) -> str:
 
 
 def _domains(tenant_id: str) -> list[EmailDomain]:
+    """The tenant's domains, in the order the page lists them."""
     return db.session.scalars(
         select(EmailDomain)
         .where(EmailDomain.tenant_id == tenant_id)
@@ -77,6 +77,7 @@ def _domains(tenant_id: str) -> list[EmailDomain]:
 
 
 def _index(form: EmailDomainForm, status: int = 200):
+    """The domains page with ``form`` (its errors, when it was refused)."""
     tenant = current_tenant()
     return render_page(
         "email_domains/index.html",
@@ -100,15 +101,12 @@ def email_domains_create():
     tenant = current_tenant()
     form = EmailDomainForm()
     if form.validate():
-        try:
+        with console_write(form) as write:
             domain = service.create_email_domain(
                 tenant.id, {"domain": form.domain.data or ""}, current_actor()
             )
-            db.session.commit()
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, exc)
-            return _index(form, 422)
+        if write.failed:
+            return _index(form, write.status)
         flash(
             f"Domain {domain.domain} added. Publish the DNS records below, then verify it.",
             "success",
@@ -118,6 +116,7 @@ def email_domains_create():
 
 
 def _records_context(tenant_id: str, domain: EmailDomain) -> dict:
+    """What the records fragment shows: the domain, its DNS records, the channels on it."""
     return {
         "domain": domain,
         "records": service.dns_records(domain),
@@ -129,7 +128,7 @@ def _records_context(tenant_id: str, domain: EmailDomain) -> dict:
 def email_domains_show(domain_id):
     """One domain: the DNS records with copy buttons, their statuses, and "Verify"."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_template("email_domains/show.html", **_records_context(tenant.id, domain))
 
 
@@ -138,8 +137,8 @@ def email_domains_show(domain_id):
 def email_domains_verify(domain_id):
     """Look the records up now; htmx gets the records and channels in place, with a flash."""
     tenant = current_tenant()
-    domain, outcomes = service.verify_email_domain(tenant.id, domain_id, current_actor())
-    db.session.commit()
+    with console_write():
+        domain, outcomes = service.verify_email_domain(tenant.id, domain_id, current_actor())
     message = (
         f"{domain.domain} is verified."
         if domain.status == "verified"
@@ -161,7 +160,7 @@ def email_domains_verify(domain_id):
 def email_domains_confirm_delete(domain_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_template(
         "email_domains/delete.html",
         domain=domain,
@@ -174,19 +173,20 @@ def email_domains_confirm_delete(domain_id):
 def email_domains_delete(domain_id):
     """Delete a domain no channel uses; refused (naming the channels) otherwise."""
     tenant = current_tenant()
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     name = domain.domain
-    deleted = apply_change(
-        lambda: service.delete_email_domain(tenant.id, domain.id, current_actor()),
-        f"Domain {name} was deleted.",
-    )
+    with console_write() as write:  # in use: refused, the flash names the channels
+        service.delete_email_domain(tenant.id, domain.id, current_actor())
+    deleted = not write.failed
+    if deleted:
+        flash(f"Domain {name} was deleted.", "success")
     if not is_fragment_request():
         if deleted:
             return see_other(url_for("console.email_domains_index"))
         return redirect_back(url_for("console.email_domains_show", domain_id=domain_id))
     if deleted:
         return render_fragments("")
-    domain = service.get_email_domain(tenant.id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant.id, domain_id)
     return render_fragments(
         render_template("email_domains/_row.html", domain=domain, next_url=current_path())
     )

@@ -1,9 +1,10 @@
 """Console forms. WTForms does HTML coercion, rendering and CSRF — never the channel rules.
 
 A form turns what the browser sent into the API-shaped dict (``ChannelForm.api_data``), the
-view hands that to the same service function as the API, and ``apply_service_errors`` puts
-the service's field errors on ``form.<field>.errors``. Select fields do not check their
-choices (``validate_choice=False``): whether an id is the tenant's is the service's call.
+view hands that to the same service function as the API inside ``writes.console_write``, and
+``apply_service_errors`` (called by it) puts the service's field errors on
+``form.<field>.errors``. Select fields do not check their choices (``validate_choice=False``):
+whether an id is the tenant's is the service's call.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wtforms import (
 from wtforms.utils import unset_value
 from wtforms.validators import InputRequired
 
-from core.errors import ValidationFailed
+from core.errors import ServiceError
 from core.models import CHANNEL_TYPES
 from core.rules import CHANNEL_TYPE_FIELDS
 
@@ -135,9 +136,17 @@ class ChannelForm(FlaskForm):
         return {name: list(field.errors) for name, field in self._fields.items() if field.errors}
 
 
-def apply_service_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    """Put each field's messages on ``form.<field>.errors``; the rest on ``form.form_errors``."""
+def apply_service_errors(
+    form: FlaskForm, exc: ServiceError, elsewhere: tuple[str, ...] = ()
+) -> None:
+    """Put each field's messages on ``form.<field>.errors``; the rest on ``form.form_errors``.
+
+    Fields named in ``elsewhere`` (and their dotted children, ``credentials.host``) are left
+    out: the page renders those errors itself.
+    """
     for field_name, messages in exc.fields.items():
+        if field_name.split(".", 1)[0] in elsewhere:
+            continue
         field = form._fields.get(field_name)
         target = field.errors if field is not None and field_name != "csrf_token" else None
         if target is None:

@@ -2,7 +2,7 @@
 disable and delete.
 
 Writes go through ``core.services.integrations`` / ``core.services.provider_checks`` (the API's
-functions) and commit here. The credential fields come from the provider catalogue
+functions) inside ``writes.console_write``. The credential fields come from the provider catalogue
 (``core.providers``): choosing a type or provider swaps them in with htmx
 (``integrations/_credential_fields.html``); without JavaScript "Show fields" re-renders the form.
 Secrets are never rendered back: a secret input is always empty, and leaving it empty on edit
@@ -20,9 +20,8 @@ from wtforms import SelectChoice, SelectField, StringField
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import CHANNEL_TYPE_LABELS, apply_service_errors
+from blueprints.console.forms import CHANNEL_TYPE_LABELS
 from blueprints.console.responses import (
-    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -30,14 +29,19 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
+from blueprints.console.writes import console_write
 from core.db_types import rfc3339
-from core.errors import ServiceError, ValidationFailed
+from core.errors import ServiceError
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
 from core.providers import PROVIDERS, providers_for
 from core.services import integrations as service
 from core.services import provider_checks
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
+
+# Errors of these fields render next to the credential inputs, not on the WTForms form.
+CREDENTIALS = ("credentials",)
 
 
 @bp.app_template_filter("rfc3339")
@@ -126,7 +130,7 @@ def credential_values(provider, stored: dict | None, form_data=None) -> dict:
     return values
 
 
-def credential_errors(exc: ValidationFailed | None) -> dict[str, list[str]]:
+def credential_errors(exc: ServiceError | None) -> dict[str, list[str]]:
     """The service's ``credentials.<field>`` errors, by field name."""
     if exc is None:
         return {}
@@ -140,6 +144,7 @@ def credential_errors(exc: ValidationFailed | None) -> dict[str, list[str]]:
 
 
 def _render_form(form, integration=None, values=None, errors=None, status=200):
+    """The integration form with the provider's credential inputs (secrets never filled)."""
     provider = PROVIDERS[integration.provider] if integration else form.chosen_provider()
     return (
         render_template(
@@ -199,13 +204,11 @@ def integrations_new():
             "provider": provider.name,
             "credentials": credentials_from(request.form, provider, editing=False),
         }
-        try:
+        with console_write(form, elsewhere=CREDENTIALS) as write:
             integration = service.create_integration(tenant.id, data, current_actor())
-            db.session.commit()
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, _without_credentials(exc))
-            return _render_form(form, values=values, errors=credential_errors(exc), status=422)
+        if write.failed:
+            errors = credential_errors(write.error)
+            return _render_form(form, values=values, errors=errors, status=write.status)
         flash(
             f"Integration “{integration.name}” created. Use “Test connection” to check "
             "its credentials.",
@@ -213,12 +216,6 @@ def integrations_new():
         )
         return see_other(url_for("console.integrations_index"))
     return _render_form(form, values=values, status=422)
-
-
-def _without_credentials(exc: ValidationFailed) -> ValidationFailed:
-    """The error without its credential fields (those render next to the credential inputs)."""
-    fields = {k: v for k, v in exc.fields.items() if not k.startswith("credentials")}
-    return ValidationFailed(exc.message, fields)
 
 
 @bp.get("/integrations/credential-fields")
@@ -253,7 +250,7 @@ def integrations_credential_fields():
 def integrations_edit(integration_id):
     """The edit form: rename and replace credentials (read-only for read-only users)."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     provider = PROVIDERS[integration.provider]
     form = IntegrationForm(data={"name": integration.name})
     values = credential_values(provider, service.credentials_of(integration))
@@ -265,7 +262,7 @@ def integrations_edit(integration_id):
 def integrations_update(integration_id):
     """Save the edit form through the service; an empty secret keeps the stored one."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     provider = PROVIDERS[integration.provider]
     form = IntegrationForm(data={"name": integration.name})
     values = credential_values(provider, None, request.form)
@@ -274,16 +271,14 @@ def integrations_update(integration_id):
             "name": form.name.data or "",
             "credentials": credentials_from(request.form, provider, editing=True),
         }
-        try:
+        with console_write(form, elsewhere=CREDENTIALS) as write:
             integration, outcomes = service.update_integration(
                 tenant.id, integration.id, data, current_actor()
             )
-            db.session.commit()
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, _without_credentials(exc))
-            integration = service.get_integration(tenant.id, integration.id)
-            return _render_form(form, integration, values, credential_errors(exc), 422)
+        if write.failed:
+            integration = get_for_tenant(Integration, tenant.id, integration_id)
+            errors = credential_errors(write.error)
+            return _render_form(form, integration, values, errors, write.status)
         flash(f"Integration “{integration.name}” saved.", "success")
         return see_other(url_for("console.integrations_index"))
     return _render_form(form, integration, values, status=422)
@@ -294,8 +289,8 @@ def integrations_update(integration_id):
 def integrations_check(integration_id):
     """Test the connection now: htmx gets the outcome in place, no-JS a flash and a redirect."""
     tenant = current_tenant()
-    outcome = provider_checks.check_integration(tenant.id, integration_id, current_actor())
-    db.session.commit()
+    with console_write():
+        outcome = provider_checks.check_integration(tenant.id, integration_id, current_actor())
     integration = outcome.integration
     if is_fragment_request():
         return render_template("integrations/_check.html", integration=integration)
@@ -337,18 +332,16 @@ def _row_response(tenant_id: str, integration_id: str):
 
 
 def _set_status(integration_id: str, status: str):
+    """Enable or disable an integration; its channels follow, the flash says which."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
-    try:
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
+    with console_write() as write:  # a refusal is flashed as an error
         integration, outcomes = service.update_integration(
             tenant.id, integration.id, {"status": status}, current_actor()
         )
-        db.session.commit()
+    if not write.failed:
         word = "disabled" if status == "disabled" else "enabled"
         flash(f"“{integration.name}” is {word}." + _handover_sentences(outcomes), "success")
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
     return _row_response(tenant.id, integration_id)
 
 
@@ -371,7 +364,7 @@ def integrations_enable(integration_id):
 def integrations_confirm_delete(integration_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     return render_template(
         "integrations/delete.html",
         integration=integration,
@@ -385,10 +378,10 @@ def integrations_confirm_delete(integration_id):
 def integrations_delete(integration_id):
     """Delete an unused integration; refused (naming the channels) while channels use it."""
     tenant = current_tenant()
-    integration = service.get_integration(tenant.id, integration_id)
+    integration = get_for_tenant(Integration, tenant.id, integration_id)
     name = integration.name
-    apply_change(
-        lambda: service.delete_integration(tenant.id, integration.id, current_actor()),
-        f"Integration “{name}” was deleted.",
-    )
+    with console_write() as write:  # in use: refused, the flash names the channels
+        service.delete_integration(tenant.id, integration.id, current_actor())
+    if not write.failed:
+        flash(f"Integration “{name}” was deleted.", "success")
     return _row_response(tenant.id, integration_id)

@@ -17,9 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
-    apply_change,
     current_path,
     is_fragment_request,
     redirect_back,
@@ -27,13 +25,14 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import ValidationFailed
+from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import Channel, Integration, PhoneNumber
 from core.pagination import keyset_window
 from core.rules import CAPABILITIES
 from core.services import phone_numbers as service
 from core.services.channels import channels_using
+from core.tenancy import get_for_tenant
 
 # Names of the countries most tenants send from; every other region phonenumbers knows is
 # listed by its ISO code (the stdlib has no country names and a dependency for labels is
@@ -117,6 +116,7 @@ class PhoneNumberForm(FlaskForm):
 
 
 def _fill_choices(form: PhoneNumberForm, tenant_id: str) -> None:
+    """The country select, and the tenant's active SMS integrations for the number."""
     form.country.choices = country_choices()
     integrations = db.session.scalars(
         select(Integration)
@@ -179,13 +179,10 @@ def phone_numbers_new():
     if request.method == "GET":
         return render_template("phone_numbers/form.html", form=form)
     if form.validate():
-        try:
+        with console_write(form) as write:
             outcome = service.add_phone_number(tenant.id, form.api_data(), current_actor())
-            db.session.commit()
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, exc)
-            return render_template("phone_numbers/form.html", form=form), 422
+        if write.failed:
+            return render_template("phone_numbers/form.html", form=form), write.status
         number = outcome.phone_number
         message = f"Phone number {number.phone_number} added."
         if outcome.channel is not None:
@@ -199,7 +196,7 @@ def phone_numbers_new():
 def phone_numbers_show(phone_number_id):
     """One number: its integration, capabilities, status and the SMS channels using it."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/show.html",
         number=number,
@@ -208,11 +205,12 @@ def phone_numbers_show(phone_number_id):
 
 
 def _row_or_redirect(tenant_id: str, phone_number_id: str, removed: bool):
+    """htmx: the number's row (nothing when removed) and the flash; no-JS: 303 back."""
     if not is_fragment_request():
         return redirect_back(url_for("console.phone_numbers_index"))
     if removed:
         return render_fragments("")
-    number = service.get_phone_number(tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant_id, phone_number_id)
     return render_fragments(
         render_template(
             "phone_numbers/_row.html",
@@ -228,7 +226,7 @@ def _row_or_redirect(tenant_id: str, phone_number_id: str, removed: bool):
 def phone_numbers_confirm_release(phone_number_id):
     """Without JavaScript, releasing asks for confirmation here."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/confirm.html",
         number=number,
@@ -243,8 +241,8 @@ def phone_numbers_confirm_release(phone_number_id):
 def phone_numbers_release(phone_number_id):
     """Release a number: it stays listed as released and its channels are disabled."""
     tenant = current_tenant()
-    number, outcomes = service.release_phone_number(tenant.id, phone_number_id, current_actor())
-    db.session.commit()
+    with console_write():
+        number, outcomes = service.release_phone_number(tenant.id, phone_number_id, current_actor())
     message = f"{number.phone_number} was released."
     disabled = [o.channel.name for o in outcomes]
     if disabled:
@@ -263,7 +261,7 @@ def phone_numbers_release(phone_number_id):
 def phone_numbers_confirm_delete(phone_number_id):
     """Without JavaScript, deleting asks for confirmation here (and names channels using it)."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     return render_template(
         "phone_numbers/confirm.html",
         number=number,
@@ -278,10 +276,11 @@ def phone_numbers_confirm_delete(phone_number_id):
 def phone_numbers_delete(phone_number_id):
     """Delete a number no channel uses; refused (naming the channels) otherwise."""
     tenant = current_tenant()
-    number = service.get_phone_number(tenant.id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant.id, phone_number_id)
     label = number.phone_number
-    removed = apply_change(
-        lambda: service.delete_phone_number(tenant.id, number.id, current_actor()),
-        f"{label} was deleted.",
-    )
+    with console_write() as write:  # in use: refused, the flash names the channels
+        service.delete_phone_number(tenant.id, number.id, current_actor())
+    removed = not write.failed
+    if removed:
+        flash(f"{label} was deleted.", "success")
     return _row_or_redirect(tenant.id, phone_number_id, removed)

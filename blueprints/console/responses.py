@@ -7,8 +7,6 @@
   core/http.py adds ``Vary: HX-Request`` to every console response.
 - ``render_fragments(*parts, flash=True)``: several rendered parts in one htmx response, plus
   the flash region swapped out-of-band (``templates/_flash.html``).
-- ``apply_change(change, success)``: run a service write and commit, flashing ``success``; a
-  refused write (409, 422) is rolled back and flashed as an error; a 404 propagates.
 - ``safe_local_url(target)`` / ``redirect_back(default)``: only relative paths of this site
   are followed (never ``//evil``, ``https://evil``, ``/\\evil``); redirects after POST use 303.
 """
@@ -17,11 +15,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request
+from flask import redirect, render_template, request
 from markupsafe import Markup
-
-from core.errors import ServiceError
-from core.extensions import db
 
 
 def is_fragment_request() -> bool:
@@ -91,22 +86,3 @@ def current_path() -> str:
                 return path
     path = request.full_path
     return path[:-1] if path.endswith("?") else path
-
-
-def apply_change(change, success: str) -> bool:
-    """Run ``change()`` (a service write) and commit; True when it was applied.
-
-    A refused write is rolled back and its message flashed as an error; an unknown or foreign
-    id (404) propagates to the error page.
-    """
-    try:
-        change()
-        db.session.commit()
-    except ServiceError as exc:
-        if exc.status == 404:
-            raise
-        db.session.rollback()
-        flash(exc.message, "error")
-        return False
-    flash(success, "success")
-    return True

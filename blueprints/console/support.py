@@ -18,7 +18,7 @@ from flask_login import current_user
 from blueprints.console import bp
 from blueprints.console.context import SUPPORT_TENANT_KEY, is_support_viewer, viewed_tenant
 from blueprints.console.responses import redirect_back, render_page, safe_local_url
-from core.extensions import db
+from blueprints.console.writes import console_write
 from core.services import accounts
 
 SEARCH_MAX = 100
@@ -58,8 +58,8 @@ def support_tenants():
 @requires_support
 def support_open_tenant(tenant_id):
     """Open a tenant read-only: recorded in its audit log, then on to its pages (303)."""
-    tenant = accounts.open_tenant_as_support(tenant_id, current_user)
-    db.session.commit()
+    with console_write():
+        tenant = accounts.open_tenant_as_support(tenant_id, current_user)
     session[SUPPORT_TENANT_KEY] = tenant.id
     g.pop("console_tenant", None)
     # No flash: the banner on every page says whose data this is, read-only.

@@ -16,7 +16,6 @@ from wtforms import EmailField, PasswordField, StringField
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
-from blueprints.console.forms import apply_service_errors
 from blueprints.console.responses import (
     current_path,
     is_fragment_request,
@@ -25,9 +24,10 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
-from core.errors import Conflict, ValidationFailed
-from core.extensions import db
+from blueprints.console.writes import console_write
+from core.models import User
 from core.services import accounts
+from core.tenancy import get_for_tenant
 
 
 class AdminForm(FlaskForm):
@@ -39,6 +39,7 @@ class AdminForm(FlaskForm):
 
 
 def _index(form: AdminForm, status: int = 200):
+    """The team page with ``form`` (its errors, when it was refused)."""
     tenant = current_tenant()
     return render_page(
         "team/index.html",
@@ -63,7 +64,7 @@ def team_add():
     form = AdminForm()
     if not form.validate():
         return _index(form, status=422)
-    try:
+    with console_write(form) as write:
         user = accounts.create_user(
             form.email.data or "",
             form.password.data or "",
@@ -72,11 +73,8 @@ def team_add():
             form.name.data or "",
             current_actor(),
         )
-        db.session.commit()
-    except ValidationFailed as exc:
-        db.session.rollback()
-        apply_service_errors(form, exc)
-        return _index(form, status=422)
+    if write.failed:
+        return _index(form, status=write.status)
     flash(
         f"{user.email} is now an admin of {tenant.name}: they sign in with the password you chose.",
         "success",
@@ -89,7 +87,7 @@ def team_add():
 def team_confirm_remove(user_id):
     """Without JavaScript, removing an admin asks for confirmation here."""
     tenant = current_tenant()
-    user = accounts.get_admin(tenant.id, user_id)
+    user = get_for_tenant(User, tenant.id, user_id, User.role == "admin")
     return render_template("team/remove.html", user=user, next_url=request.args.get("next"))
 
 
@@ -99,15 +97,12 @@ def team_remove(user_id):
     """Remove an admin (htmx: the row goes); removing yourself signs you out."""
     tenant = current_tenant()
     removing_self = user_id == current_user.id
-    try:
+    with console_write() as write:  # refused (the last admin): flashed as an error
         user = accounts.remove_admin(tenant.id, user_id, current_actor())
-        db.session.commit()
-    except Conflict as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    if write.failed:
         if not is_fragment_request():
             return redirect_back(url_for("console.team_index"))
-        user = accounts.get_admin(tenant.id, user_id)
+        user = get_for_tenant(User, tenant.id, user_id, User.role == "admin")
         row = render_template("team/_row.html", user=user, next_url=current_path())
         return render_fragments(row)
     if removing_self:

@@ -17,7 +17,10 @@ from core.rules.channels import (
     ChannelDraft,
     check_channel,
     derive_status,
+    email_domain_refusal,
+    integration_refusal,
     name_taken,
+    phone_number_refusal,
 )
 from core.rules.domains import EMAIL_DOMAIN_FIELDS, EMAIL_DOMAIN_READ_ONLY, check_email_domain
 from core.rules.integrations import (
@@ -102,6 +105,9 @@ __all__ = [
     "clean_metadata",
     "clean_name",
     "derive_status",
+    "email_domain_refusal",
+    "integration_refusal",
+    "phone_number_refusal",
     "is_missing",
     "load_channel_refs",
     "name_key",

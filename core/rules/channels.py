@@ -79,6 +79,38 @@ class ChannelDraft:
         )
 
 
+# Which of the tenant's rows a channel may use: one predicate each, asked by check_channel of
+# the row its id names and by services.channel_queries.channel_choices of every row it offers.
+# The row is already the tenant's (loaded through the tenant): None means unknown or foreign.
+
+
+def integration_refusal(integration: Integration | None, channel_type: str | None) -> str | None:
+    """Why a channel of ``channel_type`` cannot send through ``integration`` (None: it can)."""
+    if integration is None:
+        return "Integration not found."
+    if channel_type and integration.channel_type != channel_type:
+        return f"This integration sends {integration.channel_type}, not {channel_type}."
+    if integration.status != "active":
+        return "This integration is disabled."
+    return None
+
+
+def email_domain_refusal(domain: EmailDomain | None) -> str | None:
+    """Why an email channel cannot send from ``domain`` (None: it can, verified or not yet)."""
+    return "Email domain not found." if domain is None else None
+
+
+def phone_number_refusal(phone: PhoneNumber | None) -> str | None:
+    """Why an SMS channel cannot send from ``phone`` (None: active and SMS-capable)."""
+    if phone is None:
+        return "Phone number not found."
+    if phone.status != "active":
+        return "This phone number was released."
+    if "sms" not in (phone.capabilities or []):
+        return "This phone number cannot send SMS."
+    return None
+
+
 def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool:
     """Is ``name`` (case-insensitively) another channel's of the tenant? The check of
     ``load_channel_refs``, asked alone."""
@@ -169,15 +201,9 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
 
     if integration_id is not None:
         integration = refs.integration
-        if integration is None:
-            errors.add("integration_id", "Integration not found.")
-        elif channel_type and integration.channel_type != channel_type:
-            errors.add(
-                "integration_id",
-                f"This integration sends {integration.channel_type}, not {channel_type}.",
-            )
-        elif integration.status != "active":
-            errors.add("integration_id", "This integration is disabled.")
+        refusal = integration_refusal(integration, channel_type)
+        if refusal is not None:
+            errors.add("integration_id", refusal)
         else:
             if existing is None or integration.id != existing.integration_id:
                 changed.append("integration_id")
@@ -251,8 +277,9 @@ def _check_email_fields(data, draft: ChannelDraft, errors, creating, changed, do
         domain_ok = False
         if "email_domain_id" not in errors:  # given and well-formed: was it found?
             domain = refs.email_domain
-            if domain is None:
-                errors.add("email_domain_id", "Email domain not found.")
+            refusal = email_domain_refusal(domain)
+            if refusal is not None:
+                errors.add("email_domain_id", refusal)
             else:
                 if domain.id != (draft.email_domain.id if draft.email_domain else None):
                     changed.append("email_domain_id")
@@ -290,12 +317,9 @@ def _check_sms_fields(data, draft: ChannelDraft, errors, creating, changed, phon
         phone_ok = False
         if "phone_number_id" not in errors:  # given and well-formed: was it found?
             phone = refs.phone_number
-            if phone is None:
-                errors.add("phone_number_id", "Phone number not found.")
-            elif phone.status != "active":
-                errors.add("phone_number_id", "This phone number was released.")
-            elif "sms" not in (phone.capabilities or []):
-                errors.add("phone_number_id", "This phone number cannot send SMS.")
+            refusal = phone_number_refusal(phone)
+            if refusal is not None:
+                errors.add("phone_number_id", refusal)
             else:
                 if phone.id != (draft.phone_number.id if draft.phone_number else None):
                     changed.append("phone_number_id")

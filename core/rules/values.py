@@ -42,13 +42,21 @@ def is_missing(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def clean_name(value: object, errors: FieldErrors, field_name: str = "name") -> str | None:
-    """Trimmed, 1–100 characters, printable (no control characters)."""
+def given_string(value: object, errors: FieldErrors, field_name: str) -> bool:
+    """Whether ``value`` is a given string; else REQUIRED (missing, null, blank) or NOT_A_STRING
+    is added to ``field_name``."""
     if is_missing(value):
         errors.add(field_name, REQUIRED)
-        return None
+        return False
     if not isinstance(value, str):
         errors.add(field_name, NOT_A_STRING)
+        return False
+    return True
+
+
+def clean_name(value: object, errors: FieldErrors, field_name: str = "name") -> str | None:
+    """Trimmed, 1–100 characters, printable (no control characters)."""
+    if not given_string(value, errors, field_name):
         return None
     name = unicodedata.normalize("NFC", value.strip())
     if len(name) > NAME_MAX:
@@ -90,11 +98,7 @@ def parse_email_address(
     value: object, errors: FieldErrors, field_name: str
 ) -> tuple[str, str] | None:
     """Syntax only (no DNS): returns (address as stored, its IDNA lower-case domain)."""
-    if is_missing(value):
-        errors.add(field_name, REQUIRED)
-        return None
-    if not isinstance(value, str):
-        errors.add(field_name, NOT_A_STRING)
+    if not given_string(value, errors, field_name):
         return None
     try:
         parsed = validate_email(value.strip(), check_deliverability=False)
@@ -127,11 +131,7 @@ def _possible_number(number: phonenumbers.PhoneNumber | None) -> bool:
 
 def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | None:
     """A possible number written in E.164 (``+`` then up to 15 digits, no spaces)."""
-    if is_missing(value):
-        errors.add(field_name, REQUIRED)
-        return None
-    if not isinstance(value, str):
-        errors.add(field_name, NOT_A_STRING)
+    if not given_string(value, errors, field_name):
         return None
     if not _E164.match(value.strip()):
         errors.add(field_name, "Enter the number in E.164 format, e.g. +14155550123.")
@@ -154,11 +154,7 @@ def normalize_phone_number(
     Letters are refused rather than read as a vanity number or an extension, which E.164
     cannot hold.
     """
-    if is_missing(value):
-        errors.add(field_name, REQUIRED)
-        return None
-    if not isinstance(value, str):
-        errors.add(field_name, NOT_A_STRING)
+    if not given_string(value, errors, field_name):
         return None
     if len(value) > 40 or _CONTROL.search(value) or _LETTER.search(value):
         errors.add(field_name, INVALID_NUMBER)
@@ -179,11 +175,7 @@ def normalize_phone_number(
 
 def normalize_domain(value: object, errors: FieldErrors, field_name: str = "domain") -> str | None:
     """A domain name, lower-case, in its IDNA (ASCII) form, without a trailing dot."""
-    if is_missing(value):
-        errors.add(field_name, REQUIRED)
-        return None
-    if not isinstance(value, str):
-        errors.add(field_name, NOT_A_STRING)
+    if not given_string(value, errors, field_name):
         return None
     raw = value.strip().rstrip(".")
     invalid = "Enter a domain name such as example.com."

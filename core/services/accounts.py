@@ -22,6 +22,7 @@ from core.providers import SECRET_MASK
 from core.services import audit, console_sessions
 from core.services.audit import Actor
 from core.services.channels import lock_tenant
+from core.tenancy import get_for_tenant, lookup_id
 
 API_KEY_PREFIX = "chk_"
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -170,7 +171,7 @@ def change_password(user: User, current: str, new: str, keep_session_id: str | N
 
 def get_tenant(tenant_id: str) -> Tenant:
     """The tenant with this id, or NotFound (also for a malformed id)."""
-    tenant = db.session.get(Tenant, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
+    tenant = db.session.get(Tenant, tenant_id) if lookup_id(tenant_id) is not None else None
     if tenant is None:
         raise NotFound("Tenant not found.")
     return tenant
@@ -211,20 +212,6 @@ def list_admins(tenant_id: str) -> list[User]:
     )
 
 
-def get_admin(tenant_id: str, user_id: str) -> User:
-    """One admin of the tenant, or NotFound (also for another tenant's user or a bad id)."""
-    user = None
-    if user_id and len(user_id) <= 36:
-        user = db.session.scalar(
-            select(User).where(
-                User.id == user_id, User.tenant_id == tenant_id, User.role == "admin"
-            )
-        )
-    if user is None:
-        raise NotFound("User not found.")
-    return user
-
-
 def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
     """Remove an admin from the tenant (the account and every session of it are deleted).
 
@@ -232,7 +219,7 @@ def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
     """
     # Serialised per tenant, so that two admins removing each other at once cannot both succeed.
     lock_tenant(tenant_id)
-    user = get_admin(tenant_id, user_id)
+    user = get_for_tenant(User, tenant_id, user_id, User.role == "admin")
     admins = db.session.scalar(
         select(func.count())
         .select_from(User)
@@ -348,20 +335,9 @@ def touch_api_key(key: ApiKeyMatch) -> bool:
     return False
 
 
-def get_api_key(tenant_id: str, key_id: str) -> ApiKey:
-    key = None
-    if key_id and len(key_id) <= 36:
-        key = db.session.scalar(
-            select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
-        )
-    if key is None:
-        raise NotFound("API key not found.")
-    return key
-
-
 def revoke_api_key(tenant_id: str, key_id: str, actor: Actor) -> ApiKey:
     """Revoke a key: it answers 401 from then on."""
-    key = get_api_key(tenant_id, key_id)
+    key = get_for_tenant(ApiKey, tenant_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         db.session.flush()

@@ -7,15 +7,20 @@ trigram table of migration 0002: the matching rows are fetched by rowid and sort
 walking every channel of the tenant. A common term (more matches than that) walks the tenant's
 channels newest first, which finds a page of matches after a few rows; its cost grows with the
 tenant only when the term is common in other tenants and rare in this one.
+
+``channel_choices`` lists what a channel of a type may use (integrations, email domains, phone
+numbers): the rules' own predicates (``core.rules.*_refusal``) decide, so a form never offers a
+row that ``check_channel`` would refuse, nor hides one it would accept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from sqlalchemy import Select, and_, bindparam, func, select, text
 
+from core import rules
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, EmailDomain, Integration, PhoneNumber, Tenant
 from core.rules.values import CONTROL_CHARACTERS, name_key
@@ -50,6 +55,7 @@ def _use_sqlite_trigram_index(key: str) -> bool:
 
 
 def _escape_like(value: str) -> str:
+    """``value`` with LIKE's wildcards escaped (``\\`` is the escape character)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -190,3 +196,51 @@ def load_channel_refs(
         email_domain=row.EmailDomain,
         phone_number=row.PhoneNumber,
     )
+
+
+@dataclass
+class ChannelChoices:
+    """The tenant's rows a channel of one type may use, in the order a form lists them."""
+
+    integrations: list[Integration] = field(default_factory=list)
+    email_domains: list[EmailDomain] = field(default_factory=list)
+    phone_numbers: list[PhoneNumber] = field(default_factory=list)
+
+
+def channel_choices(
+    tenant_id: str, channel_type: str, current: Channel | None = None
+) -> ChannelChoices:
+    """The integrations, email domains (email) and phone numbers (SMS) of the tenant that a
+    channel of ``channel_type`` may use, by the rules' predicates; plus, for an edited channel
+    (``current``), the rows it uses now, so that a form shows what the channel is on."""
+    kept: set[str] = set()
+    if current is not None:
+        kept = {current.integration_id, current.email_domain_id, current.phone_number_id} - {None}
+    choices = ChannelChoices()
+    integrations = db.session.scalars(
+        select(Integration)
+        .where(Integration.tenant_id == tenant_id)
+        .order_by(Integration.name, Integration.id)
+    )
+    choices.integrations = [
+        i for i in integrations if i.id in kept or not rules.integration_refusal(i, channel_type)
+    ]
+    if channel_type == "email":
+        domains = db.session.scalars(
+            select(EmailDomain)
+            .where(EmailDomain.tenant_id == tenant_id)
+            .order_by(EmailDomain.domain, EmailDomain.id)
+        )
+        choices.email_domains = [
+            d for d in domains if d.id in kept or not rules.email_domain_refusal(d)
+        ]
+    elif channel_type == "sms":
+        numbers = db.session.scalars(
+            select(PhoneNumber)
+            .where(PhoneNumber.tenant_id == tenant_id)
+            .order_by(PhoneNumber.phone_number, PhoneNumber.id)
+        )
+        choices.phone_numbers = [
+            n for n in numbers if n.id in kept or not rules.phone_number_refusal(n)
+        ]
+    return choices

@@ -13,11 +13,11 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from core import rules
 from core.db_types import new_id, utcnow
-from core.errors import NotFound
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, Tenant
 from core.services import audit
 from core.services.audit import Actor
+from core.tenancy import get_for_tenant
 
 AUDITED_FIELDS = (
     "name",
@@ -62,18 +62,6 @@ _LOCK_TENANT = (
 )
 
 
-def get_channel(tenant_id: str, channel_id: str) -> Channel:
-    """The tenant's channel, or NotFound (also for another tenant's id or a malformed one)."""
-    channel = None
-    if channel_id and len(channel_id) <= 36:
-        channel = db.session.scalar(
-            select(Channel).where(Channel.id == channel_id, Channel.tenant_id == tenant_id)
-        )
-    if channel is None:
-        raise NotFound("Channel not found.")
-    return channel
-
-
 def snapshot(channel: Channel) -> dict:
     """The audited fields of a channel, as plain values."""
     values = {f: getattr(channel, f) for f in AUDITED_FIELDS if f != "metadata"}
@@ -98,6 +86,7 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
 
 
 def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
+    """The type's current default stops being it (audited), before a new one is written."""
     previous = default_channel(tenant_id, channel_type)
     if previous is None:
         return
@@ -151,6 +140,14 @@ def _promote_successor(tenant_id: str, channel_type: str, exclude_id: str, actor
             {"is_default": {"before": False, "after": True}, "replaces": exclude_id},
         )
     return successor
+
+
+def validate_channel(
+    tenant_id: str, data: dict, channel: Channel | None = None
+) -> rules.ChannelDraft:
+    """Run every rule on a new channel (``channel`` None) or a change to ``channel``, writing
+    nothing: no lock, no flush, no audit row (raises ValidationFailed, as the writes do)."""
+    return rules.check_channel(tenant_id, data, existing=channel)
 
 
 def create_channel(
@@ -220,7 +217,7 @@ def _insert(channel: Channel) -> None:
 def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) -> ChannelOutcome:
     """Apply a partial change (DESIGN §4 PATCH); disabling the default hands it over."""
     lock_tenant(tenant_id)
-    channel = get_channel(tenant_id, channel_id)
+    channel = get_for_tenant(Channel, tenant_id, channel_id)
     draft = rules.check_channel(tenant_id, data, existing=channel)
     before = snapshot(channel)
     was_default = channel.is_default
@@ -257,6 +254,7 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
 
 
 def _update_action(changes: dict) -> str:
+    """The audit action naming what an update did."""
     if set(changes) == {"is_default"}:
         return (
             "channel.default_set" if changes["is_default"]["after"] else "channel.default_cleared"
@@ -269,7 +267,7 @@ def _update_action(changes: dict) -> str:
 def delete_channel(tenant_id: str, channel_id: str, actor: Actor) -> ChannelOutcome:
     """Delete a channel; when it was the default, the oldest other available one takes over."""
     lock_tenant(tenant_id)
-    channel = get_channel(tenant_id, channel_id)
+    channel = get_for_tenant(Channel, tenant_id, channel_id)
     before = snapshot(channel)
     outcome = ChannelOutcome(channel)
     db.session.delete(channel)

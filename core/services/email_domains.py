@@ -8,16 +8,16 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 from flask import current_app
-from sqlalchemy import select
 
 from core import rules
 from core.db_types import utcnow
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.extensions import db
 from core.models import EmailDomain
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
+from core.tenancy import get_for_tenant
 
 VERIFICATION_PREFIX = "_channels-verification"
 
@@ -51,19 +51,6 @@ def dns_records(domain: EmailDomain) -> list[dict]:
     return records
 
 
-def get_email_domain(tenant_id: str, domain_id: str) -> EmailDomain:
-    domain = None
-    if domain_id and len(domain_id) <= 36:
-        domain = db.session.scalar(
-            select(EmailDomain).where(
-                EmailDomain.id == domain_id, EmailDomain.tenant_id == tenant_id
-            )
-        )
-    if domain is None:
-        raise NotFound("Email domain not found.")
-    return domain
-
-
 def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain:
     """Add a domain in ``pending`` with a fresh verification token."""
     lock_tenant(tenant_id)  # the duplicate check and the insert are one step under concurrency
@@ -90,24 +77,15 @@ def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain
 
 
 def _resolver() -> dns.resolver.Resolver:
-    """A resolver for DNS_NAMESERVERS (``host[:port]``, comma-separated), else the system's."""
-    configured = current_app.config.get("DNS_NAMESERVERS") or ""
-    entries = [e.strip() for e in configured.split(",") if e.strip()]
-    if not entries:
+    """A resolver for DNS_NAMESERVERS (typed ``Nameserver`` tuples), else the system's."""
+    configured = current_app.config["DNS_NAMESERVERS"]
+    if not configured:
         resolver = dns.resolver.Resolver()
     else:
         resolver = dns.resolver.Resolver(configure=False)
-        nameservers = []
-        for entry in entries:
-            host, port = entry, 53
-            if entry.startswith("["):  # [v6]:port
-                host, _, rest = entry[1:].partition("]")
-                port = int(rest[1:]) if rest.startswith(":") else 53
-            elif entry.count(":") == 1:
-                host, port_text = entry.split(":")
-                port = int(port_text)
-            nameservers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = nameservers
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(host, port) for host, port in configured
+        ]
     resolver.lifetime = current_app.config["DNS_TIMEOUT"]
     resolver.timeout = current_app.config["DNS_TIMEOUT"]
     resolver.cache = None
@@ -158,7 +136,7 @@ def verify_email_domain(
     stop a tenant's sending); the record statuses show what the last check saw.
     """
     lock_tenant(tenant_id)
-    domain = get_email_domain(tenant_id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant_id, domain_id)
     statuses = check_records(domain)
     before = {"status": domain.status}
     domain.record_statuses = statuses
@@ -185,7 +163,7 @@ def verify_email_domain(
 def delete_email_domain(tenant_id: str, domain_id: str, actor: Actor) -> None:
     """Delete a domain no channel uses; else Conflict naming the channels."""
     lock_tenant(tenant_id)
-    domain = get_email_domain(tenant_id, domain_id)
+    domain = get_for_tenant(EmailDomain, tenant_id, domain_id)
     channels = channels_using(tenant_id, email_domain_id=domain.id)
     if channels:
         names = ", ".join(c.name for c in channels)

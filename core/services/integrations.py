@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from core import rules
 from core.crypto import decrypt_credentials, encrypt_credentials
 from core.db_types import utcnow
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.extensions import db
 from core.models import Integration, PhoneNumber
 from core.providers import PROVIDERS
+from core.providers.outcome import ProviderResult
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
+from core.tenancy import get_for_tenant
+
+log = logging.getLogger("channels.provider_checks")
 
 
-def get_integration(tenant_id: str, integration_id: str) -> Integration:
-    integration = None
-    if integration_id and len(integration_id) <= 36:
-        integration = db.session.scalar(
-            select(Integration).where(
-                Integration.id == integration_id, Integration.tenant_id == tenant_id
-            )
-        )
-    if integration is None:
-        raise NotFound("Integration not found.")
-    return integration
+@dataclass
+class CheckOutcome:
+    """A connection check as stored: the integration (with ``last_check_*``) and the result."""
+
+    integration: Integration
+    result: ProviderResult
 
 
 def credentials_of(integration: Integration) -> dict:
@@ -77,7 +79,7 @@ def update_integration(
 ) -> tuple[Integration, list[ChannelOutcome]]:
     """Rename, replace credentials, enable/disable; the channels' statuses follow."""
     lock_tenant(tenant_id)
-    integration = get_integration(tenant_id, integration_id)
+    integration = get_for_tenant(Integration, tenant_id, integration_id)
     current = credentials_of(integration)
     draft = rules.check_integration(data, existing=integration, current_credentials=current)
     before = _audit_values(integration, current)
@@ -111,7 +113,7 @@ def update_integration(
 def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> None:
     """Delete an integration that no channel or phone number uses; else Conflict naming them."""
     lock_tenant(tenant_id)
-    integration = get_integration(tenant_id, integration_id)
+    integration = get_for_tenant(Integration, tenant_id, integration_id)
     channels = channels_using(tenant_id, integration_id=integration.id)
     if channels:
         names = ", ".join(c.name for c in channels)
@@ -140,3 +142,32 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
         integration.id,
         audit.diff(before, {}, _secret_keys(integration.provider)),
     )
+
+
+def record_check(
+    tenant_id: str, integration: Integration, result: ProviderResult, actor: Actor
+) -> CheckOutcome:
+    """Store a connection check's outcome on the integration (``last_check_*``) and audit it."""
+    before = {"ok": integration.last_check_ok, "message": integration.last_check_message}
+    integration.last_checked_at = utcnow()
+    integration.last_check_ok = result.ok
+    integration.last_check_message = result.message
+    db.session.flush()
+    log.info(
+        "integration %s (%s) checked: %s",
+        integration.id,
+        integration.provider,
+        "ok" if result.ok else "failed",
+    )
+    audit.record(
+        tenant_id,
+        actor,
+        "integration.check",
+        "integration",
+        integration.id,
+        {
+            "last_check_ok": {"before": before["ok"], "after": result.ok},
+            "last_check_message": {"before": before["message"], "after": result.message},
+        },
+    )
+    return CheckOutcome(integration, result)

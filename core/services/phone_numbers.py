@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core import rules
 from core.db_types import new_id, utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.extensions import db
 from core.models import Channel, PhoneNumber
 from core.services import audit
@@ -21,25 +20,13 @@ from core.services.channels import (
     lock_tenant,
     resync_statuses,
 )
+from core.tenancy import get_for_tenant
 
 
 @dataclass
 class PhoneNumberOutcome:
     phone_number: PhoneNumber
     channel: Channel | None = None
-
-
-def get_phone_number(tenant_id: str, phone_number_id: str) -> PhoneNumber:
-    number = None
-    if phone_number_id and len(phone_number_id) <= 36:
-        number = db.session.scalar(
-            select(PhoneNumber).where(
-                PhoneNumber.id == phone_number_id, PhoneNumber.tenant_id == tenant_id
-            )
-        )
-    if number is None:
-        raise NotFound("Phone number not found.")
-    return number
 
 
 def _free_channel_name(tenant_id: str, base: str) -> str:
@@ -109,7 +96,7 @@ def release_phone_number(
 ) -> tuple[PhoneNumber, list[ChannelOutcome]]:
     """Release a number: it stays on record as ``released`` and its channels are disabled."""
     lock_tenant(tenant_id)
-    number = get_phone_number(tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant_id, phone_number_id)
     if number.status == "released":
         return number, []
     number.status = "released"
@@ -132,7 +119,7 @@ def release_phone_number(
 def delete_phone_number(tenant_id: str, phone_number_id: str, actor: Actor) -> None:
     """Delete a number no channel uses; else Conflict naming the channels."""
     lock_tenant(tenant_id)
-    number = get_phone_number(tenant_id, phone_number_id)
+    number = get_for_tenant(PhoneNumber, tenant_id, phone_number_id)
     channels = channels_using(tenant_id, phone_number_id=number.id)
     if channels:
         names = ", ".join(c.name for c in channels)

@@ -128,10 +128,11 @@ def htmx_js() -> bytes:
     actual = sri("sha384", data)
     if actual != app_module.HTMX_SRI:
         pytest.fail(
-            f"{HTMX_FILE} does not match the SRI pinned in app.py:\n"
+            f"{HTMX_FILE} does not match the SRI pinned in core/settings.py:\n"
             f"  app.HTMX_SRI: {app_module.HTMX_SRI}\n  file:         {actual}\n"
             "Delete the file and run `bash tests/run` to fetch htmx.org@"
-            f"{app_module.HTMX_VERSION} again; if it still differs, the pin in app.py is wrong.",
+            f"{app_module.HTMX_VERSION} again; if it still differs, the pin in core/settings.py "
+            "is wrong.",
             pytrace=False,
         )
     return data

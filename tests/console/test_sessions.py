@@ -276,11 +276,11 @@ def test_sign_in_page_is_never_cached(client):
         ("SESSION_IDLE_MINUTES", "0"),
         ("SESSION_MAX_HOURS", "-1"),
         ("SESSION_MAX_HOURS", ""),
-        ("SESSION_MAX_HOURS", True),
+        ("SESSION_MAX_HOURS", "inf"),
     ],
 )
 def test_a_bad_timeout_setting_stops_the_app_with_its_name(database_url, name, value):
-    """Timeouts are typed at start-up: a bad value never reaches a request."""
+    """Timeouts are typed at start-up (core.settings): a bad value never reaches a request."""
     with pytest.raises(RuntimeError, match=name):
         create_app(base_config(database_url) | {name: value})
 

@@ -2,8 +2,9 @@
 server (aiosmtpd, optionally with STARTTLS and AUTH), a closed port and a port that never answers.
 
 The HTTP server checks credentials the way each provider does (Bearer, basic auth, token
-headers, query/form keys, a recomputed AWS SigV4 signature) and echoes the presented secret in
-its error texts, so tests can prove that secrets are scrubbed from what users see.
+headers, query/form keys, an AWS SigV4 signature recomputed by botocore, not by our code) and
+echoes the presented secret in its error texts, so tests can prove that secrets are scrubbed
+from what users see.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from core.services.provider_checks import sigv4_headers
 
 GOOD = {
     "sendgrid": {"api_key": "SG.good-key"},
@@ -71,6 +73,28 @@ def basic(user: str, password: str) -> str:
 
 def bad_credentials(provider: str) -> dict:
     return {**GOOD[provider], SECRET_FIELD[provider]: WRONG_SECRET}
+
+
+def aws_signature(
+    method: str, url: str, headers: dict, body: bytes, amz_date: str, region: str
+) -> str:
+    """The Authorization header AWS expects for the good SES keys, as botocore computes it.
+
+    The request is rebuilt from what arrived on the wire (the signed headers only) and signed
+    at the instant it claims, so the check is independent of the code under test.
+    """
+    good = GOOD["ses"]
+    request = AWSRequest(method=method, url=url, data=body or None, headers=headers)
+    request.context["timestamp"] = amz_date
+    signer = SigV4Auth(Credentials(good["access_key_id"], good["secret_access_key"]), "ses", region)
+    canonical = signer.canonical_request(request)
+    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    scope = signer.scope(request)
+    return (
+        f"AWS4-HMAC-SHA256 Credential={scope}, "
+        f"SignedHeaders={signer.signed_headers(signer.headers_to_sign(request))}, "
+        f"Signature={signature}"
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -151,28 +175,20 @@ class _Handler(BaseHTTPRequestHandler):
             if "=" in item
         )
         signed = fields.get("SignedHeaders", "").split(";")
-        headers = {
-            name: r["headers"].get(name, "")
-            for name in signed
-            if name not in ("host", "x-amz-date", "x-amz-content-sha256")
-        }
+        when = r["headers"].get("x-amz-date", "")
         try:
-            when = dt.datetime.strptime(r["headers"].get("x-amz-date", ""), "%Y%m%dT%H%M%SZ")
+            dt.datetime.strptime(when, "%Y%m%dT%H%M%SZ")
         except ValueError:
             return 403, {"message": "Missing X-Amz-Date"}
-        expected = sigv4_headers(
+        expected = aws_signature(
             r["method"],
             f"http://{r['headers']['host']}{r['path']}",
-            access_key_id=good["access_key_id"],
-            secret_access_key=good["secret_access_key"],
-            region=region,
-            service="ses",
-            body=r["body"],
-            headers=headers,
-            now=when.replace(tzinfo=dt.UTC),
-            sign_payload_header="x-amz-content-sha256" in signed,
+            {name: r["headers"].get(name, "") for name in signed},
+            r["body"],
+            when,
+            region,
         )
-        if region != good["region"] or authorization != expected["authorization"]:
+        if region != good["region"] or authorization != expected:
             return 403, {
                 "message": "The request signature we calculated does not match the signature "
                 "you provided."

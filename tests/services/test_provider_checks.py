@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_string
 
+import botocore.auth
 import pytest
 from sqlalchemy import select
 
 from app import create_app
 from core.extensions import db
 from core.models import AuditEvent, Channel
+from core.providers import DEFAULT_BASE_URLS
+from core.providers.endpoints import parse_base_urls
+from core.providers.outcome import ProviderFailure, scrub
+from core.providers.ses import sigv4_headers
+from core.providers.transport import network_failure
 from core.services import channels as channel_service
 from core.services import provider_checks
-from core.services.provider_checks import (
-    ProviderFailure,
-    check_credentials,
-    network_failure,
-    parse_base_urls,
-    scrub,
-    sigv4_headers,
-)
+from core.services.provider_checks import check_credentials
+from core.settings import SettingsError
 from tests import factories
 from tests.conftest import base_config
 from tests.services.fake_providers import (
@@ -142,16 +142,19 @@ def test_base_urls_reject_nonsense(value):
         parse_base_urls(value)
 
 
-def test_invalid_base_urls_setting_is_reported_not_raised(provider_app, monkeypatch):
-    """A broken PROVIDER_BASE_URLS makes checks fail with a clear message, not a 500."""
-    monkeypatch.setitem(provider_app.config, "PROVIDER_BASE_URLS", "sendgrid")
-    result = check_credentials("sendgrid", GOOD["sendgrid"])
-    assert not result.ok
-    assert "PROVIDER_BASE_URLS" in result.message
+def test_invalid_base_urls_setting_stops_the_app_before_any_check():
+    """A broken PROVIDER_BASE_URLS refuses at start with a clear message; no check sees it."""
+    with pytest.raises(SettingsError) as refused:
+        create_app({**base_config("sqlite://"), "PROVIDER_BASE_URLS": "sendgrid"})
+    assert "PROVIDER_BASE_URLS" in refused.value.message
 
 
-def test_sigv4_matches_the_aws_test_suite_vector():
+def test_sigv4_matches_the_aws_test_suite_vector(monkeypatch):
     """SigV4 signing reproduces AWS's published get-vanilla example."""
+    # The suite signs at a fixed instant: botocore's clock is frozen there (botocore signs).
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda: datetime(2015, 8, 30, 12, 36)
+    )
     headers = sigv4_headers(
         "GET",
         "https://example.amazonaws.com/",
@@ -159,8 +162,6 @@ def test_sigv4_matches_the_aws_test_suite_vector():
         secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
         region="us-east-1",
         service="service",
-        now=datetime(2015, 8, 30, 12, 36, tzinfo=UTC),
-        sign_payload_header=False,
     )
     assert headers["authorization"] == (
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
@@ -168,6 +169,39 @@ def test_sigv4_matches_the_aws_test_suite_vector():
         "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
     )
     assert headers["x-amz-date"] == "20150830T123600Z"
+
+
+@pytest.mark.parametrize(
+    "method, url, signature",
+    [
+        (
+            "POST",
+            "https://example.amazonaws.com/",
+            "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
+        ),
+        (
+            "GET",
+            "https://example.amazonaws.com/?Param2=value2&Param1=value1",
+            "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
+        ),
+    ],
+)
+def test_sigv4_matches_more_aws_test_suite_vectors(monkeypatch, method, url, signature):
+    """SigV4 signing reproduces AWS's post-vanilla and get-vanilla-query-order-key-case."""
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda: datetime(2015, 8, 30, 12, 36)
+    )
+    headers = sigv4_headers(
+        method,
+        url,
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        region="us-east-1",
+        service="service",
+    )
+    assert headers["authorization"].endswith(
+        f"SignedHeaders=host;x-amz-date, Signature={signature}"
+    )
 
 
 def test_scrub_removes_plain_and_url_encoded_secrets():
@@ -213,7 +247,7 @@ def test_http_provider_rejects_bad_credentials_without_leaking_them(
 def test_http_provider_unreachable(provider_app, provider, monkeypatch):
     """A closed port reads as 'connection was refused'."""
     port = closed_port()
-    urls = {key: f"http://127.0.0.1:{port}" for key in provider_checks.DEFAULT_BASE_URLS}
+    urls = {key: f"http://127.0.0.1:{port}" for key in DEFAULT_BASE_URLS}
     monkeypatch.setitem(provider_app.config, "PROVIDER_BASE_URLS", urls)
     result = check_credentials(provider, GOOD[provider])
     assert not result.ok
@@ -225,7 +259,7 @@ def test_http_provider_timeout(provider_app, provider, monkeypatch):
     """A server that never answers reads as a timeout after PROVIDER_TIMEOUT."""
     monkeypatch.setitem(provider_app.config, "PROVIDER_TIMEOUT", 0.3)
     with SilentServer() as silent:
-        urls = {key: f"http://127.0.0.1:{silent.port}" for key in provider_checks.DEFAULT_BASE_URLS}
+        urls = {key: f"http://127.0.0.1:{silent.port}" for key in DEFAULT_BASE_URLS}
         monkeypatch.setitem(provider_app.config, "PROVIDER_BASE_URLS", urls)
         result = check_credentials(provider, GOOD[provider])
     assert not result.ok
