@@ -13,9 +13,10 @@
   Support staff belong to no tenant and audit events need one, so their events go to the app
   log (logger ``channels.auth``) instead.
 
-The touch and the deletion of an expired row run on a connection of their own, committed at
-once: they must not wait for (or be rolled back with) the request's own transaction, and on
-SQLite a read transaction could not be upgraded to a write once another writer committed.
+The check is one read in the request's own transaction. The touch and the deletion of an
+expired row (at most once a minute per session) are short transactions on a connection of their
+own, committed at once, so that they are neither lost with a request that does not commit nor
+held up by one; the request's transaction (holding only that read) is ended before them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
 
-from core.database import read_phase
 from core.db_types import utcnow
 from core.errors import NotFound
 from core.extensions import db
@@ -136,14 +136,11 @@ def resume_session(token: str | None) -> ResumedSession:
     empty result: unknown or ended token, or expired (the row is then deleted)."""
     if not token or not isinstance(token, str) or len(token) > 100:
         return ResumedSession()
-    # read_phase: on SQLite a write request would otherwise hold the write lock from this first
-    # statement on, and the touch below (another connection) would wait for it forever.
-    with read_phase():
-        row = db.session.execute(
-            select(User, ConsoleSession.id, ConsoleSession.created_at, ConsoleSession.last_seen_at)
-            .join(ConsoleSession, ConsoleSession.user_id == User.id)
-            .where(ConsoleSession.token_hash == hash_token(token))
-        ).first()
+    row = db.session.execute(
+        select(User, ConsoleSession.id, ConsoleSession.created_at, ConsoleSession.last_seen_at)
+        .join(ConsoleSession, ConsoleSession.user_id == User.id)
+        .where(ConsoleSession.token_hash == hash_token(token))
+    ).first()
     if row is None:
         return ResumedSession()
     user, session_id, created_at, last_seen_at = row
@@ -161,7 +158,13 @@ def resume_session(token: str | None) -> ResumedSession:
 
 
 def _write_apart(statement) -> None:
-    """Run one write on a connection of its own and commit it now (see the module docstring)."""
+    """Run one write on a connection of its own and commit it now (see the module docstring).
+
+    The request's transaction holds nothing yet but the session's read, and is ended first: on
+    SQLite a write request holds the write lock from its first statement, which the write here
+    would wait for in vain.
+    """
+    db.session.rollback()
     with db.engine.begin() as connection:
         connection.execute(statement)
 
