@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from contextvars import ContextVar
+from datetime import timedelta
 
 from flask import Config, Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -156,6 +157,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Flask's own default (False) must not win: only an explicit setting overrides this.
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
+    # Flask's signed cookie is accepted no longer than a console session may last (31 days
+    # otherwise); the server-side session (core.services.console_sessions) decides the rest.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     _configure_logging(app)
 
     app.json.sort_keys = False  # keep the documented field order of API objects

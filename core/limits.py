@@ -5,7 +5,8 @@ Configuration (declared and typed in ``core.settings``):
 - ``RATELIMIT_API`` — limit per API key, default ``600 per minute``.
 - ``RATELIMIT_API_AUTH_FAILURES`` — failed API authentications (401s) per client IP, default
   ``60 per minute``; past it, that address gets 429 on /api before any key is looked up.
-- ``RATELIMIT_SIGNIN`` — sign-in attempts (POSTs) per account and, separately, per client IP.
+- ``RATELIMIT_SIGNIN`` — sign-in attempts (POSTs) per account and, separately, per client IP;
+  also the password changes (POSTs) of one signed-in user.
 - ``RATELIMIT_STORAGE_URI`` — ``memory://`` (one process) or ``redis://host:6379/0`` so that
   every gunicorn worker shares the counters.
 - ``RATELIMIT_KEY_NAMESPACE`` — prepended to every counter key; give each deployment (or test
@@ -135,6 +136,25 @@ def signin_rate_limits(view: Callable) -> Callable:
         error_message=SIGNIN_MESSAGE,
     )
     return per_ip(per_account(view))
+
+
+def password_change_identity() -> str:
+    """Password changes of one signed-in user (a stolen session must not guess the current
+    password faster than sign-in could)."""
+    from flask_login import current_user
+
+    return _namespaced(f"password-change:{getattr(current_user, 'id', 'anonymous')}")
+
+
+def password_change_rate_limit(view: Callable) -> Callable:
+    """Decorate the password-change view: POSTs limited per user, at the sign-in rate."""
+    return limiter.limit(
+        _signin_limit,
+        key_func=password_change_identity,
+        methods=["POST"],
+        scope="password-change",
+        error_message="Too many password change attempts. Please wait a minute, then try again.",
+    )(view)
 
 
 def retry_after_seconds() -> int:

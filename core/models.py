@@ -95,6 +95,26 @@ class User(db.Model):
         return self.role == "support"
 
 
+class ConsoleSession(db.Model):
+    """A signed-in console session (DESIGN §7). The browser holds a random token; only its
+    SHA-256 is stored, so a leaked table opens nothing. Ending a session deletes its row: a
+    copy of the cookie then matches nothing. Rows go with their user (ON DELETE CASCADE).
+    Sessions belong to a user, not a tenant (support staff have none), so no tenant_id."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_column()
+    # Written at most once a minute (core.services.console_sessions.TOUCH_RESOLUTION).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    user_agent: Mapped[str] = mapped_column(String(512), nullable=False, default="")
+
+
 class ApiKey(db.Model):
     __tablename__ = "api_keys"
     LABEL = "API key"  # in "API key not found."

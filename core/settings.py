@@ -380,6 +380,17 @@ class Settings(BaseModel):
         "rows per page in the console's tables",
         expected="a whole number from 1 to 200",
     )
+    SESSION_IDLE_MINUTES: Annotated[float, Field(gt=0, allow_inf_nan=False)] = setting(
+        30,
+        "a console session unused this long ends (checked on the server at every request)",
+        expected="a number of minutes greater than 0",
+    )
+    SESSION_MAX_HOURS: Annotated[float, Field(gt=0, allow_inf_nan=False)] = setting(
+        12,
+        "a console session ends this long after sign-in, however busy; Flask's signed cookie "
+        "is accepted no longer either",
+        expected="a number of hours greater than 0",
+    )
     SESSION_COOKIE_SECURE: bool | None = setting(
         None,
         "mark the session cookie `Secure`; unset, it is everywhere but `development` and `testing`",

@@ -39,7 +39,16 @@ def require_sign_in():
     return login_manager.unauthorized()
 
 
+@bp.after_request
+def never_cached(response):
+    """Console pages are never stored by a browser or proxy (DESIGN §7): after sign-out, the
+    back button or a shared machine's cache must not show a tenant's data again."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
+    account,
     api_keys,
     audit,
     auth,

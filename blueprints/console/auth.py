@@ -1,10 +1,17 @@
-"""Sign-in and sign-out (Flask-Login sessions; CSRF on both forms)."""
+"""Sign-in and sign-out: server-side sessions loaded through Flask-Login; CSRF on both forms.
+
+Flask-Login's ``_user_id`` session key holds the session's random token, never the user's id
+(Flask-Login's "alternative token" pattern): ``load_user`` resumes the server-side session of
+that token (core.services.console_sessions), which enforces the idle and absolute timeouts. A
+token whose session ended (sign-out, revoked, expired, account removed) loads nobody, and the
+rest of that browser session (support tenant, CSRF token) is dropped with it.
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, make_response, render_template, request, session, url_for
+from flask import flash, g, make_response, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from blueprints.console import bp
@@ -15,27 +22,50 @@ from blueprints.console.responses import (
     see_other,
 )
 from blueprints.console.writes import console_write
-from core.extensions import db, login_manager
+from core.extensions import login_manager
 from core.http import rate_limited
-from core.limits import SIGNIN_MESSAGE, signin_rate_limits
+from core.limits import SIGNIN_MESSAGE, client_ip, signin_rate_limits
 from core.models import User
-from core.services import accounts
-from core.tenancy import lookup_id
+from core.services import accounts, console_sessions
 
 SIGN_IN_FAILED = "Incorrect email or password."
+SESSION_ENDED = "Your session has ended. Sign in again to continue."
+# Where Flask-Login keeps what its user_loader receives: here, the session token.
+LOGIN_KEY = "_user_id"
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The signed-in user of a session (None when the user no longer exists)."""
-    clean = lookup_id(user_id)
-    return db.session.get(User, clean) if clean is not None else None
+def load_user(token: str) -> User | None:
+    """The user of the request's live server-side session, or None (the browser session is
+    then cleared: nothing of an ended session survives in the cookie)."""
+    resumed = console_sessions.resume_session(token)
+    if resumed.user is None:
+        session.clear()
+        g.console_session_ended = True
+        return None
+    g.console_session_id = resumed.session_id
+    return resumed.user
+
+
+def current_session_id() -> str | None:
+    """The id of the signed-in request's server-side session (None when signed out)."""
+    return g.get("console_session_id") if current_user.is_authenticated else None
+
+
+def _begin_browser_session(user: User, session_id: str, token: str) -> None:
+    """Hold the new server-side session in a fresh browser session."""
+    session.clear()  # a new session on sign-in: nothing of the anonymous one survives
+    login_user(user)
+    session[LOGIN_KEY] = token  # login_user stored the user's id; the token replaces it
+    g.console_session_id = session_id
 
 
 @login_manager.unauthorized_handler
 def sign_in_required():
     """Anonymous request: to the sign-in page (htmx: 401 with HX-Redirect, not a swapped page)."""
     next_url = current_path() if request.method == "GET" else None
+    if g.pop("console_session_ended", False):
+        flash(SESSION_ENDED, "info")
     if request.headers.get("HX-Request") == "true":
         page = request.headers.get("HX-Current-URL")
         target = url_for("console.login", next=safe_local_url(_path_of(page)))
@@ -68,11 +98,19 @@ def login():
         return see_other(next_url or url_for("console.channels_index"))
     form = LoginForm()
     if form.validate_on_submit():
-        with console_write():  # last_login_at
+        # One transaction: last_login_at, the session row and the audit event (or the
+        # failure's audit event).
+        with console_write():
             user = accounts.authenticate_user(form.email.data, form.password.data)
+            if user is not None:
+                record, token = console_sessions.start_session(
+                    user, client_ip(), request.user_agent.string
+                )
+                started = (record.id, token)
+            else:
+                console_sessions.record_failed_sign_in(form.email.data)
         if user is not None:
-            session.clear()  # a new session on sign-in: nothing of the anonymous one survives
-            login_user(user)
+            _begin_browser_session(user, *started)
             return see_other(next_url or url_for("console.channels_index"))
         form.form_errors.append(SIGN_IN_FAILED)
     status = 422 if request.method == "POST" else 200
@@ -95,7 +133,11 @@ def sign_in_rate_limited(exc):
 
 @bp.post("/logout")
 def logout():
-    """End the session (POST with CSRF, so that no other site can sign a user out)."""
+    """End the session for good: its server-side row goes, so a copy of the cookie opens
+    nothing (POST with CSRF, so that no other site can sign a user out)."""
+    if current_user.is_authenticated:
+        with console_write():
+            console_sessions.end_session(current_user, current_session_id())
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

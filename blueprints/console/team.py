@@ -2,8 +2,8 @@
 
 A new admin is created with an email, a name and an initial password that the inviting admin
 chooses and hands over (no email is sent: the platform has no mail of its own). Removing an
-admin deletes the account, so every session it has stops working at its next request (the
-session's user no longer loads). The last admin of a tenant cannot be removed. Every change
+admin deletes the account and ends every server-side session of it (a copied cookie opens
+nothing either). The last admin of a tenant cannot be removed. Every change
 goes through ``core.services.accounts`` and is audited (``user.create`` / ``user.delete``).
 """
 

@@ -18,7 +18,8 @@ from core.db_types import utcnow
 from core.errors import Conflict, FieldErrors, NotFound
 from core.extensions import db
 from core.models import ApiKey, Tenant, User
-from core.services import audit
+from core.providers import SECRET_MASK
+from core.services import audit, console_sessions
 from core.services.audit import Actor
 from core.services.channels import lock_tenant
 from core.tenancy import get_for_tenant, lookup_id
@@ -81,6 +82,12 @@ def normalize_email(value: str, errors: FieldErrors, field_name: str = "email") 
         return None
 
 
+def check_new_password(password: object, errors: FieldErrors, field_name: str = "password") -> None:
+    """The rules of a password someone sets (a new user's, a changed one): the one place."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        errors.add(field_name, f"Use at least {MIN_PASSWORD} characters.")
+
+
 def create_user(
     email: str,
     password: str,
@@ -96,8 +103,7 @@ def create_user(
         select(func.count()).select_from(User).where(User.email == address)
     ):
         errors.add("email", "A user with this email already exists.")
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        errors.add("password", f"Use at least {MIN_PASSWORD} characters.")
+    check_new_password(password, errors)
     if role not in ("admin", "support"):
         errors.add("role", "Must be admin or support.")
     elif role == "admin" and tenant is None:
@@ -139,6 +145,28 @@ def authenticate_user(email: str, password: str) -> User | None:
         return None
     user.last_login_at = utcnow()
     return user
+
+
+def change_password(user: User, current: str, new: str, keep_session_id: str | None) -> int:
+    """Change the user's own password: the current one must match and the new one follow the
+    rules of ``check_new_password``. Every other session of the user ends (``keep_session_id``,
+    the one asking, stays); audited ``user.password_changed``. Returns how many ended."""
+    errors = FieldErrors()
+    if not check_password_hash(user.password_hash, current or ""):
+        errors.add("current_password", "This is not your current password.")
+    check_new_password(new, errors, "new_password")
+    errors.raise_if_any("The password was not changed.")
+    user.password_hash = generate_password_hash(new)
+    ended = console_sessions.end_other_sessions(user.id, keep_session_id)
+    console_sessions.record_auth_event(
+        user,
+        "user.password_changed",
+        {
+            "password": {"before": SECRET_MASK, "after": SECRET_MASK},
+            "other_sessions": {"before": ended, "after": 0},
+        },
+    )
+    return ended
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -185,7 +213,7 @@ def list_admins(tenant_id: str) -> list[User]:
 
 
 def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
-    """Remove an admin from the tenant (the account is deleted, so its sessions stop working).
+    """Remove an admin from the tenant (the account and every session of it are deleted).
 
     The last admin of a tenant cannot be removed: someone must be able to manage it.
     """
@@ -200,6 +228,9 @@ def remove_admin(tenant_id: str, user_id: str, actor: Actor) -> User:
     if admins <= 1:
         raise Conflict(f"{user.email} is the last admin of this tenant and cannot be removed.")
     before = {"email": user.email, "name": user.name, "role": user.role}
+    # Explicitly, not only through the foreign key's ON DELETE CASCADE: the sessions' end is
+    # part of removing someone, whatever the database does.
+    console_sessions.end_other_sessions(user.id, keep_id=None)
     db.session.delete(user)
     db.session.flush()
     audit.record(tenant_id, actor, "user.delete", "user", user.id, audit.diff(before, {}))

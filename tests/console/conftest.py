@@ -79,3 +79,13 @@ def support_console(client, support_user):
     response = sign_in(client, support_user.email)
     assert response.status_code == 303
     return client
+
+
+def another_browser(app, email: str, user_agent: str | None = None) -> ConsoleClient:
+    """Another browser (its own cookies, optionally its own User-Agent), signed in as ``email``."""
+    app.test_client_class = ConsoleClient
+    browser = app.test_client()
+    if user_agent is not None:
+        browser.environ_base["HTTP_USER_AGENT"] = user_agent
+    assert sign_in(browser, email).status_code == 303
+    return browser

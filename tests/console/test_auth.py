@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from app import create_app
 from core.extensions import db
+from core.models import ConsoleSession
+from core.services.console_sessions import hash_token
 from tests import factories
 from tests.conftest import base_config
 from tests.console.conftest import make_console_user
@@ -85,7 +88,13 @@ def test_sign_in_starts_a_new_session(client, admin):
     assert sign_in(client, admin.email).status_code == 303
     with client.session_transaction() as session:
         assert "planted" not in session
-        assert session["_user_id"] == admin.id
+        # The cookie names the user only through a server-side session of theirs (DESIGN §7).
+        token = session["_user_id"]
+    assert token != admin.id
+    record = db.session.scalar(
+        select(ConsoleSession).where(ConsoleSession.token_hash == hash_token(token))
+    )
+    assert record is not None and record.user_id == admin.id
     assert csrf_token(client, "/channels") != old_token
 
 

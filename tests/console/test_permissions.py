@@ -29,7 +29,7 @@ from flask_wtf.csrf import generate_csrf
 from app import create_app
 from blueprints.console.context import SUPPORT_TENANT_KEY
 from core.extensions import db
-from core.services import accounts
+from core.services import accounts, console_sessions
 from tests import factories
 from tests.conftest import base_config
 from tests.console.conftest import ConsoleClient, make_console_user
@@ -69,6 +69,14 @@ CONSOLE_READ = Policy(
 CONSOLE_WRITE = Policy(
     "console write", {**_NOT_SIGNED_IN, "admin": OK, "support": 403, "other_admin": FOREIGN}
 )
+# One's own account (password, sessions): every signed-in user, support staff included.
+OWN_ACCOUNT = Policy(
+    "own account", {**_NOT_SIGNED_IN, "admin": OK, "support": OK, "other_admin": OK}
+)
+# One of one's own sessions: the route's session is the admin's, so anyone else gets 404.
+OWN_SESSION = Policy(
+    "own session", {**_NOT_SIGNED_IN, "admin": OK, "support": 404, "other_admin": 404}
+)
 SUPPORT_ONLY = Policy(
     "support only", {**_NOT_SIGNED_IN, "admin": 403, "other_admin": 403, "support": OK}
 )
@@ -81,6 +89,11 @@ POLICIES: dict[str, Policy] = {
     "console.login": PUBLIC,
     "console.logout": SIGN_OUT,
     "console.home": CONSOLE_READ,
+    # own account
+    "console.account_index": OWN_ACCOUNT,
+    "console.account_change_password": OWN_ACCOUNT,
+    "console.account_revoke_other_sessions": OWN_ACCOUNT,
+    "console.account_revoke_session": OWN_SESSION,
     # channels
     "console.channels_index": CONSOLE_READ,
     "console.channels_type_fields": CONSOLE_READ,
@@ -160,7 +173,14 @@ POLICIES: dict[str, Policy] = {
     "api.list_audit_events": API_READ,
 }
 # Console routes that change something yet are not tenant writes (so not requires_write).
-NOT_TENANT_WRITES = {"console.login", "console.logout", "console.support_open_tenant"}
+NOT_TENANT_WRITES = {
+    "console.login",
+    "console.logout",
+    "console.support_open_tenant",
+    "console.account_change_password",
+    "console.account_revoke_other_sessions",
+    "console.account_revoke_session",
+}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -235,6 +255,12 @@ def world(app, tenant, other_tenant) -> World:
     other_admin = make_console_user("other@example.org", "admin", other_tenant)
     support = make_console_user("support@example.org", "support")
     revocable = accounts.create_api_key(tenant.id, "Revocable", "write").api_key
+    # Server-side sessions: the admin's second one is the object of the session routes.
+    other_session, _ = console_sessions.start_session(admin, "192.0.2.1", "another browser")
+    users = {"admin": admin, "other_admin": other_admin, "support": support}
+    tokens = {
+        role: console_sessions.start_session(user, None, "")[1] for role, user in users.items()
+    }
     db.session.commit()
     params = {
         "channel_id": channel.id,
@@ -244,6 +270,7 @@ def world(app, tenant, other_tenant) -> World:
         "key_id": revocable.id,
         "user_id": teammate.id,
         "tenant_id": tenant.id,
+        "session_id": other_session.id,
     }
     keys = {
         "api_read": factories.make_api_key(tenant, scope="read"),
@@ -256,12 +283,11 @@ def world(app, tenant, other_tenant) -> World:
         raw_token = session[app.config["WTF_CSRF_FIELD_NAME"]]
     app.test_client_class = ConsoleClient
     clients = {role: app.test_client() for role in ROLES}
-    users = {"admin": admin, "other_admin": other_admin, "support": support}
     for role, client in clients.items():
         with client.session_transaction() as stored:
             stored[app.config["WTF_CSRF_FIELD_NAME"]] = raw_token
-            if role in users:  # signed in (Flask-Login's session keys)
-                stored["_user_id"] = users[role].id
+            if role in tokens:  # signed in (Flask-Login's session keys: the session's token)
+                stored["_user_id"] = tokens[role]
                 stored["_fresh"] = True
             if role == "support":
                 stored[SUPPORT_TENANT_KEY] = tenant.id
