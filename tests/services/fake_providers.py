@@ -255,15 +255,18 @@ class _Handler(BaseHTTPRequestHandler):
         return 404, {"errors": [{"code": 20, "description": "not found"}]}
 
 
-class ProviderServer(ThreadingHTTPServer):
-    """Every HTTP provider on one local port, each under its own path prefix."""
+class LocalHTTPServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (HTTPS with ``tls_context``), served by a thread while used
+    as a context manager; ``received`` is for its handler to record requests in."""
 
     daemon_threads = True
 
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, handler, tls_context=None):
+        super().__init__(("127.0.0.1", 0), handler)
+        if tls_context is not None:
+            self.socket = tls_context.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls_context is not None else "http"
         self.received: list[dict] = []
-        self.force_status: int | None = None
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -277,7 +280,16 @@ class ProviderServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        """The server's base URL."""
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
+
+
+class ProviderServer(LocalHTTPServer):
+    """Every HTTP provider on one local port, each under its own path prefix."""
+
+    def __init__(self):
+        super().__init__(_Handler)
+        self.force_status: int | None = None
 
     def base_urls(self) -> dict[str, str]:
         """A PROVIDER_BASE_URLS value pointing every provider here."""

@@ -4,9 +4,8 @@ PROVIDER_CA_FILE trusted, answers capped, against real local HTTP and HTTPS serv
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -15,7 +14,7 @@ from core.providers.outcome import ProviderFailure
 from core.providers.transport import MAX_RESPONSE_BYTES, HttpCall, http_request
 from core.services.provider_checks import check_credentials
 from tests.conftest import base_config
-from tests.services.fake_providers import SilentServer, make_tls_files
+from tests.services.fake_providers import LocalHTTPServer, SilentServer, make_tls_files
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,33 +44,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class LocalServer(ThreadingHTTPServer):
+class LocalServer(LocalHTTPServer):
     """A local HTTP server (HTTPS with ``tls_context``) that records what it receives."""
 
-    daemon_threads = True
-
     def __init__(self, tls_context=None):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        if tls_context is not None:
-            self.socket = tls_context.wrap_socket(self.socket, server_side=True)
-        self.scheme = "https" if tls_context is not None else "http"
-        self.received: list[dict] = []
+        super().__init__(_Handler, tls_context)
         self.redirect_to = ""
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()
-        self._thread.join(5)
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture(scope="module")
