@@ -236,6 +236,11 @@ def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200, 
     )
 
 
+def _suggest_default(form: ChannelForm, tenant_id: str) -> None:
+    """ "Default channel" starts ticked when the tenant has no default of the chosen type."""
+    form.is_default.data = not service.has_default(tenant_id, form.chosen_type())
+
+
 @bp.route("/channels/new", methods=["GET", "POST"])
 @requires_write
 def channels_new():
@@ -246,18 +251,16 @@ def channels_new():
         form.channel_type.data = request.args.get("channel_type", "email")
     form.channel_type.data = form.chosen_type()
     _choices_for(form, tenant.id)
-    if request.method == "GET":
-        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
-        return _render_form(form, None)
-    if "change_type" in request.form:
-        # No-JS type switch: show the other type's fields, keep what was typed, no errors yet.
-        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+    if request.method == "GET" or "change_type" in request.form:
+        # A new form, or the no-JS type switch: that type's fields, what was typed kept, no
+        # errors yet.
+        _suggest_default(form, tenant.id)
         return _render_form(form, None)
     shown = request.form.get("type_fields_for")
     if shown in CHANNEL_TYPES and shown != form.chosen_type():
         # The page still showed the other type's fields (the switch's answer had not arrived):
         # never save one type's fields under the other; show the chosen type's fields instead.
-        form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+        _suggest_default(form, tenant.id)
         form.form_errors.append(
             f"The form was still showing the {channel_type_noun(shown)} fields. Check the"
             f" {channel_type_noun(form.chosen_type())} fields below and submit again."
@@ -285,7 +288,7 @@ def channels_type_fields():
     form = ChannelForm(formdata=None)
     form.channel_type.data = channel_type
     form.channel_type.data = form.chosen_type()
-    form.is_default.data = not service.has_default(tenant.id, form.chosen_type())
+    _suggest_default(form, tenant.id)
     _choices_for(form, tenant.id)
     return render_template("channels/_type_fields.html", form=form, channel=None)
 

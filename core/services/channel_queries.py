@@ -68,7 +68,7 @@ def channel_list_query(
 ) -> Select:
     """The tenant's channels filtered by type, status, default flag and name substring."""
     needle = (q or "").strip()[:SEARCH_MAX]
-    key = needle.casefold()
+    key = name_key(needle)
     if needle and _use_sqlite_trigram_index(key):
         # "+" keeps SQLite from walking the tenant's index for the ORDER BY: the few rows the
         # trigram table names are fetched by rowid and sorted instead.
