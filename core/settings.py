@@ -242,6 +242,7 @@ def setting(
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 RateLimit = Annotated[str, BeforeValidator(_rate_limit)]
+DnsName = Annotated[str, BeforeValidator(_dns_name)]
 LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -297,17 +298,17 @@ class Settings(BaseModel):
         "seconds a DNS lookup may take",
         expected="a number of seconds greater than 0",
     )
-    SPF_INCLUDE: Annotated[str, BeforeValidator(_dns_name)] = setting(
+    SPF_INCLUDE: DnsName = setting(
         "spf.channels-mail.net",
         "the `include:` of the SPF record tenants publish",
         expected="a DNS name",
     )
-    DKIM_SELECTOR: Annotated[str, BeforeValidator(_dns_name)] = setting(
+    DKIM_SELECTOR: DnsName = setting(
         "channels",
         "the DKIM selector of the CNAME record tenants publish",
         expected="a DNS name",
     )
-    DKIM_TARGET_SUFFIX: Annotated[str, BeforeValidator(_dns_name)] = setting(
+    DKIM_TARGET_SUFFIX: DnsName = setting(
         "dkim.channels-mail.net",
         "where tenants' DKIM CNAME records point (under `<selector>.<domain>.`)",
         expected="a DNS name",
