@@ -5,11 +5,14 @@ The document is built from the same constants the rules use (``core.rules``, ``c
 it true: every route under /api must be documented, real responses must match the schemas, and
 schemathesis fuzzes every operation against it.
 
-Adding an operation is one entry in ``OPERATIONS``, e.g.::
+An operation is declared on its route, where the route is defined (``documented``), mostly
+through its resource's ``ResourceDocs``; ``build_openapi`` assembles the paths from the URL map
+and adds the component schemas below. E.g.::
 
-    Operation("post", "/api/integrations/{integration_id}/check", "checkIntegration",
-              "Test an integration's credentials", "Integrations",
-              ok={200: body("Integration")}, errors=ID_WRITE_ERRORS, body_optional=True),
+    @bp.post("/integrations/<integration_id>/check")
+    @documented(INTEGRATIONS.changing("checkIntegration", "Check an integration's credentials",
+                                      "The integration with the outcome in `last_check`.",
+                                      body_optional=True))
 """
 
 from __future__ import annotations
