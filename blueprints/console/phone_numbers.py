@@ -26,6 +26,7 @@ from blueprints.console.responses import (
     see_other,
 )
 from blueprints.console.writes import console_write
+from core import rules
 from core.extensions import db
 from core.models import Channel, Integration, PhoneNumber
 from core.pagination import keyset_window
@@ -116,19 +117,18 @@ class PhoneNumberForm(FlaskForm):
 
 
 def _fill_choices(form: PhoneNumberForm, tenant_id: str) -> None:
-    """The country select, and the tenant's active SMS integrations for the number."""
+    """The country select, and the integrations an SMS channel may use (the rules' own
+    predicate, ``rules.integration_refusal``): those a number with its channel can be on."""
     form.country.choices = country_choices()
     integrations = db.session.scalars(
         select(Integration)
-        .where(
-            Integration.tenant_id == tenant_id,
-            Integration.channel_type == "sms",
-            Integration.status == "active",
-        )
+        .where(Integration.tenant_id == tenant_id)
         .order_by(Integration.name, Integration.id)
     )
     form.integration_id.choices = [SelectChoice("", "Choose an integration…")] + [
-        SelectChoice(i.id, f"{i.name} ({i.provider})") for i in integrations
+        SelectChoice(i.id, f"{i.name} ({i.provider})")
+        for i in integrations
+        if rules.integration_refusal(i, "sms") is None
     ]
 
 
