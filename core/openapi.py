@@ -549,6 +549,8 @@ def _credential_schema(spec: CredentialField, response: bool) -> dict:
         schema = {"type": "boolean"}
     elif spec.kind == "choice":
         schema = {"type": "string", "enum": list(spec.choices)}
+    elif spec.kind == "host":
+        schema = {"type": "string", "minLength": 1, "maxLength": spec.max_length}
     else:
         schema = {"type": "string", "maxLength": spec.max_length}
     if spec.default is not None:
@@ -556,6 +558,8 @@ def _credential_schema(spec: CredentialField, response: bool) -> dict:
     if not response and not spec.required:
         schema = nullable(schema)  # null or "" removes an optional credential
     schema["description"] = spec.label + (" (secret: write-only)" if spec.secret else "")
+    if spec.kind == "host":
+        schema["description"] += ": a host name or an IP address"
     return schema
 
 

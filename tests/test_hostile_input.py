@@ -244,6 +244,12 @@ def test_wrong_credential_types_are_422_on_the_credential(api, setup, rows_uncha
         ("password", {}),
         ("use_tls", "yes"),
         ("host", "a\x07b"),
+        ("host", ""),
+        ("host", "a..b"),
+        ("host", "x" * 64 + ".com"),
+        ("host", "smtp example.com"),
+        ("host", "-smtp.example.com"),
+        ("host", "300.1.2.3"),
     ]:
         response = api.post(
             "/api/integrations",
@@ -256,6 +262,32 @@ def test_wrong_credential_types_are_422_on_the_credential(api, setup, rows_uncha
         )
         error = assert_error(response, 422, "validation_error")
         assert f"credentials.{field}" in error["fields"], (field, wrong, error)
+
+
+@pytest.mark.parametrize(
+    "host, stored",
+    [
+        ("smtp.example.com", "smtp.example.com"),
+        ("SMTP.Example.COM.", "smtp.example.com"),
+        ("mailhog", "mailhog"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_smtp_host_is_a_host_name_or_an_ip_address(api, setup, host, stored):
+    """Host names (one label allowed, IDNA stored as ASCII) and IP literals are accepted."""
+    response = api.post(
+        "/api/integrations",
+        json={
+            "name": "Mail relay",
+            "channel_type": "email",
+            "provider": "smtp",
+            "credentials": {"host": host, "use_tls": False},
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["credentials"]["host"] == stored
 
 
 # --- control characters, NUL bytes, emoji -------------------------------------------------------

@@ -17,7 +17,7 @@ from core.providers.spec import CredentialField, OutgoingMessage, Provider
 from core.providers.transport import network_failure, provider_timeout, tls_context
 
 FIELDS = (
-    CredentialField("host", "Host", max_length=253),
+    CredentialField("host", "Host", kind="host", max_length=253),
     CredentialField("port", "Port", kind="integer", default=587),
     CredentialField("username", "Username", required=False),
     CredentialField("password", "Password", required=False, secret=True),
@@ -96,6 +96,10 @@ def smtp_session(credentials: dict, action: Callable[[smtplib.SMTP], None] | Non
                 client.close()
     except (smtplib.SMTPException, OSError, EOFError) as exc:
         raise ProviderFailure(smtp_failure(address, exc)) from None
+    except ValueError:  # a host the IDNA codec refuses, stored before the host rule existed
+        raise ProviderFailure(
+            f"The SMTP host {clip(host)!r} is not a host name nor an IP address."
+        ) from None
 
 
 def check(credentials: dict) -> str:

@@ -14,7 +14,7 @@ class CredentialField:
 
     name: str
     label: str
-    kind: str = "string"  # string | integer | boolean | choice
+    kind: str = "string"  # string | host | integer | boolean | choice
     required: bool = True
     secret: bool = False
     choices: tuple[str, ...] = ()

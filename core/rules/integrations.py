@@ -10,9 +10,11 @@ from core.models import CHANNEL_TYPES, INTEGRATION_STATUSES, Integration
 from core.providers import PROVIDERS, SECRET_MASK, Provider
 from core.rules.values import (
     _CONTROL,
+    INVALID_HOST,
     NOT_A_BOOLEAN,
     NOT_A_STRING,
     REQUIRED,
+    clean_host,
     clean_name,
     is_missing,
     reject_fields,
@@ -63,6 +65,11 @@ def _clean_credential(spec, value, errors: FieldErrors, key: str):
     if len(value) > spec.max_length or _CONTROL.search(value):
         errors.add(key, f"Must be at most {spec.max_length} printable characters.")
         return None
+    if spec.kind == "host":
+        host = clean_host(value)
+        if host is None:
+            errors.add(key, INVALID_HOST)
+        return host
     if spec.kind == "choice" and value not in spec.choices:
         errors.add(key, "Must be one of: " + ", ".join(spec.choices) + ".")
         return None

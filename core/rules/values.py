@@ -6,6 +6,7 @@ wrong, and returns the cleaned value (or None).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import unicodedata
@@ -206,6 +207,31 @@ def normalize_domain(value: object, errors: FieldErrors, field_name: str = "doma
         )
         return None
     return ascii_domain
+
+
+INVALID_HOST = "Enter a host name such as smtp.example.com, or an IP address."
+
+
+def clean_host(value: str) -> str | None:
+    """A server's host name (IDNA, returned in its ASCII form) or IP address literal; None if
+    it is neither. One label is allowed (``localhost``, a container's name)."""
+    raw = value.strip().rstrip(".")
+    if not raw or len(raw) > 253 or _CONTROL.search(raw):
+        return None
+    try:
+        return str(ipaddress.ip_address(raw.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        ascii_host = idna.encode(raw.lower(), uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    labels = ascii_host.split(".")
+    if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
+        return None
+    if labels[-1].isdigit():  # 300.1.2.3 and friends: not an address, not a name
+        return None
+    return ascii_host
 
 
 def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metadata") -> dict | None:
