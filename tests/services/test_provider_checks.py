@@ -399,7 +399,7 @@ def test_smtp_unreachable_and_timeout(provider_app, monkeypatch):
 
 @pytest.mark.parametrize("host", ["a..b", "é" * 70, "x" * 64 + ".com", "\udc00", ".."])
 def test_smtp_host_the_idna_codec_refuses_is_a_failure_not_a_crash(provider_app, host):
-    """A host stored before the host rule existed, which smtplib's IDNA codec refuses: a sentence."""
+    """A host stored before the host rule, refused by smtplib's IDNA codec: a sentence."""
     result = check_credentials("smtp", smtp_credentials(25, host=host))
     assert not result.ok
     assert result.message.startswith("The SMTP host ")
