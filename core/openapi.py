@@ -44,6 +44,7 @@ from core.rules import (
     METADATA_VALUE_MAX,
     NAME_MAX,
 )
+from core.schemas import component_schemas as declared_components
 from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 
 API_VERSION = "1.0.0"
@@ -1007,7 +1008,7 @@ def build_openapi(app) -> dict:
                     "`flask create-api-key`.",
                 }
             },
-            "schemas": component_schemas(),
+            "schemas": {**component_schemas(), **declared_components()},
             "parameters": PARAMETERS,
             "headers": HEADERS,
             "responses": _error_responses(),
