@@ -46,7 +46,13 @@ def prepare(app, seed: Seed) -> ConsoleTarget | None:
     rules = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
     if not all(endpoint in rules for endpoint, _, _ in PAGES.values()):
         return None
-    accounts.create_user(EMAIL, PASSWORD, "admin", db.session.get(Tenant, seed.measured.id))
+    accounts.create_user(
+        EMAIL,
+        PASSWORD,
+        "admin",
+        db.session.get(Tenant, seed.measured.id),
+        must_change_password=False,
+    )
     db.session.commit()
     return ConsoleTarget(
         {name: (rules[endpoint] + query, htmx) for name, (endpoint, query, htmx) in PAGES.items()}

@@ -7,6 +7,9 @@ Configuration (declared and typed in ``core.settings``):
   ``60 per minute``; past it, that address gets 429 on /api before any key is looked up.
 - ``RATELIMIT_SIGNIN`` — sign-in attempts (POSTs) per account and, separately, per client IP;
   also the password changes (POSTs) of one signed-in user.
+- ``RATELIMIT_SIGNIN_ACCOUNT`` — sign-in attempts per account over a longer window, default
+  ``100 per hour``: a slow guesser who keeps under the per-minute limit still gets no more than
+  that many tries a window.
 - ``RATELIMIT_STORAGE_URI`` — ``memory://`` (one process) or ``redis://host:6379/0`` so that
   every gunicorn worker shares the counters.
 - ``RATELIMIT_KEY_NAMESPACE`` — prepended to every counter key; give each deployment (or test
@@ -25,6 +28,10 @@ Decisions:
   until the window moves on: the price of not trusting a source that keeps guessing. Behind a
   proxy, set ``TRUSTED_PROXIES`` so that the client's address is the one counted.
 - The moving-window strategy: no double burst at window boundaries, and deterministic tests.
+- Reaching an account's sign-in limit (either window) is a lockout: audited
+  ``user.sign_in_locked`` in the account's log (core.services.console_sessions), once per window
+  of that limit — an attacker hammering a locked account must not fill its log. The once-only
+  marker is a counter in the same storage, so every worker agrees.
 - A rate-limit storage outage must not take the API down: errors are logged and swallowed and
   the counters fall back to process memory until the storage is back.
 - Everything that must differ between apps is read from ``current_app.config`` at request time,
@@ -42,6 +49,10 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 SIGNIN_MESSAGE = "Too many sign-in attempts. Please wait a minute, then try again."
+SIGNIN_ACCOUNT_MESSAGE = (
+    "Too many sign-in attempts for this account: signing in to it is paused for up to an hour. "
+    "Try again later, or ask an admin of your team for help."
+)
 AUTH_FAILURES_MESSAGE = (
     "Too many requests with an unknown or revoked API key from this address. "
     "Check the key, then retry after Retry-After seconds."
@@ -96,6 +107,10 @@ def _signin_limit() -> str:
     return current_app.config["RATELIMIT_SIGNIN"]
 
 
+def _signin_account_limit() -> str:
+    return current_app.config["RATELIMIT_SIGNIN_ACCOUNT"]
+
+
 limiter = Limiter(
     key_func=client_ip,
     strategy="moving-window",
@@ -120,7 +135,8 @@ def limit_api_blueprint(bp) -> None:
 
 
 def signin_rate_limits(view: Callable) -> Callable:
-    """Decorate the sign-in view: POSTs are limited per account and per IP."""
+    """Decorate the sign-in view: POSTs are limited per IP, and per account twice (the
+    per-minute limit and the longer ``RATELIMIT_SIGNIN_ACCOUNT``)."""
     per_ip = limiter.limit(
         _signin_limit,
         key_func=signin_ip_identity,
@@ -134,8 +150,36 @@ def signin_rate_limits(view: Callable) -> Callable:
         methods=["POST"],
         scope="signin-account",
         error_message=SIGNIN_MESSAGE,
+        on_breach=_record_lockout,
     )
-    return per_ip(per_account(view))
+    per_account_long = limiter.limit(
+        _signin_account_limit,
+        key_func=signin_account_identity,
+        methods=["POST"],
+        scope="signin-account-long",
+        error_message=SIGNIN_ACCOUNT_MESSAGE,
+        on_breach=_record_lockout,
+    )
+    return per_ip(per_account(per_account_long(view)))
+
+
+def _record_lockout(request_limit) -> None:
+    """An account's sign-in limit was reached: audit the lockout, once per window of that
+    limit (a marker counter "1 per <window>" in the limiter's storage decides which request
+    records it). Runs before the view, so it commits its own write."""
+    from core.extensions import db
+    from core.services.console_sessions import record_sign_in_lockout
+
+    item = request_limit.limit
+    marker = type(item)(1, item.multiples)
+    if not limiter.limiter.hit(marker, *request_limit.request_args, "lockout"):
+        return
+    try:
+        record_sign_in_lockout(request.form.get("email"), str(item))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise  # logged by Flask-Limiter (swallow_errors): the 429 stands either way
 
 
 def password_change_identity() -> str:

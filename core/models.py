@@ -79,6 +79,9 @@ class User(db.Model):
     )
     created_at: Mapped[datetime] = _created_column()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when someone else chose the password (a teammate, an operator): the user must choose
+    # their own at sign-in before anything else (blueprints/console/account.py's gate).
+    password_change_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     tenant: Mapped[Tenant | None] = relationship()
 
@@ -280,6 +283,27 @@ class AuditEvent(db.Model):
     id: Mapped[str] = _id_column()
     tenant_id: Mapped[str] = _tenant_column(index=False)
     actor_type: Mapped[str] = mapped_column(String(16), nullable=False)  # user|api_key|system
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_name: Mapped[str] = mapped_column(String(254), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    changes: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class PlatformEvent(db.Model):
+    """The platform log: events about support staff, who belong to no tenant (DESIGN §7) —
+    their authentication events and their access to tenants. Shaped like ``AuditEvent`` but
+    without a tenant, in a table of its own, so that no tenant query can ever reach it."""
+
+    __tablename__ = "platform_events"
+    __table_args__ = (Index("ix_platform_events_created", "created_at", "id"),)
+
+    id: Mapped[str] = _id_column()
+    actor_type: Mapped[str] = mapped_column(String(16), nullable=False)  # user|system
     actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor_name: Mapped[str] = mapped_column(String(254), nullable=False)
     action: Mapped[str] = mapped_column(String(64), nullable=False)

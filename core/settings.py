@@ -334,6 +334,12 @@ class Settings(BaseModel):
         "sign-in attempts per account and per IP",
         expected="a rate limit such as `10 per minute`",
     )
+    RATELIMIT_SIGNIN_ACCOUNT: RateLimit = setting(
+        "100 per hour",
+        "sign-in attempts per account over a longer window, on top of `RATELIMIT_SIGNIN`; "
+        "reaching it is audited (`user.sign_in_locked`)",
+        expected="a rate limit such as `100 per hour`",
+    )
     RATELIMIT_ENABLED: bool = setting(
         True,
         "`false` switches rate limiting off (the benchmarks do)",
@@ -391,6 +397,12 @@ class Settings(BaseModel):
         "a console session ends this long after sign-in, however busy; Flask's signed cookie "
         "is accepted no longer either",
         expected="a number of hours greater than 0",
+    )
+    SUPPORT_ACCESS_MINUTES: Annotated[float, Field(gt=0, allow_inf_nan=False)] = setting(
+        60,
+        "how long a tenant opened by support staff stays open; then they open it again, with a "
+        "reason",
+        expected="a number of minutes greater than 0",
     )
     SESSION_COOKIE_SECURE: bool | None = setting(
         None,

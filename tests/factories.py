@@ -41,6 +41,7 @@ def make_user(tenant: Tenant | None = None, role: str = "admin", **kwargs):
         kwargs.pop("password", "correct-horse-battery"),
         role,
         tenant if role == "admin" else None,
+        must_change_password=kwargs.pop("must_change_password", False),
         **kwargs,
     )
     db.session.commit()

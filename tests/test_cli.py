@@ -165,7 +165,7 @@ def test_seed_demo_prints_how_to_sign_in_and_twice_changes_nothing(cli, client):
     """seed-demo: sign-in instructions, a working key; a second run changes no row."""
     first = cli("seed-demo")
     assert first.exit_code == 0, first.output
-    assert "admin@demo.example" in first.output and "channels-demo" in first.output
+    assert "admin@demo.example" in first.output and "channels-walkthrough" in first.output
     assert "/login" in first.output
     after_first = database_state()
     assert all(
@@ -231,7 +231,13 @@ def test_seed_demo_on_a_database_with_the_previous_demo_tenant(cli, client):
     """A demo tenant seeded before the seed's ids is kept under another slug, its admin and key
     move to the seed's tenant, the run says so, and the seed's call works with the demo key."""
     previous = accounts.create_tenant("Demo Company", "demo")
-    accounts.create_user(cli_module.DEMO_EMAIL, cli_module.DEMO_PASSWORD, "admin", previous)
+    accounts.create_user(
+        cli_module.DEMO_EMAIL,
+        cli_module.DEMO_PASSWORD,
+        "admin",
+        previous,
+        must_change_password=False,
+    )
     db.session.add(
         ApiKey(
             tenant_id=previous.id,

@@ -57,6 +57,7 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     email_domains,
     integrations,
     phone_numbers,
+    platform_log,
     support,
     team,
 )

@@ -6,11 +6,17 @@ session of the user (this one stays); "Sign out" ends one other session (htmx: i
 without JavaScript: a form POST and 303 back); "Sign out everywhere else" ends them all. The
 current session is signed out with the usual sign-out form. Everything is audited by the
 services (``user.password_changed``, ``user.session_revoked``, ``user.sessions_revoked``).
+
+A password someone else chose (a teammate on the team page, an operator's ``create-user``) must
+be changed at first sign-in: ``require_own_password`` (a before-request gate, so the sign-in flow
+itself is untouched) sends every other console request to the change page until it is done —
+htmx requests too (403 with ``HX-Redirect``); signing out stays possible. The change page asks
+for the current password as well: the same service, rules and rate limit as the account page.
 """
 
 from __future__ import annotations
 
-from flask import flash, render_template, url_for
+from flask import flash, make_response, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
@@ -24,11 +30,50 @@ from blueprints.console.responses import (
     redirect_back,
     render_fragments,
     render_page,
+    safe_local_url,
     see_other,
 )
 from blueprints.console.writes import console_write
 from core.limits import password_change_rate_limit
+from core.rules.passwords import LENGTH_HELP
 from core.services import accounts, console_sessions
+
+# What a user who must first change their password can still reach.
+PASSWORD_CHANGE_ENDPOINTS = {
+    "console.account_password_required",
+    "console.account_change_password",
+    "console.login",
+    "console.logout",
+}
+MUST_CHANGE_MESSAGE = "Choose your own password before you continue."
+
+
+@bp.before_request
+def require_own_password():
+    """A signed-in user whose password someone else chose goes to the change page first, from
+    any console request but those of ``PASSWORD_CHANGE_ENDPOINTS``; htmx: 403 + HX-Redirect."""
+    if not current_user.is_authenticated or not current_user.password_change_required:
+        return None
+    if request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
+        return None
+    htmx = request.headers.get("HX-Request") == "true"
+    # Where to go once it is done: this page (for htmx, the page the request came from).
+    next_url = current_path() if request.method == "GET" or htmx else None
+    if next_url == url_for("console.home"):
+        next_url = None
+    target = url_for("console.account_password_required", next=next_url)
+    if htmx:
+        page = render_template("error.html", status=403, message=MUST_CHANGE_MESSAGE)
+        response = make_response(page, 403)
+        response.headers["HX-Redirect"] = target
+        return response
+    return see_other(target)
+
+
+@bp.app_template_global()
+def password_help() -> str:
+    """The password policy in a sentence, under every new-password field."""
+    return LENGTH_HELP
 
 
 class PasswordChangeForm(FlaskForm):
@@ -67,20 +112,39 @@ def _index(form: PasswordChangeForm, status: int = 200):
     )
 
 
+def _required_change(form: PasswordChangeForm, status: int = 200):
+    """The page of a required change (the first sign-in's), with ``form``."""
+    next_url = safe_local_url(request.values.get("next"))
+    page = render_template("account/password_required.html", form=form, next_url=next_url)
+    return make_response(page, status)
+
+
 @bp.get("/account")
 def account_index():
     """The signed-in user's password form and active sessions."""
     return _index(PasswordChangeForm(formdata=None))
 
 
+@bp.get("/account/password/required")
+def account_password_required():
+    """The change of a password someone else chose, before anything else (the account page
+    once it is done)."""
+    if not current_user.password_change_required:
+        return see_other(url_for("console.account_index"))
+    return _required_change(PasswordChangeForm(formdata=None))
+
+
 @bp.post("/account/password")
 @password_change_rate_limit
 def account_change_password():
     """Change one's password (current one required); every other session ends, this one stays.
-    303 to the account page, or 422 with every error next to its field."""
+    303 to the account page (a required change: on to ``next``), or 422 with every error next
+    to its field, on the page the form came from."""
+    required = current_user.password_change_required
     form = PasswordChangeForm()
+    page = _required_change if required else _index
     if not form.validate():
-        return _index(form, status=422)
+        return page(form, status=422)
     with console_write(form) as write:
         ended = accounts.change_password(
             current_user,
@@ -89,9 +153,12 @@ def account_change_password():
             current_session_id(),
         )
     if write.failed:
-        return _index(form, status=write.status)
+        return page(form, status=write.status)
     others = f" {_sessions_plural(ended)} signed out." if ended else ""
     flash(f"Your password is changed.{others}", "success")
+    if required:
+        next_url = safe_local_url(request.form.get("next"))
+        return see_other(next_url or url_for("console.channels_index"))
     return see_other(url_for("console.account_index"))
 
 

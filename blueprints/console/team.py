@@ -1,7 +1,9 @@
 """Console pages for the team: the tenant's admins; add one, remove one.
 
 A new admin is created with an email, a name and an initial password that the inviting admin
-chooses and hands over (no email is sent: the platform has no mail of its own). Removing an
+chooses and hands over (no email is sent: the platform has no mail of its own). The password
+policy applies to it, and the new admin must choose their own password at first sign-in (the
+inviting admin knows this one). Removing an
 admin deletes the account and ends every server-side session of it (a copied cookie opens
 nothing either). The last admin of a tenant cannot be removed. Every change
 goes through ``core.services.accounts`` and is audited (``user.create`` / ``user.delete``).
@@ -72,11 +74,13 @@ def team_add():
             tenant,
             form.name.data or "",
             current_actor(),
+            must_change_password=True,
         )
     if write.failed:
         return _index(form, status=write.status)
     flash(
-        f"{user.email} is now an admin of {tenant.name}: they sign in with the password you chose.",
+        f"{user.email} is now an admin of {tenant.name}: they sign in with the password you chose,"
+        " then choose their own.",
         "success",
     )
     return see_other(url_for("console.team_index"))

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,14 +20,15 @@ from core.errors import Conflict, FieldErrors, NotFound
 from core.extensions import db
 from core.models import ApiKey, Tenant, User
 from core.providers import SECRET_MASK
-from core.services import audit, console_sessions
+from core.rules.passwords import check_new_password
+from core.rules.values import CONTROL_CHARACTERS
+from core.services import audit, console_sessions, platform_log
 from core.services.audit import Actor
 from core.services.channels import lock_tenant
 from core.tenancy import get_for_tenant, lookup_id
 
 API_KEY_PREFIX = "chk_"
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-MIN_PASSWORD = 10
 # last_used_at is written at most this often per key, so reads stay reads.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -82,12 +84,6 @@ def normalize_email(value: str, errors: FieldErrors, field_name: str = "email") 
         return None
 
 
-def check_new_password(password: object, errors: FieldErrors, field_name: str = "password") -> None:
-    """The rules of a password someone sets (a new user's, a changed one): the one place."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        errors.add(field_name, f"Use at least {MIN_PASSWORD} characters.")
-
-
 def create_user(
     email: str,
     password: str,
@@ -95,22 +91,29 @@ def create_user(
     tenant: Tenant | None = None,
     name: str = "",
     actor: Actor | None = None,
+    *,
+    must_change_password: bool,
 ) -> User:
-    """A tenant admin (with a tenant) or a support user (without one)."""
+    """A tenant admin (with a tenant) or a support user (without one).
+
+    The password follows the policy (core.rules.passwords). ``must_change_password`` says
+    whether someone else chose it (a teammate, an operator): the user must then choose their own
+    at their first sign-in. Every caller decides, explicitly.
+    """
     errors = FieldErrors()
     address = normalize_email(email, errors)
     if address and db.session.scalar(
         select(func.count()).select_from(User).where(User.email == address)
     ):
         errors.add("email", "A user with this email already exists.")
-    check_new_password(password, errors)
+    display_name = (name or "").strip()[:100]
+    check_new_password(password, errors, email=address or email, name=display_name)
     if role not in ("admin", "support"):
         errors.add("role", "Must be admin or support.")
     elif role == "admin" and tenant is None:
         errors.add("tenant", "An admin belongs to a tenant.")
     elif role == "support" and tenant is not None:
         errors.add("tenant", "Support staff belong to no tenant.")
-    display_name = (name or "").strip()[:100]
     errors.raise_if_any("The user could not be created.")
     user = User(
         email=address,
@@ -118,19 +121,16 @@ def create_user(
         password_hash=generate_password_hash(password),
         role=role,
         tenant_id=tenant.id if tenant else None,
+        password_change_required=must_change_password,
         created_at=utcnow(),
     )
     db.session.add(user)
     db.session.flush()
-    if tenant is not None:
-        audit.record(
-            tenant.id,
-            actor or Actor.system("cli"),
-            "user.create",
-            "user",
-            user.id,
-            audit.diff({}, {"email": address, "name": user.name, "role": role}),
-        )
+    after = {"email": address, "name": user.name, "role": role}
+    if must_change_password:
+        after["password_change_required"] = True
+    changes = audit.diff({}, after)
+    console_sessions.record_auth_event(user, "user.create", changes, actor or Actor.system("cli"))
     return user
 
 
@@ -149,23 +149,25 @@ def authenticate_user(email: str, password: str) -> User | None:
 
 def change_password(user: User, current: str, new: str, keep_session_id: str | None) -> int:
     """Change the user's own password: the current one must match and the new one follow the
-    rules of ``check_new_password``. Every other session of the user ends (``keep_session_id``,
-    the one asking, stays); audited ``user.password_changed``. Returns how many ended."""
+    policy (``core.rules.passwords``) and differ from it. A required change (a password someone
+    else chose) is then done. Every other session of the user ends (``keep_session_id``, the one
+    asking, stays); audited ``user.password_changed``. Returns how many ended."""
     errors = FieldErrors()
-    if not check_password_hash(user.password_hash, current or ""):
+    current_ok = check_password_hash(user.password_hash, current or "")
+    if not current_ok:
         errors.add("current_password", "This is not your current password.")
-    check_new_password(new, errors, "new_password")
+    check_new_password(new, errors, "new_password", email=user.email, name=user.name)
+    if current_ok and new == current and "new_password" not in errors.as_dict():
+        errors.add("new_password", "Choose a password other than your current one.")
     errors.raise_if_any("The password was not changed.")
     user.password_hash = generate_password_hash(new)
+    changes = {"password": {"before": SECRET_MASK, "after": SECRET_MASK}}
+    if user.password_change_required:
+        user.password_change_required = False
+        changes["password_change_required"] = {"before": True, "after": False}
     ended = console_sessions.end_other_sessions(user.id, keep_session_id)
-    console_sessions.record_auth_event(
-        user,
-        "user.password_changed",
-        {
-            "password": {"before": SECRET_MASK, "after": SECRET_MASK},
-            "other_sessions": {"before": ended, "after": 0},
-        },
-    )
+    changes["other_sessions"] = {"before": ended, "after": 0}
+    console_sessions.record_auth_event(user, "user.password_changed", changes)
     return ended
 
 
@@ -190,15 +192,56 @@ def search_tenants(q: str | None = None, limit: int = 100) -> list[Tenant]:
     return list(db.session.scalars(query.order_by(Tenant.name_key, Tenant.slug).limit(limit)))
 
 
-def open_tenant_as_support(tenant_id: str, user: User) -> Tenant:
-    """A support user opens a tenant: recorded in that tenant's audit log."""
+SUPPORT_REASON_MAX = 200
+SUPPORT_REASON_REQUIRED = "Say why you open this tenant, e.g. the ticket number."
+
+
+def clean_support_reason(value: object, errors: FieldErrors, field_name: str = "reason"):
+    """Why a support user opens a tenant: trimmed, 1–200 characters, no control characters."""
+    text = unicodedata.normalize("NFC", value.strip()) if isinstance(value, str) else ""
+    if not text:
+        errors.add(field_name, SUPPORT_REASON_REQUIRED)
+    elif len(text) > SUPPORT_REASON_MAX:
+        errors.add(field_name, f"Must be at most {SUPPORT_REASON_MAX} characters.")
+    elif CONTROL_CHARACTERS.search(text):
+        errors.add(field_name, "Must not contain control characters.")
+    else:
+        return text
+    return None
+
+
+def open_tenant_as_support(tenant_id: str, user: User, reason: object) -> Tenant:
+    """A support user opens a tenant, saying why (``clean_support_reason``): recorded with the
+    reason in that tenant's audit log and in the platform log (``support.tenant_opened``)."""
     if not user.is_support:
         raise NotFound("Tenant not found.")
     tenant = get_tenant(tenant_id)
-    audit.record(
-        tenant.id, Actor("user", user.id, user.email), "support.tenant_opened", "tenant", tenant.id
+    errors = FieldErrors()
+    clean = clean_support_reason(reason, errors)
+    errors.raise_if_any("The tenant was not opened.")
+    actor = Actor("user", user.id, user.email)
+    audit.record(tenant.id, actor, "support.tenant_opened", "tenant", tenant.id, {"reason": clean})
+    platform_log.record(
+        actor,
+        "support.tenant_opened",
+        "tenant",
+        tenant.id,
+        {"reason": clean, "tenant": tenant.slug},
+        subject=f"{tenant.slug} by {user.email}",
     )
     return tenant
+
+
+def record_support_access_expired(user: User, tenant_id: str, opened_at: str) -> None:
+    """A support user's access to a tenant ran out (SUPPORT_ACCESS_MINUTES): platform log."""
+    platform_log.record(
+        Actor.system("support-access"),
+        "support.tenant_access_expired",
+        "tenant",
+        tenant_id,
+        {"user": user.email, "opened_at": opened_at},
+        subject=f"{tenant_id} of {user.email}",
+    )
 
 
 def list_admins(tenant_id: str) -> list[User]:

@@ -57,9 +57,10 @@ def record(
     resource_type: str,
     resource_id: str | None,
     changes: dict | None = None,
+    connection=None,
 ) -> None:
     """Write an audit event into the current transaction (it commits or rolls back with the
-    change it describes).
+    change it describes), or into ``connection``'s when given (a write apart from the request's).
 
     The session is flushed first, so the event is written after the change it describes and
     after any row it refers to. The event itself is one Core INSERT: nothing reads audit events
@@ -69,8 +70,10 @@ def record(
     if resource_type not in RESOURCE_TYPES or actor.type not in ACTOR_TYPES:
         raise ValueError(f"unknown audit resource or actor type: {resource_type!r}, {actor.type!r}")
     in_request = has_request_context()
-    db.session.flush()
-    db.session.connection().execute(
+    if connection is None:
+        db.session.flush()
+        connection = db.session.connection()
+    connection.execute(
         _INSERT,
         {
             "tenant_id": tenant_id,

@@ -10,8 +10,15 @@
 - Ending a session deletes its row; sign-out ends one, a password change or "sign out
   everywhere else" end every other one of the user, removing the account ends them all.
 - Every authentication event lands in the user's tenant's audit log (actions ``user.*``).
-  Support staff belong to no tenant and audit events need one, so their events go to the app
-  log (logger ``channels.auth``) instead.
+  Support staff belong to no tenant, so theirs go to the platform log
+  (``core.services.platform_log``: a table, and a line of the ``channels.auth`` logger).
+  Events: ``user.signed_in``, ``user.sign_in_failed`` (``reason``: ``wrong_password``),
+  ``user.sign_in_locked`` (the account's sign-in limit was reached; once per limit window),
+  ``user.signed_out``, ``user.session_expired`` (``reason``: ``idle`` or ``max_lifetime``; when
+  the expired session is presented again, or purged at anyone's sign-in, whichever comes first),
+  ``user.session_revoked``, ``user.sessions_revoked``, ``user.password_changed``. A failed
+  sign-in with an unknown email names no account: it is only logged (``channels.auth``), and the
+  rate limits count it. Never a password, nor a session token.
 
 The check is one read in the request's own transaction. The touch and the deletion of an
 expired row (at most once a minute per session) are short transactions on a connection of their
@@ -22,7 +29,6 @@ held up by one; the request's transaction (holding only that read) is ended befo
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -35,13 +41,13 @@ from core.db_types import utcnow
 from core.errors import NotFound
 from core.extensions import db
 from core.models import ConsoleSession, User
-from core.services import audit
+from core.services import audit, platform_log
 from core.services.audit import Actor
+from core.services.platform_log import auth_log
 
 # last_seen_at is written at most this often per session, so reads stay reads.
 TOUCH_RESOLUTION = timedelta(minutes=1)
 USER_AGENT_MAX = 512
-auth_log = logging.getLogger("channels.auth")
 
 
 def hash_token(token: str) -> str:
@@ -71,13 +77,41 @@ def _live(now: datetime):
     )
 
 
-def record_auth_event(user: User, action: str, changes: dict | None = None, actor=None) -> None:
-    """An authentication event: the tenant's audit log, or the app log for support staff."""
-    actor = actor or Actor("user", user.id, user.email)
-    if user.tenant_id:
-        audit.record(user.tenant_id, actor, action, "user", user.id, changes)
+def expiry_reason(created_at: datetime, last_seen_at: datetime, now: datetime) -> str:
+    """Which limit an expired session passed: ``max_lifetime`` or ``idle``."""
+    return "max_lifetime" if now - created_at >= max_lifetime() else "idle"
+
+
+def record_auth_event(
+    user: User, action: str, changes: dict | None = None, actor=None, connection=None
+) -> None:
+    """An event about a user's account (authentication, creation): the tenant's audit log, or
+    the platform log for support staff. ``connection``: written there instead of the request's
+    transaction (see ``_write_apart``)."""
+    _record_account_event(
+        AccountRef(user.id, user.email, user.tenant_id), action, changes, actor, connection
+    )
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """What an account's event needs of it, read while the ORM object is at hand."""
+
+    id: str
+    email: str
+    tenant_id: str | None
+
+
+def _record_account_event(
+    account: AccountRef, action: str, changes: dict | None, actor, connection
+) -> None:
+    actor = actor or Actor("user", account.id, account.email)
+    if account.tenant_id:
+        audit.record(account.tenant_id, actor, action, "user", account.id, changes, connection)
     else:
-        auth_log.info("%s user=%s (%s) by %s %s", action, user.email, user.id, actor.name, changes)
+        platform_log.record(
+            actor, action, "user", account.id, changes, connection, subject=account.email
+        )
 
 
 def start_session(user: User, ip: str | None, user_agent: str | None) -> tuple[ConsoleSession, str]:
@@ -87,14 +121,7 @@ def start_session(user: User, ip: str | None, user_agent: str | None) -> tuple[C
     table then holds only sessions that could still be used (plus those gone stale since).
     """
     now = utcnow()
-    db.session.execute(
-        delete(ConsoleSession).where(
-            or_(
-                ConsoleSession.last_seen_at <= now - idle_timeout(),
-                ConsoleSession.created_at <= now - max_lifetime(),
-            )
-        )
-    )
+    _purge_expired(now)
     token = secrets.token_urlsafe(32)
     record = ConsoleSession(
         user_id=user.id,
@@ -110,13 +137,69 @@ def start_session(user: User, ip: str | None, user_agent: str | None) -> tuple[C
     return record, token
 
 
-def record_failed_sign_in(email: str | None) -> None:
-    """A failed sign-in against an existing account is audited (unknown emails are not: they
-    name no tenant, and the rate limit already counts them)."""
+def _purge_expired(now: datetime) -> None:
+    """Delete every expired session, each audited ``user.session_expired`` (its user's log)."""
+    expired = db.session.execute(
+        select(User, ConsoleSession.id, ConsoleSession.created_at, ConsoleSession.last_seen_at)
+        .join(ConsoleSession, ConsoleSession.user_id == User.id)
+        .where(
+            or_(
+                ConsoleSession.last_seen_at <= now - idle_timeout(),
+                ConsoleSession.created_at <= now - max_lifetime(),
+            )
+        )
+    ).all()
+    if not expired:
+        return
+    db.session.execute(
+        delete(ConsoleSession).where(ConsoleSession.id.in_([row[1] for row in expired]))
+    )
+    for user, session_id, created_at, last_seen_at in expired:
+        record_auth_event(
+            user,
+            "user.session_expired",
+            _expired_changes(session_id, expiry_reason(created_at, last_seen_at, now)),
+            actor=Actor.system("session"),
+        )
+
+
+def _expired_changes(session_id: str, reason: str) -> dict:
+    return {"session_id": {"before": session_id, "after": None}, "reason": reason}
+
+
+def find_user_by_email(email: str | None) -> User | None:
+    """The account of a typed email address (normalised as sign-in does), or None."""
     address = (email or "").strip().lower()
-    user = db.session.scalar(select(User).where(User.email == address)) if address else None
+    return db.session.scalar(select(User).where(User.email == address)) if address else None
+
+
+def record_failed_sign_in(email: str | None, reason: str = "wrong_password") -> None:
+    """A failed sign-in against an existing account is audited with its reason class, never
+    what was typed as the password. Unknown emails name no account (nor tenant): the app log
+    only, and the rate limits count them."""
+    user = find_user_by_email(email)
     if user is not None:
-        record_auth_event(user, "user.sign_in_failed", actor=Actor.system("sign-in"))
+        record_auth_event(
+            user, "user.sign_in_failed", {"reason": reason}, actor=Actor.system("sign-in")
+        )
+    else:
+        auth_log.info("user.sign_in_failed reason=unknown_account")
+
+
+def record_sign_in_lockout(email: str | None, limit: str) -> None:
+    """The account's sign-in limit was reached (``limit``, e.g. "100 per 1 hour"): further
+    attempts are refused until the window moves on. Audited ``user.sign_in_locked`` for an
+    existing account (the caller records it once per window)."""
+    user = find_user_by_email(email)
+    if user is not None:
+        record_auth_event(
+            user,
+            "user.sign_in_locked",
+            {"reason": "rate_limited", "limit": limit},
+            actor=Actor.system("sign-in"),
+        )
+    else:
+        auth_log.info("user.sign_in_locked reason=unknown_account limit=%s", limit)
 
 
 @dataclass(frozen=True)
@@ -146,7 +229,19 @@ def resume_session(token: str | None) -> ResumedSession:
     user, session_id, created_at, last_seen_at = row
     now = utcnow()
     if is_expired(created_at, last_seen_at, now):
-        _write_apart(delete(_sessions).where(_sessions.c.id == session_id))
+        reason = expiry_reason(created_at, last_seen_at, now)
+        account = AccountRef(user.id, user.email, user.tenant_id)  # before the rollback
+        _write_apart(
+            delete(_sessions).where(_sessions.c.id == session_id),
+            # Audited only by whoever deleted the row (a purge may have been first).
+            lambda connection: _record_account_event(
+                account,
+                "user.session_expired",
+                _expired_changes(session_id, reason),
+                Actor.system("session"),
+                connection,
+            ),
+        )
         return ResumedSession(expired=True)
     if now - last_seen_at >= TOUCH_RESOLUTION:
         _write_apart(
@@ -157,8 +252,10 @@ def resume_session(token: str | None) -> ResumedSession:
     return ResumedSession(user, session_id)
 
 
-def _write_apart(statement) -> None:
-    """Run one write on a connection of its own and commit it now (see the module docstring).
+def _write_apart(statement, then=None) -> None:
+    """Run one write on a connection of its own and commit it now (see the module docstring);
+    ``then(connection)``, when given, writes more in the same transaction if the statement
+    changed a row.
 
     The request's transaction holds nothing yet but the session's read, and is ended first: on
     SQLite a write request holds the write lock from its first statement, which the write here
@@ -166,7 +263,9 @@ def _write_apart(statement) -> None:
     """
     db.session.rollback()
     with db.engine.begin() as connection:
-        connection.execute(statement)
+        result = connection.execute(statement)
+        if then is not None and result.rowcount:
+            then(connection)
 
 
 def list_sessions(user_id: str) -> list[ConsoleSession]:

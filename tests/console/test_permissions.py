@@ -27,7 +27,8 @@ from flask import session, url_for
 from flask_wtf.csrf import generate_csrf
 
 from app import create_app
-from blueprints.console.context import SUPPORT_TENANT_KEY
+from blueprints.console.context import SUPPORT_OPENED_AT_KEY, SUPPORT_TENANT_KEY
+from core.db_types import rfc3339, utcnow
 from core.extensions import db
 from core.services import accounts, console_sessions
 from tests import factories
@@ -92,6 +93,7 @@ POLICIES: dict[str, Policy] = {
     # own account
     "console.account_index": OWN_ACCOUNT,
     "console.account_change_password": OWN_ACCOUNT,
+    "console.account_password_required": OWN_ACCOUNT,
     "console.account_revoke_other_sessions": OWN_ACCOUNT,
     "console.account_revoke_session": OWN_SESSION,
     # channels
@@ -145,7 +147,9 @@ POLICIES: dict[str, Policy] = {
     "console.team_remove": CONSOLE_WRITE,
     "console.audit_index": CONSOLE_READ,
     "console.support_tenants": SUPPORT_ONLY,
+    "console.support_confirm_open": SUPPORT_ONLY,
     "console.support_open_tenant": SUPPORT_ONLY,
+    "console.platform_log_index": SUPPORT_ONLY,
     # JSON API
     "api.openapi": PUBLIC,
     "api.list_channels": API_READ,
@@ -289,8 +293,9 @@ def world(app, tenant, other_tenant) -> World:
             if role in tokens:  # signed in (Flask-Login's session keys: the session's token)
                 stored["_user_id"] = tokens[role]
                 stored["_fresh"] = True
-            if role == "support":
+            if role == "support":  # opened just now (context.grant_support_access)
                 stored[SUPPORT_TENANT_KEY] = tenant.id
+                stored[SUPPORT_OPENED_AT_KEY] = rfc3339(utcnow())
     return World(params, clients, keys, token)
 
 

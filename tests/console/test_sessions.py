@@ -13,7 +13,7 @@ from sqlalchemy import event, select, update
 from app import create_app
 from core.db_types import utcnow
 from core.extensions import db
-from core.models import AuditEvent, ConsoleSession
+from core.models import AuditEvent, ConsoleSession, PlatformEvent
 from core.services.console_sessions import hash_token
 from tests.conftest import base_config
 from tests.console.conftest import ConsoleClient, another_browser, make_console_user
@@ -229,23 +229,31 @@ def auth_log(caplog):
     logger.removeHandler(caplog.handler)
 
 
-def test_support_staff_authentication_goes_to_the_app_log(client, support_user, auth_log):
-    """Support staff have no tenant (audit events need one): their sign-in, failure and
-    sign-out are app log lines, and no tenant's audit log gets them."""
+def test_support_staff_authentication_goes_to_the_platform_log(client, support_user, auth_log):
+    """Support staff have no tenant: their sign-in, failure (with its reason class) and
+    sign-out are platform log rows and app log lines, and no tenant's audit log gets them."""
     sign_in(client, support_user.email, "wrong-password-123")
     assert sign_in(client, support_user.email).status_code == 303
     client.post("/logout", data={"csrf_token": csrf_token(client, "/support/tenants")})
     lines = [r.getMessage() for r in auth_log.records]
-    for action in ("user.sign_in_failed", "user.signed_in", "user.signed_out"):
+    actions = ("user.sign_in_failed", "user.signed_in", "user.signed_out")
+    for action in actions:
         assert any(line.startswith(action) and support_user.email in line for line in lines)
     db.session.rollback()
     assert db.session.scalar(select(AuditEvent)) is None
+    rows = db.session.scalars(select(PlatformEvent).order_by(PlatformEvent.created_at)).all()
+    assert [(row.action, row.resource_id) for row in rows] == [
+        (action, support_user.id) for action in actions
+    ]
+    assert rows[0].changes == {"reason": "wrong_password"}
+    assert "wrong-password-123" not in " ".join(lines) + repr([row.changes for row in rows])
 
 
 def test_support_tenant_choice_ends_with_the_session(app, support_console, support_user, tenant):
     """The tenant a support user opened does not outlive the session (copied cookie included)."""
     token = csrf_token(support_console, "/support/tenants")
-    support_console.post(f"/support/tenants/{tenant.id}/open", data={"csrf_token": token})
+    data = {"csrf_token": token, "reason": "Ticket 12"}
+    support_console.post(f"/support/tenants/{tenant.id}/open", data=data)
     assert support_console.get("/channels").status_code == 200
     stolen = copy_of_cookie(app, support_console)
     move_session(support_user.id, last_seen_at=timedelta(hours=2))

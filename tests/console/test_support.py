@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -13,9 +15,9 @@ from tests.console.helpers import csrf_token, htmx_headers, soup
 BANNER = "as support — read-only"
 
 
-def open_tenant(client, tenant, next_url=None):
-    """Choose ``tenant`` in the switcher (the POST its Open button sends)."""
-    data = {"csrf_token": csrf_token(client, "/support/tenants")}
+def open_tenant(client, tenant, next_url=None, reason="Ticket #4821: SMS not delivered"):
+    """Open ``tenant`` from the switcher, with a reason (the POST of its reason form)."""
+    data = {"csrf_token": csrf_token(client, "/support/tenants"), "reason": reason}
     if next_url:
         data["next"] = next_url
     return client.post(f"/support/tenants/{tenant.id}/open", data=data)
@@ -104,8 +106,13 @@ def test_opening_a_tenant_is_audited_in_its_log_and_shows_the_banner(
     assert (event.resource_type, event.resource_id) == ("tenant", tenant.id)
     assert event.request_id and event.ip
     assert opened_events(other_tenant.id) == []
+    assert event.changes == {"reason": "Ticket #4821: SMS not delivered"}
     page = support_console.get("/channels")
-    assert banner_text(page) == f"Viewing {tenant.name} as support — read-only. Switch tenant"
+    assert re.fullmatch(
+        rf"Viewing {tenant.name} as support — read-only, until \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\."
+        r" Switch tenant",
+        banner_text(page),
+    )
 
 
 def test_open_returns_to_next_and_switching_changes_the_tenant(
