@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import time_machine
 from bs4 import BeautifulSoup
 from sqlalchemy import event, select
 
 from core.extensions import db
-from core.models import ApiKey, User
+from core.limits import SIGNIN_ACCOUNT_MESSAGE, SIGNIN_MESSAGE
+from core.models import ApiKey, AuditEvent, PlatformEvent, User
 from tests import factories
 from tests.conftest import base_config
 from tests.console.conftest import make_console_user
+from tests.console.helpers import PASSWORD
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -209,3 +213,86 @@ def test_signin_limit_per_ip(app, client, tenant):
     assert _sign_in(client, emails[1]).status_code == 422
     assert _sign_in(client, emails[2]).status_code == 429
     assert _sign_in(client, emails[2], ip="198.51.100.7").status_code == 422
+
+
+class TestAccountLimitOverAnHour:
+    """The defaults: RATELIMIT_SIGNIN 10 per minute, RATELIMIT_SIGNIN_ACCOUNT 100 per hour."""
+
+    @pytest.fixture
+    def app_config(self, database_url, storage):
+        """Limits on, at their declared defaults, in memory or in Redis."""
+        uri, namespace = storage
+        return base_config(database_url) | {
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": uri,
+            "RATELIMIT_KEY_NAMESPACE": namespace,
+            "WTF_CSRF_ENABLED": False,
+        }
+
+    @staticmethod
+    def lockouts(user_id: str) -> list[AuditEvent]:
+        db.session.rollback()
+        query = select(AuditEvent).where(
+            AuditEvent.action == "user.sign_in_locked", AuditEvent.resource_id == user_id
+        )
+        return list(db.session.scalars(query.order_by(AuditEvent.created_at)))
+
+    def test_the_101st_attempt_in_an_hour_is_refused_even_spread_over_minutes(
+        self, app, client, tenant
+    ):
+        """100 wrong passwords at two a minute from ever-new addresses (under every per-minute
+        limit): the 101st attempt, the right password, is refused with 429 and says why; the
+        lockout is audited once; an hour after the first attempts it signs in again."""
+        assert app.config["RATELIMIT_SIGNIN_ACCOUNT"] == "100 per hour"
+        user = make_console_user("patient@example.org", "admin", tenant)
+        start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        with time_machine.travel(start, tick=False) as clock:
+            for attempt in range(100):
+                clock.move_to(start + timedelta(seconds=30 * attempt))
+                assert _sign_in(client, user.email, ip=f"203.0.113.{attempt}").status_code == 422
+            clock.move_to(start + timedelta(minutes=55))
+            refused = _sign_in(client, user.email, PASSWORD, ip="::1")
+            assert refused.status_code == 429
+            assert SIGNIN_ACCOUNT_MESSAGE in refused.get_data(as_text=True)
+            assert 300 <= int(refused.headers["Retry-After"]) <= 302  # the first leaves at 60:00
+            assert _sign_in(client, user.email, ip="192.0.2.7").status_code == 429
+            assert db.session.get(User, user.id).last_login_at is None
+            [locked] = self.lockouts(user.id)
+            assert locked.changes == {"reason": "rate_limited", "limit": "100 per 1 hour"}
+            assert (locked.tenant_id, locked.actor_name) == (tenant.id, "sign-in")
+            # Another account is not affected.
+            other = make_console_user("other@example.org", "admin", tenant)
+            assert _sign_in(client, other.email, ip="192.0.2.8").status_code == 422
+            clock.move_to(start + timedelta(minutes=60, seconds=1))
+            assert _sign_in(client, user.email, PASSWORD, ip="::1").status_code == 303
+        assert len(self.lockouts(user.id)) == 1
+
+    def test_a_minute_lockout_is_audited_once_per_minute(self, app, client, tenant):
+        """Past 10 attempts in a minute: every further one is refused, one lockout event; the
+        next minute's lockout is another event."""
+        user = make_console_user("hasty@example.org", "admin", tenant)
+        start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        with time_machine.travel(start, tick=False) as clock:
+            for attempt in range(10):
+                assert _sign_in(client, user.email, ip=f"198.51.100.{attempt}").status_code == 422
+            for attempt in range(5):
+                limited = _sign_in(client, user.email, ip=f"192.0.2.{attempt}")
+                assert limited.status_code == 429
+                assert SIGNIN_MESSAGE in limited.get_data(as_text=True)
+            assert [e.changes["limit"] for e in self.lockouts(user.id)] == ["10 per 1 minute"]
+            clock.move_to(start + timedelta(minutes=1, seconds=1))
+            for attempt in range(11):
+                _sign_in(client, user.email, ip=f"203.0.113.{attempt}")
+        assert [e.changes["limit"] for e in self.lockouts(user.id)] == ["10 per 1 minute"] * 2
+
+    def test_support_staff_lockouts_go_to_the_platform_log(self, app, client):
+        """A support user has no tenant: the lockout is a platform event."""
+        user = make_console_user("sam@support.example", "support")
+        for attempt in range(11):
+            _sign_in(client, user.email, ip=f"198.51.100.{attempt}")
+        db.session.rollback()
+        [locked] = db.session.scalars(
+            select(PlatformEvent).where(PlatformEvent.action == "user.sign_in_locked")
+        ).all()
+        assert (locked.resource_id, locked.changes["limit"]) == (user.id, "10 per 1 minute")
+        assert db.session.scalar(select(AuditEvent)) is None
