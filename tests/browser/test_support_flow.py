@@ -64,6 +64,16 @@ def assert_read_only(page: Page, tenant_name: str) -> None:
             assert not WRITE_LABELS.match(label), f"{label!r} on {page.url}"
 
 
+def open_with_reason(page: Page, tenant_name: str, reason: str = "Ticket #4821") -> None:
+    """In the switcher: "Open" on the tenant's row, then the reason form."""
+    page.locator("#tenant-results tr", has_text=tenant_name).get_by_role(
+        "link", name=re.compile("Open")
+    ).click()
+    expect(page.locator("h1")).to_have_text(f"Open {tenant_name}")
+    page.get_by_label("Reason").fill(reason)
+    page.get_by_role("button", name="Open read-only").click()
+
+
 def test_support_switches_tenants_read_only(page, sign_in, tenants, screenshot):
     """Sign in → switcher (live search) → open Acme → every page read-only with the banner →
     switch to Globex → its data, its banner; both openings are in each tenant's audit log."""
@@ -83,9 +93,7 @@ def test_support_switches_tenants_read_only(page, sign_in, tenants, screenshot):
     expect(results).to_have_count(2)
     screenshot(page, "support-tenant-switcher")
 
-    page.locator("#tenant-results tr", has_text="Acme Corp").get_by_role(
-        "button", name=re.compile("Open")
-    ).click()
+    open_with_reason(page, "Acme Corp")
     expect(page).to_have_url(re.compile(r"/channels$"))
     expect(page.locator("main")).to_contain_text("Acme Support Email")
     expect(page.locator("main")).not_to_contain_text("Globex Newsletter")
@@ -113,9 +121,7 @@ def test_support_switches_tenants_read_only(page, sign_in, tenants, screenshot):
 
     page.get_by_role("link", name="Switch tenant").click()
     expect(page).to_have_url(re.compile(r"/support/tenants"))
-    page.locator("#tenant-results tr", has_text="Globex").get_by_role(
-        "button", name=re.compile("Open")
-    ).click()
+    open_with_reason(page, "Globex", "Ticket #4822")
     expect(page.locator("main")).to_contain_text("Globex Newsletter")
     expect(page.locator("main")).not_to_contain_text("Acme Support Email")
     assert_read_only(page, "Globex")
@@ -129,5 +135,5 @@ def test_support_without_javascript_still_switches(open_page, sign_in, tenants):
     page.get_by_role("searchbox", name="Search").fill("acme")
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#tenant-results tbody tr")).to_have_count(1)
-    page.get_by_role("button", name=re.compile("Open")).click()
+    open_with_reason(page, "Acme Corp")
     expect(page.locator(".support-banner")).to_contain_text("Viewing Acme Corp as support")
