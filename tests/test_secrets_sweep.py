@@ -1,5 +1,6 @@
 """Secrets never leave: a scripted tour of every API endpoint and every console page with
-integrations whose secrets are known markers, and API keys whose values are known.
+integrations whose secrets are known markers, API keys whose values are known, and passwords
+typed into the console (a failed sign-in, a teammate's initial password, one's own change).
 
 Captured: every response body and header, every log record (the app's logger, Werkzeug's and
 the root logger, at DEBUG), and every row of every table. No integration secret and no API key
@@ -17,12 +18,13 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, text
 
-from blueprints.console.context import SUPPORT_TENANT_KEY
+from blueprints.console.context import SUPPORT_OPENED_AT_KEY, SUPPORT_TENANT_KEY
+from core.db_types import rfc3339, utcnow
 from core.extensions import db
 from core.models import Integration
 from tests import factories
 from tests.console.conftest import ConsoleClient, make_console_user
-from tests.console.helpers import csrf_token, sign_in
+from tests.console.helpers import PASSWORD, csrf_token, sign_in
 from tests.reliability.sweep import get_urls
 
 SECRET_FIELDS = {
@@ -218,20 +220,58 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     assert created.status_code == 200 and new_key, "the new key is shown once"
     console("GET", "/api-keys")
 
+    # Passwords: a failed sign-in, a refused and an accepted initial password of a teammate,
+    # a refused and an accepted change of one's own — never shown back, logged or stored.
+    passwords = {name: f"{name} {uuid.uuid4().hex}" for name in ("typo", "team", "mine")}
+    stranger = Recorder(app.test_client())
+    stranger(
+        "POST",
+        "/login",
+        data={
+            "csrf_token": csrf_token(stranger.client, "/login"),
+            "email": admin.email,
+            "password": passwords["typo"],
+        },
+    )
+    for email in ("", "teammate@example.org"):  # refused (no email), then added
+        console(
+            "POST",
+            "/team",
+            data={
+                "csrf_token": csrf_token(admin_client, "/team"),
+                "email": email,
+                "name": "Teammate",
+                "password": passwords["team"],
+            },
+        )
+    for confirm in ("not the same", passwords["mine"]):  # refused, then changed
+        console(
+            "POST",
+            "/account/password",
+            data={
+                "csrf_token": csrf_token(admin_client, "/account"),
+                "current_password": PASSWORD,
+                "new_password": passwords["mine"],
+                "confirm_password": confirm,
+            },
+        )
+    console("GET", "/audit")
+
     support_client = app.test_client()
     support = make_console_user("sweep-support@example.org", "support")
     assert sign_in(support_client, support.email).status_code == 303
-    with support_client.session_transaction() as stored:
+    with support_client.session_transaction() as stored:  # opened now (grant_support_access)
         stored[SUPPORT_TENANT_KEY] = setup.tenant.id
+        stored[SUPPORT_OPENED_AT_KEY] = rfc3339(utcnow())
     support_recorder = Recorder(support_client)
     for url in pages:
         support_recorder("GET", url)
 
     # --- nothing anywhere -----------------------------------------------------------------------
-    secrets = list(markers.values())
+    secrets = list(markers.values()) + list(passwords.values())
     keys = [api_key, read_key, new_key]
     exposures = []
-    for recorder in (api, console, support_recorder):
+    for recorder in (api, console, support_recorder, stranger):
         for label, headers, body in recorder.seen:
             if recorder is console and label.startswith("POST /api-keys"):
                 body = body.replace(new_key, "")  # the single response that may show it
