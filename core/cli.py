@@ -114,6 +114,29 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Created {user.role} {user.email}{where}.")
         click.echo(user.id)
 
+    @app.cli.command("reset-password")
+    @click.argument("email")
+    @click.option(
+        "--password",
+        prompt="New password",
+        hide_input=True,
+        confirmation_prompt=True,
+        help="The temporary password (asked for when omitted; the password policy applies).",
+    )
+    def reset_password(email, password):
+        """Set a temporary password for a user who lost theirs; they choose their own at the
+        next sign-in, and every session of theirs ends now."""
+        try:
+            ended = accounts.reset_password(email, password)
+        except ServiceError as exc:
+            _fail(exc)
+        db.session.commit()
+        sessions = f"{ended} session" + ("" if ended == 1 else "s")
+        click.echo(
+            f"Password reset for {email.strip().lower()}: {sessions} ended; they choose their"
+            " own password at the next sign-in."
+        )
+
     @app.cli.command("create-api-key")
     @click.option("--tenant", "tenant_slug", required=True, help="Slug of the tenant.")
     @click.option("--name", required=True, help="What the key is for.")

@@ -171,6 +171,33 @@ def change_password(user: User, current: str, new: str, keep_session_id: str | N
     return ended
 
 
+def reset_password(email: str, password: str, actor: Actor | None = None) -> int:
+    """An operator sets a new password for someone who lost theirs (``reset-password``): the
+    policy applies, the user must choose their own at the next sign-in, and every session of
+    theirs ends (whoever had the old password is out). Audited ``user.password_reset`` in their
+    tenant's log, or the platform log for support staff. Returns how many sessions ended."""
+    user = console_sessions.find_user_by_email(email)
+    if user is None:
+        raise NotFound(f"No user with the email {(email or '').strip()!r}.")
+    errors = FieldErrors()
+    check_new_password(password, errors, email=user.email, name=user.name)
+    errors.raise_if_any("The password was not reset.")
+    before_required = user.password_change_required
+    user.password_hash = generate_password_hash(password)
+    user.password_change_required = True
+    ended = console_sessions.end_other_sessions(user.id, keep_id=None)
+    changes = {
+        "password": {"before": SECRET_MASK, "after": SECRET_MASK},
+        "sessions": {"before": ended, "after": 0},
+    }
+    if not before_required:
+        changes["password_change_required"] = {"before": False, "after": True}
+    console_sessions.record_auth_event(
+        user, "user.password_reset", changes, actor or Actor.system("cli")
+    )
+    return ended
+
+
 def get_tenant(tenant_id: str) -> Tenant:
     """The tenant with this id, or NotFound (also for a malformed id)."""
     tenant = db.session.get(Tenant, tenant_id) if lookup_id(tenant_id) is not None else None

@@ -246,3 +246,48 @@ def test_the_gate_reads_the_flag_of_the_signed_in_user(app, console, admin):
     db.session.get(User, admin.id).password_change_required = True
     db.session.commit()
     assert console.get("/channels").headers["Location"].startswith(REQUIRED)
+
+
+# --- an operator's reset ----------------------------------------------------------------------
+
+
+def test_reset_password_cli_sets_a_temporary_password_that_must_be_changed(
+    app, cli, console, admin, tenant
+):
+    """reset-password EMAIL: the policy applies; every session of the user ends (this signed-in
+    browser too); the temporary password signs in and leads to the change page; audited."""
+    weak = cli("reset-password", admin.email, "--password", "password123")
+    assert weak.exit_code != 0 and f"password: {GUESSABLE}" in weak.output
+    assert console.get("/channels").status_code == 200  # a refused reset changes nothing
+
+    result = cli("reset-password", "ADMIN@example.org", "--password", GIVEN)
+    assert result.exit_code == 0, result.output
+    assert "1 session ended" in result.output
+    assert console.get("/channels").headers["Location"].startswith("/login")
+    client = browser(app)
+    assert sign_in(client, admin.email, PASSWORD).status_code == 422
+    assert sign_in(client, admin.email, GIVEN).status_code == 303
+    assert client.get("/channels").headers["Location"].startswith(REQUIRED)
+    [event] = events("user.password_reset")
+    assert (event.tenant_id, event.resource_id, event.actor_name) == (tenant.id, admin.id, "cli")
+    assert event.changes == {
+        "password": {"before": "********", "after": "********"},
+        "sessions": {"before": 1, "after": 0},
+        "password_change_required": {"before": False, "after": True},
+    }
+
+
+def test_reset_password_cli_asks_for_the_password_without_echo(app, cli, support_user):
+    """Without --password it is asked for twice (hidden); a support user's reset is in the
+    platform log; an unknown email is a clear error."""
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["reset-password", support_user.email], input=f"{GIVEN}\n{GIVEN}\n")
+    assert result.exit_code == 0, result.output
+    assert GIVEN not in result.output
+    db.session.rollback()
+    [event] = db.session.scalars(
+        select(PlatformEvent).where(PlatformEvent.action == "user.password_reset")
+    ).all()
+    assert event.resource_id == support_user.id and GIVEN not in str(event.changes)
+    unknown = cli("reset-password", "nobody@example.org", "--password", GIVEN)
+    assert unknown.exit_code != 0 and "No user with the email" in unknown.output

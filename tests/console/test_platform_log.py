@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from core.extensions import db
@@ -35,9 +36,11 @@ def tenant_actions(tenant_id: str) -> list[str]:
 
 
 def add_events(count: int) -> None:
-    """``count`` platform events, as a run of sign-ins would leave them."""
+    """``count`` platform events a second apart (from a second from now), oldest first."""
+    start = datetime.now(UTC) + timedelta(seconds=1)
     for n in range(count):
-        platform_log.record(Actor.system("tests"), "user.signed_in", "user", None, {"n": n})
+        with time_machine.travel(start + timedelta(seconds=n), tick=False):
+            platform_log.record(Actor.system("tests"), "user.signed_in", "user", None, {"n": n})
     db.session.commit()
 
 
