@@ -442,13 +442,15 @@ def test_admin_removal_is_recorded_by_the_acting_admin(app, tenant):
 
 
 def test_support_opening_a_tenant_is_recorded_in_that_tenants_log(app, tenant, other_tenant):
-    """support.tenant_opened lands in the opened tenant's log only, by the support user."""
+    """support.tenant_opened lands in the opened tenant's log only, by the support user, with
+    the reason."""
     staff = factories.make_user(role="support")
-    accounts.open_tenant_as_support(tenant.id, staff)
+    accounts.open_tenant_as_support(tenant.id, staff, "Ticket 7")
     db.session.commit()
     event = only(tenant.id, "support.tenant_opened")
     assert (event.actor_type, event.actor_id, event.actor_name) == ("user", staff.id, staff.email)
     assert (event.resource_type, event.resource_id) == ("tenant", tenant.id)
+    assert event.changes == {"reason": "Ticket 7"}
     assert events(other_tenant.id, action="support.tenant_opened") == []
 
 

@@ -18,13 +18,11 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, text
 
-from blueprints.console.context import SUPPORT_OPENED_AT_KEY, SUPPORT_TENANT_KEY
-from core.db_types import rfc3339, utcnow
 from core.extensions import db
 from core.models import Integration
 from tests import factories
 from tests.console.conftest import ConsoleClient, make_console_user
-from tests.console.helpers import PASSWORD, csrf_token, sign_in
+from tests.console.helpers import PASSWORD, csrf_token, open_tenant_in_session, sign_in
 from tests.reliability.sweep import get_urls
 
 SECRET_FIELDS = {
@@ -260,9 +258,7 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     support_client = app.test_client()
     support = make_console_user("sweep-support@example.org", "support")
     assert sign_in(support_client, support.email).status_code == 303
-    with support_client.session_transaction() as stored:  # opened now (grant_support_access)
-        stored[SUPPORT_TENANT_KEY] = setup.tenant.id
-        stored[SUPPORT_OPENED_AT_KEY] = rfc3339(utcnow())
+    open_tenant_in_session(support_client, setup.tenant.id)
     support_recorder = Recorder(support_client)
     for url in pages:
         support_recorder("GET", url)

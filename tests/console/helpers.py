@@ -50,3 +50,14 @@ def field_errors(html) -> dict[str, list[str]]:
         field = block["id"].removesuffix("-error")
         errors[field] = [item.get_text() for item in block.find_all("li")]
     return errors
+
+
+def open_tenant_in_session(client, tenant_id: str) -> None:
+    """Store in ``client``'s session that its support user opened ``tenant_id`` just now, as
+    ``blueprints.console.context.grant_support_access`` does (without the reason form)."""
+    from blueprints.console.context import SUPPORT_OPENED_AT_KEY, SUPPORT_TENANT_KEY
+    from core.db_types import rfc3339, utcnow
+
+    with client.session_transaction() as stored:
+        stored[SUPPORT_TENANT_KEY] = tenant_id
+        stored[SUPPORT_OPENED_AT_KEY] = rfc3339(utcnow())

@@ -9,13 +9,18 @@ from email import message_from_string
 import pytest
 from sqlalchemy import select
 
-from blueprints.console.context import SUPPORT_TENANT_KEY
 from core.extensions import db
 from core.models import AuditEvent
 from core.services import channels as channel_service
 from tests import factories
 from tests.conftest import base_config
-from tests.console.helpers import csrf_token, field_errors, htmx_headers, soup
+from tests.console.helpers import (
+    csrf_token,
+    field_errors,
+    htmx_headers,
+    open_tenant_in_session,
+    soup,
+)
 from tests.services.fake_providers import SmtpServer, closed_port
 
 
@@ -241,8 +246,7 @@ def test_missing_csrf_token_is_refused(console, setup, console_log):
 def test_support_staff_get_403_and_no_control(support_console, setup, console_log):
     """Read-only support staff see no card on the edit page, and the route refuses them."""
     channel = factories.make_channel(setup, "email")
-    with support_console.session_transaction() as stored:
-        stored[SUPPORT_TENANT_KEY] = setup.tenant.id
+    open_tenant_in_session(support_console, setup.tenant.id)
     page = support_console.get(_edit_path(channel))
     assert page.status_code == 200
     assert soup(page).find(id="test-send") is None

@@ -27,13 +27,12 @@ from flask import session, url_for
 from flask_wtf.csrf import generate_csrf
 
 from app import create_app
-from blueprints.console.context import SUPPORT_OPENED_AT_KEY, SUPPORT_TENANT_KEY
-from core.db_types import rfc3339, utcnow
 from core.extensions import db
 from core.services import accounts, console_sessions
 from tests import factories
 from tests.conftest import base_config
 from tests.console.conftest import ConsoleClient, make_console_user
+from tests.console.helpers import open_tenant_in_session
 
 OK = "ok"
 LOGIN = "login"
@@ -288,14 +287,13 @@ def world(app, tenant, other_tenant) -> World:
     app.test_client_class = ConsoleClient
     clients = {role: app.test_client() for role in ROLES}
     for role, client in clients.items():
+        if role == "support":
+            open_tenant_in_session(client, tenant.id)
         with client.session_transaction() as stored:
             stored[app.config["WTF_CSRF_FIELD_NAME"]] = raw_token
             if role in tokens:  # signed in (Flask-Login's session keys: the session's token)
                 stored["_user_id"] = tokens[role]
                 stored["_fresh"] = True
-            if role == "support":  # opened just now (context.grant_support_access)
-                stored[SUPPORT_TENANT_KEY] = tenant.id
-                stored[SUPPORT_OPENED_AT_KEY] = rfc3339(utcnow())
     return World(params, clients, keys, token)
 
 
