@@ -32,6 +32,7 @@ from blueprints.console.responses import (
     render_page,
     safe_local_url,
     see_other,
+    send_elsewhere,
 )
 from blueprints.console.writes import console_write
 from core.limits import password_change_rate_limit
@@ -56,18 +57,7 @@ def require_own_password():
         return None
     if request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
         return None
-    htmx = request.headers.get("HX-Request") == "true"
-    # Where to go once it is done: this page (for htmx, the page the request came from).
-    next_url = current_path() if request.method == "GET" or htmx else None
-    if next_url == url_for("console.home"):
-        next_url = None
-    target = url_for("console.account_password_required", next=next_url)
-    if htmx:
-        page = render_template("error.html", status=403, message=MUST_CHANGE_MESSAGE)
-        response = make_response(page, 403)
-        response.headers["HX-Redirect"] = target
-        return response
-    return see_other(target)
+    return send_elsewhere("console.account_password_required", MUST_CHANGE_MESSAGE)
 
 
 @bp.app_template_global()

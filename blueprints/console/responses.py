@@ -9,13 +9,15 @@
   the flash region swapped out-of-band (``templates/_flash.html``).
 - ``safe_local_url(target)`` / ``redirect_back(default)``: only relative paths of this site
   are followed (never ``//evil``, ``https://evil``, ``/\\evil``); redirects after POST use 303.
+- ``send_elsewhere(endpoint, message)``: a gate's answer (303, or for htmx 403 with
+  ``HX-Redirect``), keeping where the request was heading as ``next``.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request
+from flask import make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 
@@ -71,6 +73,24 @@ def see_other(location: str):
 def redirect_back(default: str):
     """303 to the form's (or query's) ``next`` when it is safe, else to ``default``."""
     return see_other(safe_local_url(request.values.get("next")) or default)
+
+
+def send_elsewhere(endpoint: str, message: str, status: int = 403):
+    """Send the request to another page first (a gate: the forced password change, an ended
+    support access), with where it was heading as ``next``: 303 for a browser; for htmx,
+    ``status`` with ``HX-Redirect`` and the message (never the fragment asked for)."""
+    htmx = request.headers.get("HX-Request") == "true"
+    # For htmx, the page the request came from; a plain POST has nowhere to return to.
+    next_url = current_path() if request.method == "GET" or htmx else None
+    if next_url == url_for("console.home"):
+        next_url = None  # the start page: where one lands anyway
+    target = url_for(endpoint, next=next_url)
+    if not htmx:
+        return see_other(target)
+    page = render_template("error.html", status=status, message=message)
+    response = make_response(page, status)
+    response.headers["HX-Redirect"] = target
+    return response
 
 
 def current_path() -> str:

@@ -33,11 +33,10 @@ from blueprints.console.context import (
     viewed_tenant,
 )
 from blueprints.console.responses import (
-    current_path,
     redirect_back,
     render_page,
     safe_local_url,
-    see_other,
+    send_elsewhere,
 )
 from blueprints.console.writes import console_write
 from core.extensions import db
@@ -80,7 +79,7 @@ def support_access_gate():
     tenant_id, opened_at = end_support_access()
     tenant = db.session.get(Tenant, tenant_id) if lookup_id(tenant_id) else None
     with console_write():
-        accounts.record_support_access_expired(current_user, tenant_id, opened_at)
+        accounts.record_support_access_expired(current_user, tenant and tenant.id, opened_at)
     name = tenant.name if tenant else "the tenant"
     flash(
         f"Your access to {name} has ended ({_minutes()} minutes). Open it again, with a"
@@ -89,15 +88,7 @@ def support_access_gate():
     )
     if request.endpoint in GATE_EXEMPT:
         return None
-    htmx = request.headers.get("HX-Request") == "true"
-    next_url = current_path() if request.method == "GET" or htmx else None
-    target = url_for("console.support_tenants", next=next_url)
-    if htmx:
-        page = render_template("error.html", status=403, message="Your access has ended.")
-        response = make_response(page, 403)
-        response.headers["HX-Redirect"] = target
-        return response
-    return see_other(target)
+    return send_elsewhere("console.support_tenants", "Your access to the tenant has ended.")
 
 
 def _minutes() -> str:

@@ -259,7 +259,7 @@ def open_tenant_as_support(tenant_id: str, user: User, reason: object) -> Tenant
     return tenant
 
 
-def record_support_access_expired(user: User, tenant_id: str, opened_at: str) -> None:
+def record_support_access_expired(user: User, tenant_id: str | None, opened_at) -> None:
     """A support user's access to a tenant ran out (SUPPORT_ACCESS_MINUTES): platform log."""
     platform_log.record(
         Actor.system("support-access"),
