@@ -221,6 +221,7 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     support_client = app.test_client()
     support = make_console_user("sweep-support@example.org", "support")
     assert sign_in(support_client, support.email).status_code == 303
+    factories.enroll_totp(support)  # needed to open a tenant
     with support_client.session_transaction() as stored:
         stored[SUPPORT_TENANT_KEY] = setup.tenant.id
     support_recorder = Recorder(support_client)

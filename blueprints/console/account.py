@@ -1,4 +1,4 @@
-"""The account page: one's own password and sessions (DESIGN §7).
+"""The account page: one's own password, second factors and sessions (DESIGN §7).
 
 Every signed-in user has one, support staff included: it changes their own account, never a
 tenant's data, so ``requires_write`` does not apply. Changing the password ends every other
@@ -28,7 +28,7 @@ from blueprints.console.responses import (
 )
 from blueprints.console.writes import console_write
 from core.limits import password_change_rate_limit
-from core.services import accounts, console_sessions
+from core.services import accounts, console_sessions, mfa
 
 
 class PasswordChangeForm(FlaskForm):
@@ -54,17 +54,27 @@ def _sessions_plural(count: int) -> str:
     return f"{count} other session" + ("" if count == 1 else "s")
 
 
-def _index(form: PasswordChangeForm, status: int = 200):
-    """The account page with ``form`` (and its errors, on a failed change)."""
+def render_account(form: PasswordChangeForm | None = None, passkey_form=None, status: int = 200):
+    """The account page: password form, second factors, sessions (with a form's errors)."""
+    from blueprints.console.mfa import PasskeyForm
+
     return render_page(
         "account/index.html",
-        form=form,
+        form=form or PasswordChangeForm(formdata=None),
+        passkey_form=passkey_form or PasskeyForm(formdata=None),
+        factors=mfa.factors_of(current_user.id),
+        mfa_required=mfa.mfa_required(current_user),
         sessions=console_sessions.list_sessions(current_user.id),
         current_session_id=current_session_id(),
         describe=console_sessions.describe_user_agent,
         next_url=url_for("console.account_index"),
         status=status,
     )
+
+
+def _index(form: PasswordChangeForm, status: int = 200):
+    """The account page with ``form`` (and its errors, on a failed change)."""
+    return render_account(form, status=status)
 
 
 @bp.get("/account")

@@ -7,7 +7,8 @@
   works too); every other request that is not for the test server is aborted and fails the test.
 - Every console error, uncaught page error, CSP violation and 5xx response fails the test at
   teardown (``page_problems`` shows how to allow an expected one).
-- ``sign_in`` signs a user made with ``tests.factories.make_user`` in through the login form.
+- ``sign_in`` signs a user made with ``tests.factories.make_user`` in through the login form
+  (support staff then get an authenticator app, which they need to open a tenant).
 - ``screenshot(page, name)`` writes ``tests/artifacts/screenshots/<name>-<width>.png`` at
   1280x800 and at 390x844.
 
@@ -35,6 +36,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 
 import app as app_module
 from core.extensions import db
+from core.services import mfa
 from tests import factories
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -272,16 +274,24 @@ def end_test_transaction() -> None:
 def sign_in(app) -> Callable[..., None]:
     """``sign_in(page, user)``: signs in through the login form and waits to leave it."""
 
-    def sign_in_(page: Page, user, password: str = PASSWORD) -> None:
-        email = user.email
+    def sign_in_(page: Page, user, password: str = PASSWORD, give_factor: bool = True) -> None:
+        email, support = user.email, user.is_support
         # Reading ``user.email`` may have opened a read transaction in this thread; SQLite could
         # not upgrade it to a write after the server's own write (last_login_at) committed.
         end_test_transaction()
         page.goto(url_for("console.login"))
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+        page.get_by_role("button", name=re.compile("^sign in$", re.I)).click()
         expect(page).not_to_have_url(re.compile(r"/login"))
+        if support and give_factor:
+            # Support staff open tenants only with a second factor: given once signed in (so
+            # that the sign-in stays the password alone); ``give_factor=False`` keeps them
+            # without one.
+            end_test_transaction()
+            if not mfa.has_factor(user.id):
+                factories.enroll_totp(user)
+            end_test_transaction()
 
     return sign_in_
 
