@@ -201,8 +201,9 @@ def required_step():
     if not must_enroll(current_user):
         return None
     target = url_for("console.account_index", _anchor="factors")
-    if request.method == "GET" and request.headers.get("HX-Request") != "true":
-        flash(ENROLL_MESSAGE.format(tenant=current_user.tenant.name), "info")
+    message = ENROLL_MESSAGE.format(tenant=current_user.tenant.name)
+    if request.method == "GET" and ("info", message) not in session.get("_flashes", []):
+        flash(message, "info")  # once, however many pages were tried before enrolling
     if request.headers.get("HX-Request") == "true":
         response = make_response("", 403)
         response.headers["HX-Redirect"] = target
