@@ -140,6 +140,7 @@ def login_verify():
     db.session.commit()  # the audit event of the attempt, passed or failed
     if factor is None:
         form.code.errors = [error]
+        form.code.data = form.passkey.data = ""  # a code or an answer is never shown back
         return _verify_page(form, user, next_url, 422)
     session.pop(PENDING_KEY, None)
     return finish(user, next_url, f"password+{factor}")

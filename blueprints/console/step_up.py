@@ -153,6 +153,7 @@ def account_confirm():
         step_up.refused(user, "passkey" if form.passkey.data else field)
         db.session.commit()  # the failure's audit events stay
         getattr(form, field).errors = [error]
+        form.code.data = form.passkey.data = ""  # a code or an answer is never shown back
         return _confirm_page(form, action, 422)
     step_up.confirmed(user, session_id, method)
     step_up.drop_pending(session_id)

@@ -14,7 +14,10 @@
 - Challenges are made here and kept by the caller (the console keeps the current one in the
   signed session cookie, bound to its purpose, for five minutes, and drops it when used).
 - Nothing of a credential (id, public key, attestation) is ever rendered back or logged: the
-  account page lists a passkey by the name its owner gave it.
+  account page lists a passkey by the name its owner gave it; assertion options carry no
+  ``allowCredentials``. The one exception is the registration options, which name the user's
+  own credentials (``excludeCredentials``, for the signed-in owner only) so that an
+  authenticator is not registered twice.
 """
 
 from __future__ import annotations
@@ -118,21 +121,22 @@ def registration_options(user: User) -> Options:
 
 
 def authentication_options(user: User | None) -> Options:
-    """Options to assert a passkey: of ``user`` (second factor, confirmation), or any
-    discoverable passkey of this site (passkey sign-in, user verification required)."""
-    if user is None:
-        options = generate_authentication_options(
-            rp_id=rp_id(),
-            timeout=TIMEOUT_MS,
-            user_verification=UserVerificationRequirement.REQUIRED,
-        )
-    else:
-        options = generate_authentication_options(
-            rp_id=rp_id(),
-            timeout=TIMEOUT_MS,
-            allow_credentials=_descriptors(passkeys_of(user.id)),
-            user_verification=UserVerificationRequirement.PREFERRED,
-        )
+    """Options to assert a passkey: for ``user`` (second factor, confirmation: verification
+    preferred) or for passkey sign-in (``None``: verification required).
+
+    Never with ``allowCredentials``: every passkey here is discoverable, so the browser finds
+    the site's passkeys itself, and the answer's credential is checked against ``user``'s. So
+    no response names a user's credentials, and knowing a password reveals nothing about the
+    account's authenticators.
+    """
+    requirement = (
+        UserVerificationRequirement.REQUIRED
+        if user is None
+        else UserVerificationRequirement.PREFERRED
+    )
+    options = generate_authentication_options(
+        rp_id=rp_id(), timeout=TIMEOUT_MS, user_verification=requirement
+    )
     return Options(options_to_json(options), bytes_to_base64url(options.challenge))
 
 
