@@ -185,7 +185,10 @@ def integrations_index():
 
 @bp.route("/integrations/new", methods=["GET", "POST"])
 @requires_write
-@requires_recent_auth("save an integration's credentials")
+# "Show fields" (no JavaScript) only re-renders the form: nothing is saved, nothing to confirm.
+@requires_recent_auth(
+    "save an integration's credentials", unless=lambda: "change_provider" in request.form
+)
 def integrations_new():
     """The new-integration form; POST creates it through the service."""
     tenant = current_tenant()

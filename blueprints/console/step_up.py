@@ -45,14 +45,19 @@ from core.limits import FACTOR_LIMIT_MESSAGE, count_factor_failure, factor_attem
 from core.services import mfa, passkeys, step_up
 
 
-def requires_recent_auth(label: str):
+def requires_recent_auth(label: str, unless=None):
     """Run the view only within REAUTH_MINUTES of an authentication; otherwise keep the
-    request and ask for a confirmation first (``label`` completes "Confirm it's you to …")."""
+    request and ask for a confirmation first (``label`` completes "Confirm it's you to …").
+    GETs never ask; nor do POSTs for which ``unless()`` is true (a form's no-JS re-render)."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            if request.method == "GET" or step_up.is_recent(current_session_id()):
+            if (
+                request.method == "GET"
+                or (unless is not None and unless())
+                or step_up.is_recent(current_session_id())
+            ):
                 return view(*args, **kwargs)
             return _ask_for_confirmation(label)
 

@@ -226,3 +226,27 @@ class TestConfirmWithAFactor:
         create_key(console)
         page = soup(console.get("/account/confirm"))
         assert page.find("input", attrs={"name": "code"}) is not None
+
+
+def test_creating_an_integration_waits_but_showing_its_fields_does_not(clock, console, tenant):
+    """ "Show fields" (no JavaScript) re-renders the new-integration form without asking; saving
+    the integration with its secret waits for the confirmation, then is created as typed."""
+    later(clock, 11)
+    token = csrf_token(console, "/integrations/new")
+    form = {
+        "csrf_token": token,
+        "name": "Mail",
+        "channel_type": "email",
+        "provider": "postmark",
+        "credentials-server_token": "pm-secret-token-123",
+    }
+    shown = console.post("/integrations/new", data={**form, "change_provider": "1"})
+    assert shown.status_code == 200 and "Server token" in shown.get_data(as_text=True)
+    asked = console.post("/integrations/new", data=form)
+    assert asked.headers["Location"].endswith("/account/confirm")
+    db.session.rollback()
+    assert db.session.scalars(select(Integration)).all() == []
+    assert confirm(console, password=PASSWORD).status_code == 303
+    db.session.rollback()
+    [created] = db.session.scalars(select(Integration)).all()
+    assert integration_service.credentials_of(created)["server_token"] == "pm-secret-token-123"
