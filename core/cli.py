@@ -23,7 +23,7 @@ from core.models import (
     Tenant,
     User,
 )
-from core.services import accounts, audit, platform_log
+from core.services import accounts, audit, mfa, platform_log
 from core.services.audit import Actor
 
 DEMO_SLUG = "demo"
@@ -178,6 +178,24 @@ def register_cli(app: Flask) -> None:
                     f" {row['resource_id'] or '-'}  by {row['actor_name']}"
                     f"  ip {row['ip'] or '-'}  {changes}"
                 )
+
+    @app.cli.command("reset-mfa")
+    @click.argument("email")
+    def reset_mfa(email):
+        """Help a locked-out user: remove their second factors and recovery codes and end their
+        sessions (audited as user.mfa_reset by the operator). They sign in with their password
+        alone and set up a factor again (at once, where MFA is required of them)."""
+        user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+        if user is None:
+            raise click.ClickException(f"No user with the email {email!r}.")
+        removed = mfa.reset_mfa(user, Actor.system("cli reset-mfa"))
+        db.session.commit()
+        click.echo(
+            f"Reset two-factor authentication of {user.email}: "
+            f"authenticator app {'removed' if removed['authenticator_app'] else 'none'}, "
+            f"{removed['passkeys']} passkey(s) and {removed['recovery_codes']} unused recovery "
+            f"code(s) removed, {removed['sessions']} session(s) ended."
+        )
 
     @app.cli.command("seed-demo")
     def seed_demo():

@@ -1,4 +1,5 @@
-"""Encryption of integration credentials at rest (Fernet, with key rotation)."""
+"""Encryption at rest with CREDENTIALS_KEY (Fernet, with key rotation): integration credentials,
+TOTP seeds and the form of a sensitive action waiting for a confirmation."""
 
 from __future__ import annotations
 
@@ -23,8 +24,21 @@ def _fernet() -> MultiFernet:
 
 def encrypt_credentials(credentials: dict) -> str:
     """Encrypt with the first key of CREDENTIALS_KEY."""
-    payload = json.dumps(credentials, sort_keys=True, separators=(",", ":")).encode()
+    return seal(credentials)
+
+
+def seal(data: dict | list | str) -> str:
+    """Any JSON value as a Fernet token of the first key of CREDENTIALS_KEY."""
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return _fernet().encrypt(payload).decode()
+
+
+def unseal(token: str):
+    """The JSON value of a ``seal`` token (RuntimeError when no configured key opens it)."""
+    try:
+        return json.loads(_fernet().decrypt(token.encode()))
+    except InvalidToken as exc:
+        raise RuntimeError("a sealed value cannot be decrypted with CREDENTIALS_KEY") from exc
 
 
 def decrypt_credentials(token: str) -> dict:

@@ -42,9 +42,11 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 
+import limits
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
@@ -212,3 +214,52 @@ def retry_after_seconds() -> int:
 def init_limiter(app: Flask) -> None:
     """Attach the limiter to the app with its configuration."""
     limiter.init_app(app)
+
+
+# --- second factors ---------------------------------------------------------------------------
+# Wrong codes and refused passkey assertions are counted per account, wherever they are tried
+# (the sign-in's second step, a confirmation before a sensitive action, confirming a new
+# authenticator app): a guesser gains nothing by switching forms. Only failures count, so a
+# user who types their codes right is never held up. Called from code, not as a decorator,
+# because "failure" is known only after the check.
+
+FACTOR_LIMIT_MESSAGE = (
+    "Too many wrong codes for this account. Wait a few minutes, then try again "
+    "(an administrator can reset your factors if you lost them)."
+)
+auth_log = logging.getLogger("channels.auth")
+
+
+def _factor_key(user_id: str) -> str:
+    return _namespaced(f"mfa-failures:{user_id}")
+
+
+def _factor_limits() -> list:
+    return limits.parse_many(current_app.config["RATELIMIT_MFA"])
+
+
+def factor_attempts_allowed(user_id: str) -> bool:
+    """Whether the account may try a factor now (False once RATELIMIT_MFA failures are spent).
+
+    A rate-limit storage outage lets attempts through (logged), as every other limit here does.
+    """
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return True
+    try:
+        strategy = limiter.limiter
+        return all(strategy.test(item, _factor_key(user_id)) for item in _factor_limits())
+    except Exception:  # noqa: BLE001 - the storage's own errors; see the docstring
+        auth_log.exception("rate-limit storage failed: second-factor attempts not limited")
+        return True
+
+
+def count_factor_failure(user_id: str) -> None:
+    """Count one wrong code or refused passkey against the account."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    try:
+        strategy = limiter.limiter
+        for item in _factor_limits():
+            strategy.hit(item, _factor_key(user_id))
+    except Exception:  # noqa: BLE001
+        auth_log.exception("rate-limit storage failed: a second-factor failure was not counted")

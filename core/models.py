@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -55,6 +56,10 @@ class Tenant(db.Model):
     name_key: Mapped[str] = mapped_column(String(400), nullable=False)
     slug: Mapped[str] = mapped_column(String(63), nullable=False, unique=True)
     created_at: Mapped[datetime] = _created_column()
+    # The tenant's MFA policy: every admin must have a second factor (core.services.mfa).
+    require_mfa: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
 
 class User(db.Model):
@@ -116,6 +121,62 @@ class ConsoleSession(db.Model):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
     user_agent: Mapped[str] = mapped_column(String(512), nullable=False, default="")
+    # When the user last proved who they are in this session (sign-in, or a confirmation with
+    # a password or a factor): sensitive actions need it within REAUTH_MINUTES.
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The sensitive action waiting for that confirmation (its form, Fernet-encrypted: it may
+    # hold an integration's new credentials); cleared once it ran (core.services.step_up).
+    pending_action: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TotpFactor(db.Model):
+    """A user's authenticator app (TOTP, RFC 6238). The seed is Fernet-encrypted; it is shown
+    only while the enrollment is unconfirmed. ``last_used_step`` is the time step of the last
+    accepted code: a code of that step or an earlier one is refused (no replay)."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class RecoveryCode(db.Model):
+    """A single-use recovery code: only a SHA-256 of the code (80 random bits) is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class Passkey(db.Model):
+    """A WebAuthn credential of a user (a passkey, discoverable): the credential id and the
+    COSE public key (base64url), its signature counter and the name the user gave it."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    credential_id: Mapped[str] = mapped_column(String(1400), nullable=False, unique=True)
+    public_key: Mapped[str] = mapped_column(Text, nullable=False)
+    sign_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    transports: Mapped[list] = mapped_column(PortableJSON, nullable=False, default=list)
+    backed_up: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = _created_column()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKey(db.Model):

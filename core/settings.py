@@ -211,6 +211,22 @@ def _dns_name(value: object) -> object:
     return value
 
 
+def _origin(value: object) -> object:
+    """A web origin: scheme, host and optional port, nothing else (no path, no slash)."""
+    if isinstance(value, str):
+        parts = urllib.parse.urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username
+        ):
+            raise ValueError("it is not an origin such as https://console.example.com")
+    return value
+
+
 # --- the declaration ----------------------------------------------------------------------------
 
 
@@ -403,6 +419,35 @@ class Settings(BaseModel):
         "how long a tenant opened by support staff stays open; then they open it again, with a "
         "reason",
         expected="a number of minutes greater than 0",
+    )
+    REAUTH_MINUTES: Annotated[float, Field(gt=0, allow_inf_nan=False)] = setting(
+        10,
+        "sensitive actions (API keys, admins, integration credentials, factors, the MFA "
+        "policy) need a sign-in or confirmation this recent; otherwise the user confirms with "
+        "a password or a factor first",
+        expected="a number of minutes greater than 0",
+    )
+    RATELIMIT_MFA: RateLimit = setting(
+        "5 per minute; 30 per hour",
+        "wrong second-factor codes and passkey assertions per account (sign-in and "
+        "confirmations); past it, every factor of the account is refused until the window "
+        "moves on",
+        expected="a rate limit such as `5 per minute; 30 per hour`",
+    )
+    WEBAUTHN_RP_ID: Annotated[str | None, BeforeValidator(_dns_name)] = setting(
+        None,
+        "the WebAuthn relying party id passkeys are bound to (the site's host name, or a "
+        "parent domain of it); set it in production, where passkeys must survive a change of "
+        "host name",
+        expected="a DNS name",
+        shown_default="the request's host name",
+    )
+    WEBAUTHN_ORIGIN: Annotated[str | None, BeforeValidator(_origin)] = setting(
+        None,
+        "the origin the browser shows for the console (`https://console.example.com`), "
+        "checked in every passkey response",
+        expected="an origin: `https://host[:port]`",
+        shown_default="the request's scheme and host",
     )
     SESSION_COOKIE_SECURE: bool | None = setting(
         None,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from core.db_types import utcnow
 from core.extensions import db
-from core.models import EmailDomain, Tenant
-from core.services import accounts, channels, integrations, phone_numbers
+from core.models import EmailDomain, Tenant, TotpFactor
+from core.services import accounts, channels, integrations, mfa, phone_numbers
 from core.services.audit import Actor
 
 _counter = itertools.count(1)
@@ -46,6 +46,15 @@ def make_user(tenant: Tenant | None = None, role: str = "admin", **kwargs):
     )
     db.session.commit()
     return user
+
+
+def enroll_totp(user) -> str:
+    """Give ``user`` an active authenticator app (as if confirmed with a code); returns its
+    seed, from which a test computes codes with pyotp."""
+    secret = mfa.begin_totp(user)
+    db.session.get(TotpFactor, user.id).confirmed_at = utcnow()
+    db.session.commit()
+    return secret
 
 
 def make_integration(tenant: Tenant, channel_type: str = "email", **kwargs):

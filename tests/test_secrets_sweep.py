@@ -5,21 +5,27 @@ typed into the console (a failed sign-in, a teammate's initial password, one's o
 Captured: every response body and header, every log record (the app's logger, Werkzeug's and
 the root logger, at DEBUG), and every row of every table. No integration secret and no API key
 may appear anywhere — except the one console response that shows a newly created key once
-(and the Authorization headers we send). Credentials at rest are Fernet tokens, and
-CREDENTIALS_KEY rotation keeps old tokens readable while new writes use the first key.
+(and the Authorization headers we send). The same for second factors: the authenticator app's
+seed after confirmation, recovery codes after the page that shows them, passkey material.
+Credentials at rest are Fernet tokens, and CREDENTIALS_KEY rotation keeps old tokens readable
+while new writes use the first key.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import pyotp
 import pytest
+import time_machine
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select, text
 
 from core.extensions import db
-from core.models import Integration
+from core.models import AuditEvent, Integration, Passkey
+from core.services import mfa
 from tests import factories
 from tests.console.conftest import ConsoleClient, make_console_user
 from tests.console.helpers import PASSWORD, csrf_token, open_tenant_in_session, sign_in
@@ -258,6 +264,7 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     support_client = app.test_client()
     support = make_console_user("sweep-support@example.org", "support")
     assert sign_in(support_client, support.email).status_code == 303
+    factories.enroll_totp(support)  # needed to open a tenant
     open_tenant_in_session(support_client, setup.tenant.id)
     support_recorder = Recorder(support_client)
     for url in pages:
@@ -363,3 +370,119 @@ def test_credentials_key_rotation(app, api):
     # Once every token is re-encrypted, the old key can go.
     app.config["CREDENTIALS_KEY"] = new
     assert api.get("/api/integrations").status_code == 200
+
+
+def test_no_second_factor_secret_appears_after_it_was_shown(app, setup, logs):
+    """MFA material: the authenticator app's seed (once confirmed), recovery codes (after the one
+    page that shows them) and passkey material (credential id, public key) appear in no
+    response, log line or audit row, through enrollment, sign-in with each factor, failures,
+    step-up, regeneration and a tour of every console page and the audit API; at rest the seed
+    is encrypted and the codes are hashed."""
+    app.test_client_class = ConsoleClient
+    client = app.test_client()
+    admin = make_console_user("mfa-sweep@example.org", "admin", setup.tenant)
+    console = Recorder(client)
+    shown_once: dict[str, set[str]] = {}  # response label -> secrets it may show
+
+    assert sign_in(client, admin.email).status_code == 303
+    console("POST", "/account/totp", data={"csrf_token": csrf_token(client, "/account")})
+    _, setup_page = console("GET", "/account/totp")  # the seed, before confirmation: allowed
+    seed = mfa.pending_totp_secret(admin.id)
+    assert seed and mfa.format_secret(seed) in setup_page
+    console.seen.clear()  # from here on, the seed is a secret that must never be shown
+    confirmed, page = console(
+        "POST",
+        "/account/totp/confirm",
+        data={"csrf_token": csrf_token(client, "/account/totp"), "code": pyotp.TOTP(seed).now()},
+    )
+    first_codes = [li.get_text() for li in soup_of(page).select("#recovery-codes li")]
+    assert confirmed.status_code == 200 and len(first_codes) == 10
+    shown_once[console.seen[-1][0]] = set(first_codes)
+
+    credential_id, public_key = f"CRED{uuid.uuid4().hex}", f"PUBKEY{uuid.uuid4().hex}"
+    db.session.add(
+        Passkey(
+            user_id=admin.id, name="Sweep key", credential_id=credential_id, public_key=public_key
+        )
+    )
+    db.session.commit()
+
+    # Sign-ins with each factor, and failures; the options of a passkey ceremony.
+    for code in (first_codes[0], first_codes[0], "000000", first_codes[1]):
+        console("POST", "/logout", data={"csrf_token": csrf_token(client, "/account")})
+        sign_in(client, admin.email)
+        console("POST", "/login/verify/passkey-options", headers=_csrf(client, "/login/verify"))
+        console(
+            "POST",
+            "/login/verify",
+            data={"csrf_token": csrf_token(client, "/login/verify"), "code": code},
+        )
+    console("POST", "/login/passkey/options", headers=_csrf(client, "/account"))
+    # Step-up with a recovery code, then with the passkey's (bogus) answer, then regeneration.
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=11), tick=False):
+        console(
+            "POST", "/account/recovery-codes", data={"csrf_token": csrf_token(client, "/account")}
+        )
+        console(
+            "POST", "/account/confirm/passkey-options", headers=_csrf(client, "/account/confirm")
+        )
+        console(
+            "POST",
+            "/account/confirm",
+            data={
+                "csrf_token": csrf_token(client, "/account/confirm"),
+                "passkey": f'{{"id": "{credential_id}"}}',
+            },
+        )
+        regenerated, page = console(
+            "POST",
+            "/account/confirm",
+            data={"csrf_token": csrf_token(client, "/account/confirm"), "code": first_codes[2]},
+        )
+    new_codes = [li.get_text() for li in soup_of(page).select("#recovery-codes li")]
+    assert regenerated.status_code == 200 and len(new_codes) == 10
+    shown_once[console.seen[-1][0]] = set(new_codes)
+    console("POST", "/account/passkeys/options", headers=_csrf(client, "/account"))
+    # Registration options name the owner's credentials (excludeCredentials), to them only.
+    shown_once[console.seen[-1][0]] = {credential_id}
+
+    ids = {"user_id": admin.id, "passkey_id": db.session.scalar(select(Passkey.id))}
+    for url in [p for p in get_urls(app, ids) if not p.startswith("/api/")]:
+        console("GET", url)
+        console("GET", url, headers={"HX-Request": "true"})
+    api = Recorder(
+        app.test_client(), {"Authorization": f"Bearer {factories.make_api_key(setup.tenant)}"}
+    )
+    api("GET", "/api/audit_events?limit=200")
+
+    secrets = [seed, mfa.format_secret(seed), credential_id, public_key, *first_codes, *new_codes]
+    exposures = []
+    for recorder in (console, api):
+        for label, headers, body in recorder.seen:
+            for value in secrets:
+                if value in shown_once.get(label, set()) and recorder is console:
+                    continue
+                if value in headers or value in body:
+                    exposures.append((label, value[:24]))
+    for line in logs.lines:
+        exposures += [("log", line[:200]) for value in secrets if value in line]
+    assert not exposures, exposures
+    db.session.rollback()
+    audit_rows = repr(db.session.execute(select(AuditEvent.__table__)).all())
+    assert not [value for value in secrets if value in audit_rows]
+    assert "user.recovery_code_used" in audit_rows and "user.mfa_failed" in audit_rows
+    # At rest: the seed only encrypted, the codes only hashed (passkeys are public material).
+    for table in db.metadata.sorted_tables:
+        dumped = repr(db.session.execute(select(table)).all())
+        for value in [seed, *first_codes, *new_codes]:
+            assert value not in dumped, (table.name, value[:20])
+
+
+def soup_of(html: str):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(html, "html.parser")
+
+
+def _csrf(client, path: str) -> dict:
+    return {"X-CSRFToken": csrf_token(client, path)}

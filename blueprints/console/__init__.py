@@ -28,14 +28,23 @@ from core.extensions import login_manager
 
 bp = Blueprint("console", __name__)
 
-PUBLIC_ENDPOINTS = {"console.login"}
+# Signing in: the password, then the second factor or a passkey (sign_in_steps).
+PUBLIC_ENDPOINTS = {
+    "console.login",
+    "console.login_verify",
+    "console.login_verify_options",
+    "console.login_passkey_options",
+    "console.login_passkey",
+}
 
 
 @bp.before_request
 def require_sign_in():
     """Every console page needs a signed-in user; anonymous requests go to the sign-in page."""
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    if request.endpoint in PUBLIC_ENDPOINTS:
         return None
+    if current_user.is_authenticated:
+        return sign_in_steps.required_step()  # e.g. set up a factor first
     return login_manager.unauthorized()
 
 
@@ -56,8 +65,11 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     context,
     email_domains,
     integrations,
+    mfa,
     phone_numbers,
     platform_log,
+    sign_in_steps,
+    step_up,
     support,
     team,
 )

@@ -1,4 +1,4 @@
-"""The account page: one's own password and sessions (DESIGN §7).
+"""The account page: one's own password, second factors and sessions (DESIGN §7).
 
 Every signed-in user has one, support staff included: it changes their own account, never a
 tenant's data, so ``requires_write`` does not apply. Changing the password ends every other
@@ -37,7 +37,7 @@ from blueprints.console.responses import (
 from blueprints.console.writes import console_write
 from core.limits import password_change_rate_limit
 from core.rules.passwords import LENGTH_HELP
-from core.services import accounts, console_sessions
+from core.services import accounts, console_sessions, mfa
 
 # What a user who must first change their password can still reach.
 PASSWORD_CHANGE_ENDPOINTS = {
@@ -89,11 +89,16 @@ def _sessions_plural(count: int) -> str:
     return f"{count} other session" + ("" if count == 1 else "s")
 
 
-def _index(form: PasswordChangeForm, status: int = 200):
-    """The account page with ``form`` (and its errors, on a failed change)."""
+def render_account(form: PasswordChangeForm | None = None, passkey_form=None, status: int = 200):
+    """The account page: password form, second factors, sessions (with a form's errors)."""
+    from blueprints.console.mfa import PasskeyForm
+
     return render_page(
         "account/index.html",
-        form=form,
+        form=form or PasswordChangeForm(formdata=None),
+        passkey_form=passkey_form or PasskeyForm(formdata=None),
+        factors=mfa.factors_of(current_user.id),
+        mfa_required=mfa.mfa_required(current_user),
         sessions=console_sessions.list_sessions(current_user.id),
         current_session_id=current_session_id(),
         describe=console_sessions.describe_user_agent,
@@ -107,6 +112,11 @@ def _required_change(form: PasswordChangeForm, status: int = 200):
     next_url = safe_local_url(request.values.get("next"))
     page = render_template("account/password_required.html", form=form, next_url=next_url)
     return make_response(page, status)
+
+
+def _index(form: PasswordChangeForm, status: int = 200):
+    """The account page with ``form`` (and its errors, on a failed change)."""
+    return render_account(form, status=status)
 
 
 @bp.get("/account")

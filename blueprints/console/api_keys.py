@@ -21,6 +21,7 @@ from blueprints.console.responses import (
     render_fragments,
     render_page,
 )
+from blueprints.console.step_up import requires_recent_auth
 from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import ApiKey
@@ -78,6 +79,7 @@ def api_keys_index():
 
 @bp.post("/api-keys")
 @requires_write
+@requires_recent_auth("create an API key")
 def api_keys_create():
     """Create a key; the answer shows its secret once, with a copy button."""
     tenant = current_tenant()
@@ -104,6 +106,7 @@ def api_keys_confirm_revoke(key_id):
 
 @bp.post("/api-keys/<key_id>/revoke")
 @requires_write
+@requires_recent_auth("revoke an API key")
 def api_keys_revoke(key_id):
     """Revoke a key: from now on it gets 401 from the API."""
     tenant = current_tenant()

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import flash, g, make_response, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from blueprints.console import bp
+from blueprints.console import bp, sign_in_steps
 from blueprints.console.forms import LoginForm
 from blueprints.console.responses import (
     current_path,
@@ -24,7 +24,7 @@ from blueprints.console.responses import (
 from blueprints.console.writes import console_write
 from core.extensions import login_manager
 from core.http import rate_limited
-from core.limits import SIGNIN_MESSAGE, client_ip, signin_rate_limits
+from core.limits import SIGNIN_MESSAGE, signin_rate_limits
 from core.models import User
 from core.services import accounts, console_sessions
 
@@ -52,7 +52,7 @@ def current_session_id() -> str | None:
     return g.get("console_session_id") if current_user.is_authenticated else None
 
 
-def _begin_browser_session(user: User, session_id: str, token: str) -> None:
+def begin_browser_session(user: User, session_id: str, token: str) -> None:
     """Hold the new server-side session in a fresh browser session."""
     session.clear()  # a new session on sign-in: nothing of the anonymous one survives
     login_user(user)
@@ -98,22 +98,22 @@ def login():
         return see_other(next_url or url_for("console.channels_index"))
     form = LoginForm()
     if form.validate_on_submit():
-        # One transaction: last_login_at, the session row and the audit event (or the
-        # failure's audit event).
         with console_write():
             user = accounts.authenticate_user(form.email.data, form.password.data)
-            if user is not None:
-                record, token = console_sessions.start_session(
-                    user, client_ip(), request.user_agent.string
-                )
-                started = (record.id, token)
-            else:
+            if user is None:
                 console_sessions.record_failed_sign_in(form.email.data)
         if user is not None:
-            _begin_browser_session(user, *started)
-            return see_other(next_url or url_for("console.channels_index"))
+            # The next step: the session, or first the second factor (sign_in_steps).
+            return sign_in_steps.proceed(user, next_url)
         form.form_errors.append(SIGN_IN_FAILED)
     status = 422 if request.method == "POST" else 200
+    return render_template("login.html", form=form, next_url=next_url), status
+
+
+def render_login(errors: list[str], next_url: str | None, status: int):
+    """The sign-in form (empty) with ``errors`` above it."""
+    form = LoginForm(formdata=None)
+    form.form_errors.extend(errors)
     return render_template("login.html", form=form, next_url=next_url), status
 
 

@@ -24,6 +24,7 @@ from blueprints.console.responses import current_path, see_other
 from core.db_types import rfc3339, utcnow
 from core.extensions import db
 from core.models import Tenant
+from core.services import mfa
 from core.services.audit import Actor
 from core.services.audit_queries import parse_rfc3339
 from core.tenancy import lookup_id
@@ -78,7 +79,8 @@ def _resolve_tenant() -> Tenant | None:
         return current_user.tenant
     if current_user.is_support and not support_access_expired():
         tenant_id = session.get(SUPPORT_TENANT_KEY)
-        if lookup_id(tenant_id) is not None:
+        # Without a second factor no tenant is open (the switcher then asks for one).
+        if lookup_id(tenant_id) is not None and mfa.has_factor(current_user.id):
             return db.session.get(Tenant, tenant_id)
     return None
 

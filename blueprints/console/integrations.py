@@ -29,6 +29,7 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
+from blueprints.console.step_up import requires_recent_auth
 from blueprints.console.writes import console_write
 from core.db_types import rfc3339
 from core.errors import ServiceError
@@ -184,6 +185,10 @@ def integrations_index():
 
 @bp.route("/integrations/new", methods=["GET", "POST"])
 @requires_write
+# "Show fields" (no JavaScript) only re-renders the form: nothing is saved, nothing to confirm.
+@requires_recent_auth(
+    "save an integration's credentials", unless=lambda: "change_provider" in request.form
+)
 def integrations_new():
     """The new-integration form; POST creates it through the service."""
     tenant = current_tenant()
@@ -259,6 +264,7 @@ def integrations_edit(integration_id):
 
 @bp.post("/integrations/<integration_id>/edit")
 @requires_write
+@requires_recent_auth("save an integration's credentials")
 def integrations_update(integration_id):
     """Save the edit form through the service; an empty secret keeps the stored one."""
     tenant = current_tenant()

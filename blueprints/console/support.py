@@ -13,6 +13,10 @@ The access lasts ``SUPPORT_ACCESS_MINUTES`` (60 by default). The first request a
 (``support_access_gate``) forgets the tenant, records ``support.tenant_access_expired`` in the
 platform log and sends the user back to the switcher with a message (htmx: 403 + HX-Redirect);
 they open it again, with a reason, to go on.
+
+Support staff can read every tenant, so they must have a second factor before they open any
+(DESIGN §7): without one, the switcher sends them to set one up, and a tenant opened earlier
+(before the factor was removed or reset) is not shown either (``context._resolve_tenant``).
 """
 
 from __future__ import annotations
@@ -36,25 +40,41 @@ from blueprints.console.responses import (
     redirect_back,
     render_page,
     safe_local_url,
+    see_other,
     send_elsewhere,
 )
 from blueprints.console.writes import console_write
 from core.extensions import db
 from core.models import Tenant
-from core.services import accounts
+from core.services import accounts, mfa
 from core.tenancy import lookup_id
 
 SEARCH_MAX = 100
 SHOWN_MAX = 100  # the switcher lists at most this many; searching narrows the rest
 
 
+ENROLL_FIRST = (
+    "Support staff need two-factor authentication to open a tenant. Set up an authenticator "
+    "app or a passkey first."
+)
+
+
 def requires_support(view):
-    """Only support staff may use the switcher (tenant admins get 403)."""
+    """Only support staff may use the switcher (tenant admins get 403), and only with a second
+    factor: without one they are sent to set one up (no tenant opens before)."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not is_support_viewer():
             abort(403, description="Only support staff can switch tenants.")
+        if not mfa.has_factor(current_user.id):
+            flash(ENROLL_FIRST, "info")
+            target = url_for("console.account_index", _anchor="factors")
+            if request.headers.get("HX-Request") == "true":
+                response = make_response("", 403)
+                response.headers["HX-Redirect"] = target
+                return response
+            return see_other(target)
         return view(*args, **kwargs)
 
     return wrapper

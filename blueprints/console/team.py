@@ -14,7 +14,7 @@ from __future__ import annotations
 from flask import flash, make_response, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, StringField
 
 from blueprints.console import bp
 from blueprints.console.context import current_actor, current_tenant, requires_write
@@ -26,9 +26,10 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
+from blueprints.console.step_up import requires_recent_auth
 from blueprints.console.writes import console_write
 from core.models import User
-from core.services import accounts
+from core.services import accounts, mfa
 from core.tenancy import get_for_tenant
 
 
@@ -40,13 +41,25 @@ class AdminForm(FlaskForm):
     password = PasswordField("Initial password")
 
 
-def _index(form: AdminForm, status: int = 200):
+class MfaPolicyForm(FlaskForm):
+    """The tenant's two-factor policy."""
+
+    require_mfa = BooleanField("Require two-factor authentication for every admin")
+
+
+def _index(form: AdminForm, status: int = 200, policy_form: MfaPolicyForm | None = None):
     """The team page with ``form`` (its errors, when it was refused)."""
     tenant = current_tenant()
+    admins = accounts.list_admins(tenant.id)
+    if policy_form is None:
+        policy_form = MfaPolicyForm(formdata=None, data={"require_mfa": tenant.require_mfa})
     return render_page(
         "team/index.html",
         form=form,
-        admins=accounts.list_admins(tenant.id),
+        policy_form=policy_form,
+        tenant=tenant,
+        admins=admins,
+        with_factor=mfa.users_with_factor([admin.id for admin in admins]),
         next_url=url_for("console.team_index"),
         status=status,
     )
@@ -60,6 +73,7 @@ def team_index():
 
 @bp.post("/team")
 @requires_write
+@requires_recent_auth("add an admin")
 def team_add():
     """Add an admin to the tenant (303 to the team page; 422 with every error otherwise)."""
     tenant = current_tenant()
@@ -97,6 +111,7 @@ def team_confirm_remove(user_id):
 
 @bp.route("/team/<user_id>/remove", methods=["POST", "DELETE"])
 @requires_write
+@requires_recent_auth("remove an admin")
 def team_remove(user_id):
     """Remove an admin (htmx: the row goes); removing yourself signs you out."""
     tenant = current_tenant()
@@ -107,7 +122,12 @@ def team_remove(user_id):
         if not is_fragment_request():
             return redirect_back(url_for("console.team_index"))
         user = get_for_tenant(User, tenant.id, user_id, User.role == "admin")
-        row = render_template("team/_row.html", user=user, next_url=current_path())
+        row = render_template(
+            "team/_row.html",
+            user=user,
+            next_url=current_path(),
+            with_factor=mfa.users_with_factor([user.id]),
+        )
         return render_fragments(row)
     if removing_self:
         logout_user()
@@ -123,3 +143,30 @@ def team_remove(user_id):
     if not is_fragment_request():
         return redirect_back(url_for("console.team_index"))
     return render_fragments("")
+
+
+@bp.post("/team/mfa-policy")
+@requires_write
+@requires_recent_auth("change the tenant's two-factor policy")
+def team_mfa_policy():
+    """Require (or stop requiring) a second factor of every admin; admins without one are sent
+    to set one up at their next request. Audited ``tenant.mfa_policy_changed``."""
+    tenant = current_tenant()
+    form = MfaPolicyForm()
+    if not form.validate():
+        return _index(AdminForm(formdata=None), 422, form)
+    with console_write(form) as write:
+        changed = mfa.set_tenant_policy(tenant, form.require_mfa.data, current_user)
+    if write.failed:
+        return _index(AdminForm(formdata=None), write.status, form)
+    if not changed:
+        flash("The two-factor policy is unchanged.", "info")
+    elif tenant.require_mfa:
+        flash(
+            "Every admin of this tenant now needs two-factor authentication; those without it "
+            "are asked to set it up before they can do anything else.",
+            "success",
+        )
+    else:
+        flash("Two-factor authentication is no longer required of this tenant's admins.", "success")
+    return see_other(url_for("console.team_index"))

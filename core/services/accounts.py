@@ -143,8 +143,7 @@ def authenticate_user(email: str, password: str) -> User | None:
         return None
     if not check_password_hash(user.password_hash, password or ""):
         return None
-    user.last_login_at = utcnow()
-    return user
+    return user  # last_login_at: when a session starts (console_sessions.start_session)
 
 
 def change_password(user: User, current: str, new: str, keep_session_id: str | None) -> int:

@@ -114,8 +114,13 @@ def _record_account_event(
         )
 
 
-def start_session(user: User, ip: str | None, user_agent: str | None) -> tuple[ConsoleSession, str]:
-    """A new session for ``user`` (audited ``user.signed_in``); returns it and its token.
+def start_session(
+    user: User, ip: str | None, user_agent: str | None, method: str = "password"
+) -> tuple[ConsoleSession, str]:
+    """A new session for ``user`` (audited ``user.signed_in`` with how they proved who they are:
+    ``password``, ``password+totp``, ``password+recovery_code``, ``password+passkey``,
+    ``passkey``); returns it and its token. The session counts as freshly authenticated
+    (``authenticated_at``, for REAUTH_MINUTES), and the user's ``last_login_at`` is now.
 
     Expired sessions of every user are purged here: sign-ins are rare next to requests, and the
     table then holds only sessions that could still be used (plus those gone stale since).
@@ -130,10 +135,19 @@ def start_session(user: User, ip: str | None, user_agent: str | None) -> tuple[C
         last_seen_at=now,
         ip=ip,
         user_agent=(user_agent or "")[:USER_AGENT_MAX],
+        authenticated_at=now,
     )
+    user.last_login_at = now
     db.session.add(record)
     db.session.flush()
-    record_auth_event(user, "user.signed_in", {"session_id": {"before": None, "after": record.id}})
+    record_auth_event(
+        user,
+        "user.signed_in",
+        {
+            "session_id": {"before": None, "after": record.id},
+            "method": {"before": None, "after": method},
+        },
+    )
     return record, token
 
 

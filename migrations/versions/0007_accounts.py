@@ -7,7 +7,7 @@ access (they belong to no tenant, so the tenants' audit log cannot hold them). A
 with a server default and a new table: nothing existing is rewritten (no batch mode on SQLite).
 
 Revision ID: 0007_accounts
-Revises: 0005_console_sessions
+Revises: 0006_mfa
 Create Date: 2026-12-02 11:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007_accounts"
-down_revision = "0005_console_sessions"
+down_revision = "0006_mfa"
 branch_labels = None
 depends_on = None
 

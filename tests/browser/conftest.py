@@ -7,7 +7,9 @@
   works too); every other request that is not for the test server is aborted and fails the test.
 - Every console error, uncaught page error, CSP violation and 5xx response fails the test at
   teardown (``page_problems`` shows how to allow an expected one).
-- ``sign_in`` signs a user made with ``tests.factories.make_user`` in through the login form.
+- ``sign_in`` signs a user made with ``tests.factories.make_user`` in through the login form
+  (support staff, who need a second factor to open a tenant, get an authenticator app and sign
+  in with its code).
 - ``screenshot(page, name)`` writes ``tests/artifacts/screenshots/<name>-<width>.png`` at
   1280x800 and at 390x844.
 
@@ -24,17 +26,22 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 from flask import url_for
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 import app as app_module
+from core.crypto import unseal
 from core.extensions import db
+from core.models import TotpFactor
+from core.services import mfa
 from tests import factories
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -268,19 +275,42 @@ def end_test_transaction() -> None:
     db.session.rollback()
 
 
+def unused_code(user_id: str) -> str:
+    """A code of the user's authenticator app that the server has not accepted yet (a code
+    works once: a second sign-in within 30 seconds takes the next step's code)."""
+    end_test_transaction()
+    row = db.session.get(TotpFactor, user_id)
+    now = int(time.time()) // mfa.TOTP_INTERVAL
+    step = now - 1 if row.last_used_step is None else max(now - 1, row.last_used_step + 1)
+    assert step <= now + 1, "more than three sign-ins of one user within 30 seconds"
+    code = pyotp.TOTP(unseal(row.secret_encrypted)).generate_otp(step)
+    end_test_transaction()
+    return code
+
+
 @pytest.fixture
 def sign_in(app) -> Callable[..., None]:
     """``sign_in(page, user)``: signs in through the login form and waits to leave it."""
 
-    def sign_in_(page: Page, user, password: str = PASSWORD) -> None:
-        email = user.email
+    def sign_in_(page: Page, user, password: str = PASSWORD, give_factor: bool = True) -> None:
+        email, support = user.email, user.is_support
         # Reading ``user.email`` may have opened a read transaction in this thread; SQLite could
         # not upgrade it to a write after the server's own write (last_login_at) committed.
+        end_test_transaction()
+        # Support staff open tenants only with a second factor: they get an authenticator app
+        # (``give_factor=False`` keeps them without one) and sign in with its code.
+        second_step = support and give_factor
+        if second_step and not mfa.has_factor(user.id):
+            factories.enroll_totp(user)
         end_test_transaction()
         page.goto(url_for("console.login"))
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+        page.get_by_role("button", name=re.compile("^sign in$", re.I)).click()
+        if second_step:
+            expect(page).to_have_url(re.compile(r"/login/verify"))
+            page.get_by_label("Authentication code").fill(unused_code(user.id))
+            page.get_by_role("button", name="Verify").click()
         expect(page).not_to_have_url(re.compile(r"/login"))
 
     return sign_in_

@@ -62,7 +62,7 @@ def test_login_page_has_no_serious_violations(audit_page, axe_path, admin):
     found = _audit(page, axe_path, "login")
     page.get_by_label("Email").fill(admin.email)
     page.get_by_label("Password").fill("wrong-password-here")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_be_visible()
     found += _audit(page, axe_path, "login with an error")
     _assert_no_violations(found)

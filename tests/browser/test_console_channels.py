@@ -79,7 +79,7 @@ def test_wrong_password_is_refused_inline(page, admin):
     page.goto(url_for("console.login"))
     page.get_by_label("Email").fill(admin.email)
     page.get_by_label("Password").fill("not-the-password")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Incorrect email or password.")
     expect(page.get_by_label("Email")).to_have_value(admin.email)
     expect(page.get_by_label("Password")).to_have_value("")

@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from core.extensions import db
 from core.models import User
+from tests import factories
 from tests.console.helpers import PASSWORD, sign_in
 
 # Users of these tests store a cheap hash of PASSWORD (real scrypt costs ~0.5 s per hash and
@@ -75,9 +76,11 @@ def console(client, admin):
 
 @pytest.fixture
 def support_console(client, support_user):
-    """The test client, signed in as a support user (read-only)."""
+    """The test client, signed in as a support user (read-only) who has a second factor (they
+    need one to open a tenant; given after signing in, so the sign-in is the password alone)."""
     response = sign_in(client, support_user.email)
     assert response.status_code == 303
+    factories.enroll_totp(support_user)
     return client
 
 

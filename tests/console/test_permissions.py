@@ -28,6 +28,7 @@ from flask_wtf.csrf import generate_csrf
 
 from app import create_app
 from core.extensions import db
+from core.models import Passkey
 from core.services import accounts, console_sessions
 from tests import factories
 from tests.conftest import base_config
@@ -77,6 +78,17 @@ OWN_ACCOUNT = Policy(
 OWN_SESSION = Policy(
     "own session", {**_NOT_SIGNED_IN, "admin": OK, "support": 404, "other_admin": 404}
 )
+# One of one's own passkeys: the route's passkey is the admin's, so anyone else gets 404.
+OWN_PASSKEY = Policy(
+    "own passkey", {**_NOT_SIGNED_IN, "admin": OK, "support": 404, "other_admin": 404}
+)
+# The second step of signing in: without a pending sign-in, back to the sign-in page; a
+# signed-in user goes on to the console.
+SIGN_IN_STEP = Policy(
+    "sign-in step", {**_NOT_SIGNED_IN, "admin": OK, "support": OK, "other_admin": OK}
+)
+# Passkey options for a pending sign-in's second step: nobody here has one pending.
+SIGN_IN_STEP_OPTIONS = Policy("sign-in step options", dict.fromkeys(ROLES, 401))
 SUPPORT_ONLY = Policy(
     "support only", {**_NOT_SIGNED_IN, "admin": 403, "other_admin": 403, "support": OK}
 )
@@ -87,6 +99,10 @@ CONSOLE_WRITE_POLICIES = (CONSOLE_WRITE,)
 POLICIES: dict[str, Policy] = {
     # sign-in
     "console.login": PUBLIC,
+    "console.login_verify": SIGN_IN_STEP,
+    "console.login_verify_options": SIGN_IN_STEP_OPTIONS,
+    "console.login_passkey_options": PUBLIC,
+    "console.login_passkey": PUBLIC,
     "console.logout": SIGN_OUT,
     "console.home": CONSOLE_READ,
     # own account
@@ -95,6 +111,16 @@ POLICIES: dict[str, Policy] = {
     "console.account_password_required": OWN_ACCOUNT,
     "console.account_revoke_other_sessions": OWN_ACCOUNT,
     "console.account_revoke_session": OWN_SESSION,
+    "console.account_confirm": OWN_ACCOUNT,
+    "console.account_confirm_options": OWN_ACCOUNT,
+    "console.account_totp_begin": OWN_ACCOUNT,
+    "console.account_totp_setup": OWN_ACCOUNT,
+    "console.account_totp_confirm": OWN_ACCOUNT,
+    "console.account_totp_remove": OWN_ACCOUNT,
+    "console.account_recovery_codes": OWN_ACCOUNT,
+    "console.account_passkey_options": OWN_ACCOUNT,
+    "console.account_passkey_register": OWN_ACCOUNT,
+    "console.account_passkey_remove": OWN_PASSKEY,
     # channels
     "console.channels_index": CONSOLE_READ,
     "console.channels_type_fields": CONSOLE_READ,
@@ -144,6 +170,7 @@ POLICIES: dict[str, Policy] = {
     "console.team_add": CONSOLE_WRITE,
     "console.team_confirm_remove": CONSOLE_WRITE,
     "console.team_remove": CONSOLE_WRITE,
+    "console.team_mfa_policy": CONSOLE_WRITE,
     "console.audit_index": CONSOLE_READ,
     "console.support_tenants": SUPPORT_ONLY,
     "console.support_confirm_open": SUPPORT_ONLY,
@@ -183,6 +210,19 @@ NOT_TENANT_WRITES = {
     "console.account_change_password",
     "console.account_revoke_other_sessions",
     "console.account_revoke_session",
+    "console.login_verify",
+    "console.login_verify_options",
+    "console.login_passkey_options",
+    "console.login_passkey",
+    "console.account_confirm",
+    "console.account_confirm_options",
+    "console.account_totp_begin",
+    "console.account_totp_confirm",
+    "console.account_totp_remove",
+    "console.account_recovery_codes",
+    "console.account_passkey_options",
+    "console.account_passkey_register",
+    "console.account_passkey_remove",
 }
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
@@ -257,9 +297,15 @@ def world(app, tenant, other_tenant) -> World:
     teammate = make_console_user("teammate@example.org", "admin", tenant)
     other_admin = make_console_user("other@example.org", "admin", other_tenant)
     support = make_console_user("support@example.org", "support")
+    factories.enroll_totp(support)  # support staff open tenants only with a second factor
     revocable = accounts.create_api_key(tenant.id, "Revocable", "write").api_key
     # Server-side sessions: the admin's second one is the object of the session routes.
     other_session, _ = console_sessions.start_session(admin, "192.0.2.1", "another browser")
+    # The admin's passkey: the object of the passkey routes (stored as registration would).
+    passkey = Passkey(
+        user_id=admin.id, name="Laptop", credential_id="Y3JlZGVudGlhbA", public_key="cGs"
+    )
+    db.session.add(passkey)
     users = {"admin": admin, "other_admin": other_admin, "support": support}
     tokens = {
         role: console_sessions.start_session(user, None, "")[1] for role, user in users.items()
@@ -274,6 +320,7 @@ def world(app, tenant, other_tenant) -> World:
         "user_id": teammate.id,
         "tenant_id": tenant.id,
         "session_id": other_session.id,
+        "passkey_id": passkey.id,
     }
     keys = {
         "api_read": factories.make_api_key(tenant, scope="read"),
