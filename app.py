@@ -154,9 +154,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
-    # Flask's own default (False) must not win: only an explicit setting overrides this.
+    # Settings whose default depends on CHANNELS_ENV (declared as None): only an explicit
+    # value overrides it (Flask's own default for the cookie, False, must not win either).
+    local = app.config["ENV"] in ("development", "testing")
     if app.config["SESSION_COOKIE_SECURE"] is None:
-        app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
+        app.config["SESSION_COOKIE_SECURE"] = not local
+    if app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] is None:
+        app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] = local
     # Flask's signed cookie is accepted no longer than a console session may last (31 days
     # otherwise); the server-side session (core.services.console_sessions) decides the rest.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])

@@ -398,6 +398,14 @@ class Settings(BaseModel):
         expected="a boolean",
         shown_default="by `CHANNELS_ENV`",
     )
+    WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = setting(
+        None,
+        "let webhook URLs use plain `http` and resolve to loopback, private, link-local and "
+        "other non-public addresses (the SSRF guard, `core/net_guard.py`, refuses them "
+        "otherwise); unset, it is `true` in `development` and `testing` and `false` elsewhere",
+        expected="a boolean",
+        shown_default="by `CHANNELS_ENV`",
+    )
 
 
 def _extra(name: str) -> dict:
