@@ -24,6 +24,7 @@ from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.limits import init_limiter
 from core.settings import HTMX_SRI, load_settings
 from core.settings import HTMX_VERSION as HTMX_VERSION  # the pin, read by tests/browser
+from core.tasks import init_tasks, register_embedded
 
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 # Fixed by the contract (64 KiB bodies, the pinned htmx build, cookie and CSRF policy): plain
@@ -173,6 +174,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     configure_engine(app)
     init_limiter(app)
+    init_tasks(app)
+    register_embedded(app)
 
     from blueprints.api import bp as api_bp
     from blueprints.console import bp as console_bp
