@@ -21,7 +21,6 @@ from core.services import webhooks
 from tests import factories
 from tests.webhook_receiver import Receiver, verify
 
-
 CREATED = ["channel.created"]  # one event per new channel (the first is also a default_changed)
 
 
