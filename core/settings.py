@@ -419,6 +419,12 @@ class Settings(BaseModel):
         shown_default="none (embedded, development only)",
         secret=True,
     )
+    TASK_QUEUE: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")] = setting(
+        "channels",
+        "the broker queue the app's tasks go to and its workers take them from (one per "
+        "deployment sharing a broker)",
+        expected="1–100 letters, digits, `_`, `.`, `:` or `-`",
+    )
     WEBHOOK_TIMEOUT: Seconds = setting(
         10.0,
         "seconds a webhook receiver has to answer (connect and read); slower is a failed attempt",

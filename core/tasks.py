@@ -57,6 +57,7 @@ def init_tasks(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.conf.update(
         broker_url=broker or "memory://",
+        task_default_queue=app.config["TASK_QUEUE"],
         task_ignore_result=True,
         result_backend=None,
         # A task message is removed only once the task ran; a worker lost mid-task gives it back.

@@ -21,6 +21,9 @@ class _Handler(BaseHTTPRequestHandler):
         server: Receiver = self.server
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        with server.lock:
+            server.started += 1
+            server.arrived.notify_all()
         if server.delay:
             time.sleep(server.delay)
         with server.lock:
@@ -50,6 +53,7 @@ class Receiver(LocalHTTPServer):
         self.status = status
         self.delay = 0.0
         self.answer = b"ok"
+        self.started = 0  # requests that arrived, answered or not yet
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
 
@@ -65,6 +69,16 @@ class Receiver(LocalHTTPServer):
                     )
                 self.arrived.wait(left)
             return list(self.received)
+
+    def wait_started(self, count: int, timeout: float = 30.0) -> None:
+        """Block until ``count`` requests arrived, before they are answered."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.started < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.started} of {count} requests in {timeout:g} s")
+                self.arrived.wait(left)
 
     def payloads(self) -> list[dict]:
         with self.lock:

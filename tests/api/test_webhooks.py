@@ -91,9 +91,7 @@ def test_test_event_deliveries_and_retry(api):
     retried = api.post(f"/api/webhook_deliveries/{delivery['id']}/retry")
     assert retried.status_code == 202 and retried.get_json()["status"] == "pending"
     api.patch(f"/api/webhook_endpoints/{made['id']}", json={"status": "disabled"})
-    assert_error(
-        api.post(f"/api/webhook_deliveries/{delivery['id']}/retry"), 409, "conflict"
-    )
+    assert_error(api.post(f"/api/webhook_deliveries/{delivery['id']}/retry"), 409, "conflict")
     assert_error(api.post(f"/api/webhook_endpoints/{made['id']}/test"), 409, "conflict")
 
 
