@@ -39,6 +39,7 @@ from sqlalchemy import and_, or_, select, update
 from core import net_guard
 from core.crypto import decrypt_secret
 from core.db_types import utcnow
+from core.events import body_of
 from core.extensions import db
 from core.models import WebhookDelivery, WebhookEndpoint
 
@@ -143,7 +144,7 @@ def deliver(delivery_id: str) -> str:
     delivery = db.session.get(WebhookDelivery, delivery_id)
     endpoint, event = delivery.endpoint, delivery.event
     now = utcnow()
-    body = json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(body_of(event), separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",

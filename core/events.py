@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, func, insert, literal, select
 
 from core.db_types import new_id, utcnow
 from core.extensions import db
@@ -104,34 +104,43 @@ def emit(
     resource_type = resource_type_of(event_type)
     session = db.session
     session.flush()  # the change goes first, as for audit events
-    sequence = (
-        session.scalar(
-            select(func.max(Event.sequence)).where(
+    stored = {"type": event_type, "timestamp": timestamp(now), "data": data}
+    if change is not None:
+        stored["change"] = change
+    event_id = new_id()
+    connection = session.connection()
+    # One statement: the sequence is computed in the INSERT (the tenant lock, or SQLite's single
+    # writer, orders concurrent changes of one resource; the unique index is the last word).
+    sequence = connection.execute(
+        insert(Event.__table__)
+        .from_select(
+            [
+                "id",
+                "tenant_id",
+                "type",
+                "resource_type",
+                "resource_id",
+                "sequence",
+                "payload",
+                "created_at",
+            ],
+            select(
+                literal(event_id, String),
+                literal(tenant_id, String),
+                literal(event_type, String),
+                literal(resource_type, String),
+                literal(resource_id, String),
+                func.coalesce(func.max(Event.sequence), 0) + 1,
+                literal(stored, Event.__table__.c.payload.type),
+                literal(now, Event.__table__.c.created_at.type),
+            ).where(
                 Event.tenant_id == tenant_id,
                 Event.resource_type == resource_type,
                 Event.resource_id == resource_id,
-            )
+            ),
         )
-        or 0
-    ) + 1
-    payload = {"type": event_type, "timestamp": timestamp(now), "sequence": sequence, "data": data}
-    if change is not None:
-        payload["change"] = change
-    event_id = new_id()
-    connection = session.connection()
-    connection.execute(
-        _INSERT_EVENT,
-        {
-            "id": event_id,
-            "tenant_id": tenant_id,
-            "type": event_type,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "sequence": sequence,
-            "payload": payload,
-            "created_at": now,
-        },
-    )
+        .returning(Event.__table__.c.sequence)
+    ).scalar_one()
     if only_endpoint is not None:
         targets = [only_endpoint.id]
     else:
@@ -163,9 +172,18 @@ def emit(
         resource_type=resource_type,
         resource_id=resource_id,
         sequence=sequence,
-        payload=payload,
+        payload=stored,
         created_at=now,
     )
+
+
+def body_of(event: Event) -> dict:
+    """The payload receivers get: ``{"type", "timestamp", "sequence", "data"[, "change"]}``."""
+    stored = dict(event.payload)
+    body = {"type": stored.pop("type"), "timestamp": stored.pop("timestamp")}
+    body["sequence"] = event.sequence
+    body.update(stored)
+    return body
 
 
 def _endpoints(tenant_id: str) -> list[tuple[str, list[str]]]:
@@ -188,7 +206,6 @@ def forget_endpoints() -> None:
     db.session.info.pop(ENDPOINTS_KEY, None)
 
 
-_INSERT_EVENT = insert(Event.__table__)
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from core.events import body_of
 from core.extensions import db
 from core.models import Event, WebhookDelivery
 from core.services import audit as audit_module
@@ -22,7 +23,7 @@ def events(*types: str) -> list[dict]:
     query = select(Event).order_by(Event.created_at, Event.id)
     rows = [e for e in db.session.scalars(query) if not types or e.type in types]
     db.session.rollback()
-    return [dict(e.payload, id=e.id, resource_id=e.resource_id) for e in rows]
+    return [dict(body_of(e), id=e.id, resource_id=e.resource_id) for e in rows]
 
 
 @pytest.fixture
