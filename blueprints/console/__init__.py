@@ -59,4 +59,5 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     phone_numbers,
     support,
     team,
+    webhooks,
 )
