@@ -66,7 +66,8 @@ def test_test_event_log_payload_viewer_and_retry(console, tenant):
         page = soup(console.get(page_path))
         line = page.find("tr", id=f"delivery-{row.id}")
         assert "webhook.test" in line.get_text() and "Delivered" in line.get_text()
-        shown = json.loads(line.find("pre", class_="payload-json").get_text())
+        viewer = page.find("tr", id=f"payload-{row.id}")
+        shown = json.loads(viewer.find("pre", class_="payload-json").get_text())
         assert shown == verify(secret, receiver.received[0])
         retried = console.post(f"/webhooks/deliveries/{row.id}/retry", data={"csrf_token": token})
         assert retried.status_code == 303
