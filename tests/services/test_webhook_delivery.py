@@ -222,11 +222,15 @@ def test_the_dispatcher_takes_due_rows_and_the_sweeper_takes_lost_ones(app, setu
     sweep = timedelta(seconds=app.config["OUTBOX_SWEEP_SECONDS"])
     assert delivery.stale_deliveries(later + sweep - timedelta(seconds=1)) == []
     assert delivery.stale_deliveries(later + sweep + timedelta(seconds=1)) == [row_id]
-    # A worker holds it (a lease): neither takes it; the lease of a killed worker runs out.
+    # A worker holds it (a lease of 3 × WEBHOOK_TIMEOUT): the sweeper leaves it alone until the
+    # lease runs out (a killed worker), then hands it over again.
+    app.config.update(WEBHOOK_TIMEOUT=1000.0)
     assert delivery.claim(row_id)
-    leased = later + sweep * 3
-    assert delivery.stale_deliveries(utcnow() + timedelta(seconds=1)) == []
-    assert delivery.stale_deliveries(leased + timedelta(days=1)) == [row_id]
+    claimed = utcnow()
+    handed = later + sweep + timedelta(seconds=1)  # when the sweeper handed it over above
+    assert claimed + timedelta(seconds=2000) > handed + sweep  # stale by its hand-over time
+    assert delivery.stale_deliveries(claimed + timedelta(seconds=2000)) == []  # but leased
+    assert delivery.stale_deliveries(claimed + timedelta(seconds=3010)) == [row_id]
 
 
 def test_a_url_that_turns_private_is_refused_at_delivery(app, setup, receiver):
