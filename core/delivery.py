@@ -199,7 +199,11 @@ def record_attempt(delivery_id: str, attempt: Attempt) -> None:
     """Store an attempt's outcome and what follows: delivered, the next try, or failed; an
     endpoint without a success for three days is disabled (audited, and announced)."""
     now = utcnow()
-    delivery = db.session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    delivery = db.session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update(of=WebhookDelivery)  # the row itself, not its joined endpoint and event
+    ).one()
     endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
     delivery.attempts += 1
     delivery.last_attempt_at = now
