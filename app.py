@@ -24,6 +24,7 @@ from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.limits import init_limiter
 from core.settings import HTMX_SRI, load_settings
 from core.settings import HTMX_VERSION as HTMX_VERSION  # the pin, read by tests/browser
+from core.tasks import init_tasks, register_embedded
 
 REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 # Fixed by the contract (64 KiB bodies, the pinned htmx build, cookie and CSRF policy): plain
@@ -154,9 +155,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
-    # Flask's own default (False) must not win: only an explicit setting overrides this.
+    # Settings whose default depends on CHANNELS_ENV (declared as None): only an explicit
+    # value overrides it (Flask's own default for the cookie, False, must not win either).
+    local = app.config["ENV"] in ("development", "testing")
     if app.config["SESSION_COOKIE_SECURE"] is None:
-        app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] not in ("development", "testing")
+        app.config["SESSION_COOKIE_SECURE"] = not local
+    if app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] is None:
+        app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] = local
     # Flask's signed cookie is accepted no longer than a console session may last (31 days
     # otherwise); the server-side session (core.services.console_sessions) decides the rest.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
@@ -169,6 +174,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     configure_engine(app)
     init_limiter(app)
+    init_tasks(app)
+    register_embedded(app)
 
     from blueprints.api import bp as api_bp
     from blueprints.console import bp as console_bp

@@ -72,7 +72,45 @@ def _fail(exc: ServiceError):
     raise click.ClickException(f"{exc.message} {details}".strip())
 
 
+def _celery_argv(app: Flask, command: str, extra: tuple[str, ...]) -> list[str]:
+    """Celery's argv for ``command``; refuses without BROKER_URL (the embedded engine runs in
+    the development server itself)."""
+    if not app.config["BROKER_URL"]:
+        raise click.ClickException(
+            f"BROKER_URL is not set: `{command}` needs a broker (e.g. redis://localhost:6379/1)."
+            " Without one, the development server (`flask --app app run`) delivers webhooks and"
+            " runs the schedules itself."
+        )
+    return [command, "--loglevel", app.config["LOG_LEVEL"], *extra]
+
+
+def register_tasks_cli(app: Flask) -> None:
+    """``worker`` and ``scheduler``: the task engine's processes (core.tasks)."""
+
+    @app.cli.command(
+        "worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )
+    @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+    def worker(celery_args):
+        """Run a task worker (any number, on any machines); extra arguments go to Celery's
+        worker (e.g. --concurrency 4)."""
+        celery_app = app.extensions["celery"]
+        celery_app.worker_main(_celery_argv(app, "worker", celery_args))
+
+    @app.cli.command(
+        "scheduler", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )
+    @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+    def scheduler(celery_args):
+        """Run the periodic scheduler (Celery beat: the outbox dispatcher and sweeper). Run
+        exactly one."""
+        celery_app = app.extensions["celery"]
+        celery_app.start(_celery_argv(app, "beat", celery_args))
+
+
 def register_cli(app: Flask) -> None:
+    register_tasks_cli(app)
+
     @app.cli.command("create-tenant")
     @click.argument("name")
     @click.option("--slug", help="URL-safe identifier; derived from NAME when omitted.")

@@ -54,3 +54,16 @@ def decrypt_credentials(token: str) -> dict:
 def rotate_credentials(token: str) -> str:
     """Re-encrypt a token with the current first key."""
     return _fernet().rotate(token.encode()).decode()
+
+
+def encrypt_secret(secret: str) -> str:
+    """Encrypt one secret string (a webhook signing secret) with the first key."""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    """Decrypt a secret string encrypted by ``encrypt_secret``."""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise RuntimeError("a secret cannot be decrypted with CREDENTIALS_KEY") from exc

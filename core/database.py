@@ -14,6 +14,8 @@ from core.extensions import db
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Set inside ``read_phase``: SQLite transactions begun there are plain reads (no write lock).
 _READ_PHASE: ContextVar[bool] = ContextVar("read_phase", default=False)
+# Set by ``writing``: background work (tasks) that reads then writes takes the lock up front too.
+_WRITING: ContextVar[bool] = ContextVar("writing", default=False)
 
 
 def normalize_database_url(url: str) -> str:
@@ -53,7 +55,7 @@ def configure_engine(app: Flask) -> None:
     def _sqlite_begin(connection):
         # A write request takes the write lock up front: SQLite cannot upgrade a read
         # transaction once another writer committed, and would fail instead of waiting.
-        write = (
+        write = _WRITING.get() or (
             has_request_context() and request.method not in SAFE_METHODS and not _READ_PHASE.get()
         )
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -86,3 +88,18 @@ def read_phase() -> Iterator[None]:
         db.session.commit()  # a read transaction: nothing to write, only ends it
     finally:
         _READ_PHASE.reset(token)
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Transactions begun inside take SQLite's write lock at ``BEGIN`` (as write requests do).
+
+    For background work outside requests (the task engine's tasks): a transaction that reads and
+    then writes would otherwise fail with "database is locked" when another process committed in
+    between. Nothing changes on PostgreSQL.
+    """
+    token = _WRITING.set(True)
+    try:
+        yield
+    finally:
+        _WRITING.reset(token)

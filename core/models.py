@@ -395,3 +395,106 @@ class IdempotencyRecord(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     response_headers: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = _created_column()
+
+
+# --- events, webhooks (DESIGN §8) --------------------------------------------------------------
+
+WEBHOOK_ENDPOINT_STATUSES = ("enabled", "disabled")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(db.Model):
+    """A tenant's receiver of events: URL, subscribed event types, signing secret(s).
+
+    The secret is encrypted at rest (``core.crypto``); after a rotation the previous secret
+    keeps signing beside the new one until ``previous_secret_expires_at``. ``failing_since`` is
+    the first failed attempt since the last success (the three-day disable counts from it).
+    """
+
+    __tablename__ = "webhook_endpoints"
+    LABEL = "Webhook endpoint"  # in "Webhook endpoint not found."
+    __table_args__ = (
+        Index("ix_webhook_endpoints_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    description: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    events: Mapped[list] = mapped_column(PortableJSON, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="enabled")
+    # Why it is disabled: "manual" (someone disabled it) or "failing" (no success for 3 days).
+    disabled_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), nullable=True
+    )
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Event(db.Model):
+    """The transactional outbox: one row per event, written in the transaction of its change.
+
+    ``sequence`` counts the events of one resource (tenant, resource type, resource id) from 1:
+    receivers order a resource's events by it.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "resource_type", "resource_id", "sequence", name="uq_events_sequence"
+        ),
+        Index("ix_events_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    sequence: Mapped[int] = mapped_column(nullable=False)
+    payload: Mapped[dict] = mapped_column(PortableJSON, nullable=False)
+    created_at: Mapped[datetime] = _created_column()
+
+
+class WebhookDelivery(db.Model):
+    """One event for one endpoint: the outbox row the dispatcher hands to the task engine.
+
+    ``next_attempt_at`` is when it is due; ``enqueued_at`` when it was last handed to the engine
+    (the sweeper re-enqueues rows handed long ago and never finished); ``locked_until`` is the
+    lease of the worker delivering it (a killed worker's lease runs out).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    LABEL = "Webhook delivery"  # in "Webhook delivery not found."
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column()
+    endpoint_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+    )
+    event_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(nullable=False, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = _created_column()
+
+    endpoint: Mapped[WebhookEndpoint] = relationship(lazy="joined")
+    event: Mapped[Event] = relationship(lazy="joined")

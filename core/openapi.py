@@ -297,6 +297,9 @@ TAG_DESCRIPTIONS = {
     "MessageBird, console) that channels send through; secrets are write-only.",
     "Email domains": "The tenant's sending domains and the DNS records that verify them.",
     "Phone numbers": "The tenant's numbers; adding an SMS-capable one creates its SMS channel.",
+    "Webhooks": "Endpoints that receive the tenant's events (signed following Standard "
+    "Webhooks, delivered at least once, retried for about three days) and their delivery logs. "
+    "The events themselves are described under `webhooks`.",
     "Audit log": "Every change, by whom (user or API key), when, and from which request.",
     "Meta": "This document.",
 }
@@ -965,6 +968,119 @@ def _error_responses() -> dict:
     return responses
 
 
+# --- events (OpenAPI 3.1 ``webhooks``) -----------------------------------------------------
+
+EVENT_DATA = {
+    "channel": "Channel",
+    "integration": "Integration",
+    "email_domain": "EmailDomain",
+    "phone_number": "PhoneNumber",
+    "webhook_endpoint": "WebhookEndpoint",
+}
+_FIELD_CHANGES = obj(
+    {
+        "fields": {
+            "type": "object",
+            "description": 'Each changed field: `{"before", "after"}` (secrets masked).',
+            "additionalProperties": obj({"before": {}, "after": {}}, required=["before", "after"]),
+        }
+    },
+    required=["fields"],
+)
+
+
+def _event_data_and_change(event_type: str) -> tuple[dict, dict | None]:
+    """The ``data`` and ``change`` schemas of one event type (see ``core.events``)."""
+    from core.events import DEFAULT_CAUSES, STATUS_CAUSES, resource_type_of
+
+    if event_type == "channel.default_changed":
+        data = obj(
+            {
+                "channel_type": CHANNEL_TYPE,
+                "previous_default": nullable(ref("Channel")),
+                "new_default": nullable(ref("Channel")),
+            },
+            required=["channel_type", "previous_default", "new_default"],
+        )
+        return data, obj(
+            {"cause": {"type": "string", "enum": list(DEFAULT_CAUSES)}}, required=["cause"]
+        )
+    data = ref(EVENT_DATA[resource_type_of(event_type)])
+    action = event_type.split(".", 1)[1]
+    if action == "updated":
+        return data, _FIELD_CHANGES
+    if action in ("status_changed", "disabled"):
+        causes = list(STATUS_CAUSES) if action == "status_changed" else ["failing"]
+        return data, obj(
+            {
+                "from": {"type": "string"},
+                "to": {"type": "string"},
+                "cause": {"type": "string", "enum": causes},
+            },
+            required=["from", "to", "cause"],
+        )
+    if action == "verification_failed":
+        records = {"type": "object", "additionalProperties": {"enum": list(DNS_RECORD_STATUSES)}}
+        return data, obj({"records": records}, required=["records"])
+    return data, None
+
+
+def event_webhooks() -> dict:
+    """Every event's payload, as OpenAPI 3.1 ``webhooks`` (what the tenant's receiver gets)."""
+    from core.events import EVENT_TYPES
+
+    webhooks = {}
+    for event_type in EVENT_TYPES:
+        data, change = _event_data_and_change(event_type)
+        properties = {
+            "type": {"const": event_type},
+            "timestamp": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the change was committed (UTC, microseconds).",
+            },
+            "sequence": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The resource's own event counter: order one resource's events "
+                "by it.",
+            },
+            "data": data,
+        }
+        required = ["type", "timestamp", "sequence", "data"]
+        if change is not None:
+            properties["change"] = change
+            required.append("change")
+        webhooks[event_type] = {
+            "post": {
+                "operationId": "event_" + event_type.replace(".", "_"),
+                "summary": event_type,
+                "tags": ["Webhooks"],
+                "description": "Sent to the endpoints subscribed to it, signed following "
+                "Standard Webhooks: `webhook-id` (the event id, the same on every retry), "
+                "`webhook-timestamp`, `webhook-signature`.",
+                "security": [],
+                "parameters": [
+                    {"name": name, "in": "header", "required": True, "schema": schema}
+                    for name, schema in (
+                        ("webhook-id", {"type": "string"}),
+                        ("webhook-timestamp", {"type": "string", "pattern": r"^\d+$"}),
+                        ("webhook-signature", {"type": "string"}),
+                    )
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": obj(properties, required)}},
+                },
+                "responses": {
+                    "200": {"description": "Any 2xx within WEBHOOK_TIMEOUT delivers the event."},
+                    "default": {"description": "Anything else is retried."},
+                },
+            }
+        }
+    return webhooks
+
+
 def build_openapi(app) -> dict:
     """The complete OpenAPI 3.1 document of the JSON API, assembled from the routes' own
     declarations (``documented``) and the component schemas."""
@@ -999,6 +1115,7 @@ def build_openapi(app) -> dict:
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        "webhooks": event_webhooks(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

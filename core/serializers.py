@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from core.crypto import decrypt_credentials
 from core.db_types import rfc3339
-from core.models import ApiKey, AuditEvent, Channel, EmailDomain, Integration, PhoneNumber
+from core.models import (
+    ApiKey,
+    AuditEvent,
+    Channel,
+    EmailDomain,
+    Integration,
+    PhoneNumber,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from core.providers import mask_credentials
 from core.rules import CHANNEL_TYPE_FIELDS
 
@@ -111,4 +120,44 @@ def audit_event_to_api(event: AuditEvent) -> dict:
         "request_id": event.request_id,
         "ip": event.ip,
         "created_at": rfc3339(event.created_at),
+    }
+
+
+def webhook_endpoint_to_api(endpoint: WebhookEndpoint, secret: str | None = None) -> dict:
+    """The endpoint; ``secret`` only right after creation or rotation (shown once)."""
+    data = {
+        "id": endpoint.id,
+        "tenant_id": endpoint.tenant_id,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "events": list(endpoint.events or []),
+        "status": endpoint.status,
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": rfc3339(endpoint.failing_since),
+        "previous_secret_expires_at": rfc3339(endpoint.previous_secret_expires_at),
+        "created_at": rfc3339(endpoint.created_at),
+        "updated_at": rfc3339(endpoint.updated_at or endpoint.created_at),
+    }
+    if secret is not None:
+        data["secret"] = secret
+    return data
+
+
+def webhook_delivery_to_api(delivery: WebhookDelivery) -> dict:
+    return {
+        "id": delivery.id,
+        "endpoint_id": delivery.endpoint_id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event.type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "last_response": delivery.last_response,
+        "last_attempt_at": rfc3339(delivery.last_attempt_at),
+        "next_attempt_at": rfc3339(delivery.next_attempt_at)
+        if delivery.status == "pending"
+        else None,
+        "delivered_at": rfc3339(delivery.delivered_at),
+        "created_at": rfc3339(delivery.created_at),
     }

@@ -199,6 +199,18 @@ def _whole_number(value: object) -> object:
     return value
 
 
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sentinel", "memory")
+
+
+def _broker_url(value: object) -> object:
+    """A Celery broker URL with a scheme Celery knows (``redis://host:6379/1``)."""
+    if isinstance(value, str):
+        scheme = urllib.parse.urlsplit(value).scheme
+        if scheme not in BROKER_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(BROKER_SCHEMES)}")
+    return value
+
+
 def _upper(value: object) -> object:
     """Log levels in any case (``debug`` is ``DEBUG``)."""
     return value.upper() if isinstance(value, str) else value
@@ -452,6 +464,46 @@ class Settings(BaseModel):
     SESSION_COOKIE_SECURE: bool | None = setting(
         None,
         "mark the session cookie `Secure`; unset, it is everywhere but `development` and `testing`",
+        expected="a boolean",
+        shown_default="by `CHANNELS_ENV`",
+    )
+    BROKER_URL: Annotated[str | None, BeforeValidator(_broker_url)] = setting(
+        None,
+        "the task engine's broker (Celery): `flask --app app worker` processes and the "
+        "`flask --app app scheduler` take work from it. Unset, the development server runs an "
+        "embedded worker and scheduler in its own process (no broker needed; not for production)",
+        expected="a broker URL: `redis://host:6379/1`, `rediss://…`, `amqp://…`",
+        shown_default="none (embedded, development only)",
+        secret=True,
+    )
+    TASK_QUEUE: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")] = setting(
+        "channels",
+        "the broker queue the app's tasks go to and its workers take them from (one per "
+        "deployment sharing a broker)",
+        expected="1–100 letters, digits, `_`, `.`, `:` or `-`",
+    )
+    WEBHOOK_TIMEOUT: Seconds = setting(
+        10.0,
+        "seconds a webhook receiver has to answer (connect and read); slower is a failed attempt",
+        expected="a number of seconds greater than 0",
+    )
+    OUTBOX_POLL_SECONDS: Seconds = setting(
+        5.0,
+        "how often the scheduler's dispatcher hands due deliveries (new, or retries whose time "
+        "came) to the workers",
+        expected="a number of seconds greater than 0",
+    )
+    OUTBOX_SWEEP_SECONDS: Seconds = setting(
+        300.0,
+        "a delivery handed to the workers this long ago and still unfinished (broker outage, "
+        "killed worker) is handed over again by the sweeper",
+        expected="a number of seconds greater than 0",
+    )
+    WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = setting(
+        None,
+        "let webhook URLs use plain `http` and resolve to loopback, private, link-local and "
+        "other non-public addresses (the SSRF guard, `core/net_guard.py`, refuses them "
+        "otherwise); unset, it is `true` in `development` and `testing` and `false` elsewhere",
         expected="a boolean",
         shown_default="by `CHANNELS_ENV`",
     )

@@ -188,3 +188,14 @@ class ApiClient:
 
     def delete(self, path, headers=None, **kwargs):
         return self.client.delete(path, headers=self._headers(headers), **kwargs)
+
+
+def make_webhook_endpoint(tenant: Tenant, url: str, events=("*",), **kwargs):
+    """An endpoint through the service; returns (endpoint, secret)."""
+    from core.schemas.webhooks import WebhookEndpointCreate
+    from core.services import webhooks
+
+    data = WebhookEndpointCreate(url=url, events=list(events), **kwargs)
+    endpoint, secret = webhooks.create_endpoint(tenant.id, data, ACTOR)
+    db.session.commit()
+    return endpoint, secret

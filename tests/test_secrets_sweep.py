@@ -31,6 +31,7 @@ from tests.console.conftest import ConsoleClient, make_console_user
 from tests.console.helpers import PASSWORD, csrf_token, open_tenant_in_session, sign_in
 from tests.reliability.sweep import get_urls
 
+HOOK = "http://127.0.0.1:9/sweep"
 SECRET_FIELDS = {
     "smtp": ("email", "password", {"host": "smtp.example.com", "username": "mailer"}),
     "sendgrid": ("email", "api_key", {}),
@@ -161,12 +162,25 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     )
     api("GET", "/api/channels", headers={"Authorization": f"Bearer {api_key}x"})  # a wrong key: 401
     api("DELETE", f"/api/integrations/{integration_ids['postmark']}")
+    # Webhook endpoints: the secret is answered on creation and rotation, never again.
+    made, _ = api("POST", "/api/webhook_endpoints", json={"url": HOOK, "events": ["*"]})
+    endpoint_id = made.get_json()["id"]
+    webhook_secrets = [made.get_json()["secret"]]
+    rotated, _ = api("POST", f"/api/webhook_endpoints/{endpoint_id}/rotate_secret")
+    webhook_secrets.append(rotated.get_json()["secret"])
+    tested, _ = api("POST", f"/api/webhook_endpoints/{endpoint_id}/test")
+    delivery_id = tested.get_json()["id"]
+    api("PATCH", f"/api/webhook_endpoints/{endpoint_id}", json={"description": "swept"})
+    api("POST", "/api/webhook_endpoints", json={"url": "ftp://x", "events": ["*"]})  # a 422
+    api("POST", f"/api/webhook_deliveries/{delivery_id}/retry")
 
     ids = {
         "channel_id": channel.id,
         "integration_id": integration_ids["smtp"],
         "domain_id": setup.domain.id,
         "phone_number_id": setup.number.id,
+        "endpoint_id": endpoint_id,
+        "delivery_id": delivery_id,
     }
     for url in get_urls(app, ids, prefix="/api/"):
         api("GET", url)
@@ -223,6 +237,20 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
     )
     assert created.status_code == 200 and new_key, "the new key is shown once"
     console("GET", "/api-keys")
+    # The console shows a webhook secret once too: on creation and on rotation.
+    hooks_token = csrf_token(admin_client, "/webhooks")
+    made_page = console(
+        "POST", "/webhooks", data={"csrf_token": hooks_token, "url": HOOK, "events": ["*"]}
+    )[1]
+    rotated_page = console(
+        "POST", f"/webhooks/{endpoint_id}/rotate", data={"csrf_token": hooks_token}
+    )[1]
+    for page in (made_page, rotated_page):
+        shown = page.split('id="webhook-secret">', 1)[1].split("<", 1)[0]
+        assert shown.startswith("whsec_"), "the new secret is shown once"
+        webhook_secrets.append(shown)
+    console("GET", "/webhooks")
+    console("GET", f"/webhooks/{endpoint_id}")
 
     # Passwords: a failed sign-in, a refused and an accepted initial password of a teammate,
     # a refused and an accepted change of one's own — never shown back, logged or stored.
@@ -271,13 +299,23 @@ def test_no_secret_and_no_api_key_appears_in_any_response_log_or_row(app, setup,
         support_recorder("GET", url)
 
     # --- nothing anywhere -----------------------------------------------------------------------
-    secrets = list(markers.values()) + list(passwords.values())
+    secrets = list(markers.values()) + list(passwords.values()) + webhook_secrets
     keys = [api_key, read_key, new_key]
     exposures = []
+    shown_once = (  # the responses that may show a secret: its creation or rotation
+        "POST /api-keys ",
+        "POST /api/webhook_endpoints ",
+        f"POST /api/webhook_endpoints/{endpoint_id}/rotate_secret ",
+        "POST /webhooks ",
+        f"POST /webhooks/{endpoint_id}/rotate ",
+    )
     for recorder in (api, console, support_recorder, stranger):
         for label, headers, body in recorder.seen:
-            if recorder is console and label.startswith("POST /api-keys"):
-                body = body.replace(new_key, "")  # the single response that may show it
+            if label.startswith(shown_once) and label.count("->") == 1:
+                for value in [new_key, *webhook_secrets]:
+                    if value in body:  # each shows its own secret exactly once
+                        assert body.count(value) == 1, label
+                        body = body.replace(value, "")
             for value in secrets + keys:
                 if value in headers or value in body:
                     exposures.append((label, value[:20]))

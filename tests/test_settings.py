@@ -66,6 +66,7 @@ BAD_VALUES = [
     ("PAGE_SIZE", "0", "a whole number from 1 to 200"),
     ("PAGE_SIZE", "many", "a whole number from 1 to 200"),
     ("SESSION_COOKIE_SECURE", "sometimes", "a boolean"),
+    ("WEBHOOK_ALLOW_PRIVATE_URLS", "maybe", "a boolean"),
 ]
 
 
@@ -176,6 +177,7 @@ def test_production_starts_with_real_secrets(monkeypatch):
     assert app.config["ENV"] == "production"
     assert app.config["CREDENTIALS_KEY"] == KEY_1
     assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] is False
 
 
 def test_typed_values_reach_app_config(monkeypatch, tmp_path):
@@ -235,6 +237,7 @@ def test_defaults_are_safe_for_development(instance_dir):
     assert app.config["TRUSTED_PROXIES"] == 0
     assert app.config["RATELIMIT_ENABLED"] is True
     assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert app.config["WEBHOOK_ALLOW_PRIVATE_URLS"] is True
     Fernet(app.config["CREDENTIALS_KEY"].encode())  # a usable key, derived from SECRET_KEY
 
 

@@ -205,4 +205,5 @@ from blueprints.api import (  # noqa: E402,F401  (routes register on bp)
     integrations,
     openapi,
     phone_numbers,
+    webhooks,
 )

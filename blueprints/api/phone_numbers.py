@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
-from core.models import Channel, PhoneNumber
+from core.models import PhoneNumber
 from core.openapi import (
     ResourceDocs,
     documented,
@@ -20,18 +20,6 @@ from core.tenancy import get_for_tenant
 PHONE_NUMBERS = ResourceDocs(
     "Phone numbers", "PhoneNumber", "phone number", "numbers", "phone_number_id"
 )
-
-
-def _channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
-    """The oldest SMS channel of each number, in one query."""
-    if not numbers:
-        return {}
-    rows = db.session.execute(
-        select(Channel.phone_number_id, Channel.id)
-        .where(Channel.phone_number_id.in_([n.id for n in numbers]))
-        .order_by(Channel.created_at.desc(), Channel.id.desc())
-    )
-    return {number_id: channel_id for number_id, channel_id in rows}
 
 
 @bp.post("/phone_numbers")
@@ -61,7 +49,7 @@ def list_phone_numbers():
     rows, next_cursor = keyset_page(
         db.session, query, PhoneNumber, query_limit(), request.args.get("cursor")
     )
-    channel_ids = _channel_ids(rows)
+    channel_ids = service.channel_ids(rows)
     return {
         "data": [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
         "next_cursor": next_cursor,
@@ -73,7 +61,7 @@ def list_phone_numbers():
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
     number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
-    return phone_number_to_api(number, _channel_ids([number]).get(number.id))
+    return phone_number_to_api(number, service.channel_ids([number]).get(number.id))
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
@@ -93,7 +81,7 @@ def release_phone_number(phone_number_id):
     json_body(required=False)
     number, outcomes = service.release_phone_number(g.tenant_id, phone_number_id, g.actor)
     return (
-        phone_number_to_api(number, _channel_ids([number]).get(number.id)),
+        phone_number_to_api(number, service.channel_ids([number]).get(number.id)),
         200,
         handover_headers(outcomes),
     )

@@ -72,4 +72,5 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     step_up,
     support,
     team,
+    webhooks,
 )

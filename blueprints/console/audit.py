@@ -38,6 +38,7 @@ RESOURCE_LABELS = {
     "email_domain": "Email domain",
     "integration": "Integration",
     "phone_number": "Phone number",
+    "webhook_endpoint": "Webhook endpoint",
     "tenant": "Tenant",
     "user": "User",
 }

@@ -21,6 +21,7 @@ RESOURCE_TYPES = (
     "phone_number",
     "tenant",
     "user",
+    "webhook_endpoint",
 )
 
 

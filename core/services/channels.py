@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
-from core import rules
+from core import events, rules
 from core.db_types import new_id, utcnow
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, Tenant
+from core.serializers import channel_to_api
 from core.services import audit
 from core.services.audit import Actor
 from core.tenancy import get_for_tenant
@@ -85,11 +86,12 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
     return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
-def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
-    """The type's current default stops being it (audited), before a new one is written."""
+def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> Channel | None:
+    """The type's current default stops being it (audited), before a new one is written;
+    returns it (None when the type had no default)."""
     previous = default_channel(tenant_id, channel_type)
     if previous is None:
-        return
+        return None
     # An explicit UPDATE, flushed before the new default is written: the partial unique
     # index is checked per statement.
     db.session.execute(
@@ -106,6 +108,7 @@ def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
         previous.id,
         {"is_default": {"before": True, "after": False}},
     )
+    return previous
 
 
 def default_successor(tenant_id: str, channel_type: str, exclude_id: str) -> Channel | None:
@@ -181,8 +184,9 @@ def create_channel(
     )
     if dry_run:
         return ChannelOutcome(channel)
+    previous_default = None
     if is_default:
-        _clear_default(tenant_id, draft.channel_type, actor)
+        previous_default = _clear_default(tenant_id, draft.channel_type, actor)
     channel.id = new_id()
     channel.created_at = utcnow()
     channel.updated_at = None
@@ -190,6 +194,9 @@ def create_channel(
     audit.record(
         tenant_id, actor, "channel.create", "channel", channel.id, audit.diff({}, snapshot(channel))
     )
+    events.emit(tenant_id, "channel.created", channel.id, channel_to_api(channel))
+    if is_default:
+        events.default_changed(tenant_id, channel.channel_type, previous_default, channel, "admin")
     return ChannelOutcome(channel)
 
 
@@ -222,8 +229,9 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
     before = snapshot(channel)
     was_default = channel.is_default
 
+    previous_default = None
     if draft.is_default and not channel.is_default:
-        _clear_default(tenant_id, channel.channel_type, actor)
+        previous_default = _clear_default(tenant_id, channel.channel_type, actor)
     channel.name = draft.name
     channel.name_key = rules.name_key(draft.name)
     channel.integration_id = draft.integration.id
@@ -250,6 +258,18 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
         changes = audit.diff(before, snapshot(channel))
         if changes:
             audit.record(tenant_id, actor, _update_action(changes), "channel", channel.id, changes)
+        events.channel_changed(tenant_id, channel, before, snapshot(channel), "admin")
+    if channel.is_default and not was_default:
+        events.default_changed(tenant_id, channel.channel_type, previous_default, channel, "admin")
+    elif was_default and not channel.is_default:
+        handover = outcome.new_default is not None or outcome.lost_default
+        events.default_changed(
+            tenant_id,
+            channel.channel_type,
+            channel,
+            outcome.new_default,
+            "handover" if handover else "admin",
+        )
     return outcome
 
 
@@ -269,23 +289,29 @@ def delete_channel(tenant_id: str, channel_id: str, actor: Actor) -> ChannelOutc
     lock_tenant(tenant_id)
     channel = get_for_tenant(Channel, tenant_id, channel_id)
     before = snapshot(channel)
+    rendered = channel_to_api(channel)
     outcome = ChannelOutcome(channel)
     db.session.delete(channel)
     db.session.flush()
     audit.record(tenant_id, actor, "channel.delete", "channel", channel.id, audit.diff(before, {}))
+    events.emit(tenant_id, "channel.deleted", channel.id, rendered)
     if before["is_default"]:
         outcome.new_default = _promote_successor(tenant_id, channel.channel_type, channel.id, actor)
         outcome.lost_default = outcome.new_default is None
+        events.default_changed(
+            tenant_id, channel.channel_type, channel, outcome.new_default, "handover"
+        )
     return outcome
 
 
 def resync_statuses(
-    tenant_id: str, channels: list[Channel], actor: Actor, reason: str
+    tenant_id: str, channels: list[Channel], actor: Actor, reason: str, cause: str
 ) -> list[ChannelOutcome]:
     """Recompute the status of channels whose integration, domain or number changed.
 
     All statuses change first; then each default that became disabled hands over to the
-    oldest other channel that is still available.
+    oldest other channel that is still available. ``cause`` (``integration``, ``domain``,
+    ``number``) goes into the ``channel.status_changed`` events.
     """
     outcomes = []
     for channel in channels:
@@ -312,6 +338,17 @@ def resync_statuses(
             outcome.lost_default = outcome.new_default is None
         changes["reason"] = reason
         audit.record(tenant_id, actor, "channel.status_changed", "channel", channel.id, changes)
+        events.channel_changed(
+            tenant_id,
+            channel,
+            {"status": changes["status"]["before"]},
+            {"status": channel.status},
+            cause,
+        )
+        if "is_default" in changes:
+            events.default_changed(
+                tenant_id, channel.channel_type, channel, outcome.new_default, "handover"
+            )
     db.session.flush()
     return [outcome for outcome, _ in outcomes]
 

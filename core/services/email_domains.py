@@ -9,7 +9,7 @@ import dns.nameserver
 import dns.resolver
 from flask import current_app
 
-from core import rules
+from core import events, rules
 from core.db_types import utcnow
 from core.errors import Conflict
 from core.extensions import db
@@ -73,7 +73,15 @@ def create_email_domain(tenant_id: str, data: dict, actor: Actor) -> EmailDomain
         domain.id,
         audit.diff({}, {"domain": name}),
     )
+    events.emit(tenant_id, "email_domain.created", domain.id, _render(domain))
     return domain
+
+
+def _render(domain: EmailDomain) -> dict:
+    """The domain as the API renders it (imported late: the serializers import this module)."""
+    from core.serializers import email_domain_to_api
+
+    return email_domain_to_api(domain)
 
 
 def _resolver() -> dns.resolver.Resolver:
@@ -151,11 +159,24 @@ def verify_email_domain(
     changes = audit.diff(before, {"status": domain.status})
     changes["records"] = statuses
     audit.record(tenant_id, actor, "email_domain.verify", "email_domain", domain.id, changes)
+    # A domain becoming verified is news; so is every check that leaves an unverified domain
+    # unverified. A verified domain stays verified when a later check fails: no event.
+    if domain.status == "verified" and before["status"] != "verified":
+        events.emit(tenant_id, "email_domain.verified", domain.id, _render(domain))
+    elif domain.status == "failed":
+        events.emit(
+            tenant_id,
+            "email_domain.verification_failed",
+            domain.id,
+            _render(domain),
+            {"records": statuses},
+        )
     outcomes = resync_statuses(
         tenant_id,
         channels_using(tenant_id, email_domain_id=domain.id),
         actor,
         f"domain {domain.status}",
+        "domain",
     )
     return domain, outcomes
 
@@ -168,6 +189,7 @@ def delete_email_domain(tenant_id: str, domain_id: str, actor: Actor) -> None:
     if channels:
         names = ", ".join(c.name for c in channels)
         raise Conflict(f"This domain is used by channels: {names}. Change or delete them first.")
+    rendered = _render(domain)
     db.session.delete(domain)
     db.session.flush()
     audit.record(
@@ -178,3 +200,4 @@ def delete_email_domain(tenant_id: str, domain_id: str, actor: Actor) -> None:
         domain.id,
         audit.diff({"domain": domain.domain}, {}),
     )
+    events.emit(tenant_id, "email_domain.deleted", domain.id, rendered)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from core import rules
+from core import events, rules
 from core.crypto import decrypt_credentials, encrypt_credentials
 from core.db_types import utcnow
 from core.errors import Conflict
@@ -15,6 +15,7 @@ from core.extensions import db
 from core.models import Integration, PhoneNumber
 from core.providers import PROVIDERS
 from core.providers.outcome import ProviderResult
+from core.serializers import integration_to_api
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import ChannelOutcome, channels_using, lock_tenant, resync_statuses
@@ -71,6 +72,7 @@ def create_integration(tenant_id: str, data: dict, actor: Actor) -> Integration:
         integration.id,
         audit.diff({}, values, _secret_keys(draft.provider)),
     )
+    events.emit(tenant_id, "integration.created", integration.id, integration_to_api(integration))
     return integration
 
 
@@ -100,12 +102,27 @@ def update_integration(
         if set(changes) == {"status"}:
             action = "integration.disable" if draft.status == "disabled" else "integration.enable"
         audit.record(tenant_id, actor, action, "integration", integration.id, changes)
+        rendered = integration_to_api(integration)
+        fields = {k: v for k, v in changes.items() if k != "status"}
+        if fields:
+            events.emit(
+                tenant_id, "integration.updated", integration.id, rendered, {"fields": fields}
+            )
+        if "status" in changes:
+            events.emit(
+                tenant_id,
+                "integration.status_changed",
+                integration.id,
+                rendered,
+                {"from": before["status"], "to": integration.status, "cause": "admin"},
+            )
         if "status" in draft.changed:
             outcomes = resync_statuses(
                 tenant_id,
                 channels_using(tenant_id, integration_id=integration.id),
                 actor,
                 f"integration {draft.status}",
+                "integration",
             )
     return integration, outcomes
 
@@ -132,6 +149,7 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
             f"This integration is used by phone numbers: {', '.join(numbers)}. Delete them first."
         )
     before = _audit_values(integration, credentials_of(integration))
+    rendered = integration_to_api(integration)
     db.session.delete(integration)
     db.session.flush()
     audit.record(
@@ -142,6 +160,7 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
         integration.id,
         audit.diff(before, {}, _secret_keys(integration.provider)),
     )
+    events.emit(tenant_id, "integration.deleted", integration.id, rendered)
 
 
 def record_check(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core import rules
+from core import events, rules
 from core.db_types import new_id, utcnow
 from core.errors import Conflict, ValidationFailed
 from core.extensions import db
 from core.models import Channel, PhoneNumber
+from core.serializers import phone_number_to_api
 from core.services import audit
 from core.services.audit import Actor
 from core.services.channels import (
@@ -21,6 +23,23 @@ from core.services.channels import (
     resync_statuses,
 )
 from core.tenancy import get_for_tenant
+
+
+def channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
+    """The oldest SMS channel of each number (its ``channel_id`` in the API), in one query."""
+    if not numbers:
+        return {}
+    rows = db.session.execute(
+        select(Channel.phone_number_id, Channel.id)
+        .where(Channel.phone_number_id.in_([n.id for n in numbers]))
+        .order_by(Channel.created_at.desc(), Channel.id.desc())
+    )
+    return {number_id: channel_id for number_id, channel_id in rows}
+
+
+def _render(number: PhoneNumber) -> dict:
+    """The number as the API renders it, with its channel's id."""
+    return phone_number_to_api(number, channel_ids([number]).get(number.id))
 
 
 @dataclass
@@ -88,6 +107,8 @@ def add_phone_number(
             },
             actor,
         ).channel
+    channel_id = outcome.channel.id if outcome.channel is not None else None
+    events.emit(tenant_id, "phone_number.added", number.id, phone_number_to_api(number, channel_id))
     return outcome
 
 
@@ -110,8 +131,13 @@ def release_phone_number(
         number.id,
         {"status": {"before": "active", "after": "released"}},
     )
+    events.emit(tenant_id, "phone_number.released", number.id, _render(number))
     outcomes = resync_statuses(
-        tenant_id, channels_using(tenant_id, phone_number_id=number.id), actor, "number released"
+        tenant_id,
+        channels_using(tenant_id, phone_number_id=number.id),
+        actor,
+        "number released",
+        "number",
     )
     return number, outcomes
 
@@ -126,6 +152,7 @@ def delete_phone_number(tenant_id: str, phone_number_id: str, actor: Actor) -> N
         raise Conflict(
             f"This number is used by channels: {names}. Delete them, or release the number instead."
         )
+    rendered = _render(number)
     db.session.delete(number)
     db.session.flush()
     audit.record(
@@ -136,3 +163,4 @@ def delete_phone_number(tenant_id: str, phone_number_id: str, actor: Actor) -> N
         number.id,
         audit.diff({"phone_number": number.phone_number}, {}),
     )
+    events.emit(tenant_id, "phone_number.deleted", number.id, rendered)

@@ -13,18 +13,27 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from app import create_app
+from core.extensions import db
 from core.http import MAX_BODY_BYTES
 from core.openapi import build_openapi
 from core.pagination import LIST_LIMIT_MAX, encode_cursor
 from core.providers import PROVIDERS, SECRET_MASK
 from core.rules import METADATA_MAX_KEYS, NAME_MAX
+from core.services import webhooks
 from tests import factories
 from tests.conftest import base_config
 from tests.fuzz_aim import aim_case
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Path parameters the fuzzer sometimes points at the tenant's real resources.
-ID_PARAMETERS = ("channel_id", "integration_id", "domain_id", "phone_number_id")
+ID_PARAMETERS = (
+    "channel_id",
+    "integration_id",
+    "domain_id",
+    "phone_number_id",
+    "endpoint_id",
+    "delivery_id",
+)
 
 
 @pytest.fixture
@@ -375,11 +384,16 @@ class FuzzTenant:
         channels = [factories.make_channel(setup, "email"), factories.make_channel(setup, "sms")]
         channels.append(factories.make_channel(setup, "email", metadata={"team": "care"}))
         pending = factories.make_domain(setup.tenant, "pending.example.com", verified=False)
+        endpoint, _ = factories.make_webhook_endpoint(setup.tenant, "http://127.0.0.1:9/fuzz")
+        delivery = webhooks.send_test(setup.tenant.id, endpoint.id, factories.ACTOR)
+        db.session.commit()
         self.ids = {
             "channel_id": [c.id for c in channels],
             "integration_id": [setup.email_integration.id, setup.sms_integration.id],
             "domain_id": [setup.domain.id, pending.id],
             "phone_number_id": [setup.number.id],
+            "endpoint_id": [endpoint.id],
+            "delivery_id": [delivery.id],
         }
         self.created_at = channels[-1].created_at
 

@@ -20,10 +20,12 @@ from tests.console.helpers import sign_in
 MAX_GET_ONE = 2
 MAX_LIST = 3  # SQLite adds one for a trigram-index probe on searches; see the search test
 # A create: the key, the tenant lock (PostgreSQL only), the rules' one query (name, default,
-# integration, domain or number), the channel and its audit event; the first of a type also
-# looks for a previous default to clear.
-MAX_CREATE = 5
-MAX_CREATE_FIRST_OF_TYPE = 6
+# integration, domain or number), the channel and its audit event, its event (one INSERT, the
+# sequence computed in it) and the tenant's webhook endpoints (read once per transaction; a
+# delivery INSERT when one subscribes); the first of a type also looks for a previous default to
+# clear and writes a second event (channel.default_changed).
+MAX_CREATE = 7
+MAX_CREATE_FIRST_OF_TYPE = 9
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from flask_wtf.csrf import generate_csrf
 from app import create_app
 from core.extensions import db
 from core.models import Passkey
-from core.services import accounts, console_sessions
+from core.services import accounts, console_sessions, webhooks
 from tests import factories
 from tests.conftest import base_config
 from tests.console.conftest import ConsoleClient, make_console_user
@@ -165,6 +165,16 @@ POLICIES: dict[str, Policy] = {
     "console.api_keys_create": CONSOLE_WRITE,
     "console.api_keys_confirm_revoke": CONSOLE_WRITE,
     "console.api_keys_revoke": CONSOLE_WRITE,
+    # webhooks
+    "console.webhooks_index": CONSOLE_READ,
+    "console.webhooks_show": CONSOLE_READ,
+    "console.webhooks_create": CONSOLE_WRITE,
+    "console.webhooks_update": CONSOLE_WRITE,
+    "console.webhooks_test": CONSOLE_WRITE,
+    "console.webhooks_rotate": CONSOLE_WRITE,
+    "console.webhooks_retry": CONSOLE_WRITE,
+    "console.webhooks_confirm_delete": CONSOLE_WRITE,
+    "console.webhooks_delete": CONSOLE_WRITE,
     # team, audit log, support
     "console.team_index": CONSOLE_READ,
     "console.team_add": CONSOLE_WRITE,
@@ -201,6 +211,15 @@ POLICIES: dict[str, Policy] = {
     "api.release_phone_number": API_WRITE,
     "api.delete_phone_number": API_WRITE,
     "api.list_audit_events": API_READ,
+    "api.list_webhook_endpoints": API_READ,
+    "api.get_webhook_endpoint": API_READ,
+    "api.list_webhook_deliveries": API_READ,
+    "api.create_webhook_endpoint": API_WRITE,
+    "api.update_webhook_endpoint": API_WRITE,
+    "api.delete_webhook_endpoint": API_WRITE,
+    "api.rotate_webhook_endpoint_secret": API_WRITE,
+    "api.test_webhook_endpoint": API_WRITE,
+    "api.retry_webhook_delivery": API_WRITE,
 }
 # Console routes that change something yet are not tenant writes (so not requires_write).
 NOT_TENANT_WRITES = {
@@ -306,6 +325,8 @@ def world(app, tenant, other_tenant) -> World:
         user_id=admin.id, name="Laptop", credential_id="Y3JlZGVudGlhbA", public_key="cGs"
     )
     db.session.add(passkey)
+    endpoint, _ = factories.make_webhook_endpoint(tenant, "http://127.0.0.1:9/hook")
+    delivery = webhooks.send_test(tenant.id, endpoint.id, factories.ACTOR)
     users = {"admin": admin, "other_admin": other_admin, "support": support}
     tokens = {
         role: console_sessions.start_session(user, None, "")[1] for role, user in users.items()
@@ -321,6 +342,8 @@ def world(app, tenant, other_tenant) -> World:
         "tenant_id": tenant.id,
         "session_id": other_session.id,
         "passkey_id": passkey.id,
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery.id,
     }
     keys = {
         "api_read": factories.make_api_key(tenant, scope="read"),

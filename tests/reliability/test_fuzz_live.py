@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.extensions import db
+from core.services import webhooks
 from tests import factories
 from tests.reliability.live import ROOT
 
@@ -50,11 +52,16 @@ def _seed_data(live) -> tuple[str, dict]:
             factories.make_channel(ready, "email", metadata={"team": "care"}),
         ]
         pending = factories.make_domain(ready.tenant, "pending.fuzz.example", verified=False)
+        endpoint, _ = factories.make_webhook_endpoint(ready.tenant, "http://127.0.0.1:9/fuzz")
+        delivery = webhooks.send_test(ready.tenant.id, endpoint.id, factories.ACTOR)
+        db.session.commit()
         ids = {
             "channel_id": [c.id for c in channels],
             "integration_id": [ready.email_integration.id, ready.sms_integration.id],
             "domain_id": [ready.domain.id, pending.id],
             "phone_number_id": [ready.number.id],
+            "endpoint_id": [endpoint.id],
+            "delivery_id": [delivery.id],
         }
         return factories.make_api_key(ready.tenant), ids
 

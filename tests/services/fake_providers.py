@@ -336,8 +336,11 @@ class SilentServer:
 # --- SMTP -----------------------------------------------------------------------------------
 
 
-def make_tls_files(directory) -> tuple[str, ssl.SSLContext]:
-    """A throwaway CA and a server certificate for 127.0.0.1; returns (CA file, server context)."""
+def make_tls_files(
+    directory, dns_names: tuple[str, ...] = ("localhost",)
+) -> tuple[str, ssl.SSLContext]:
+    """A throwaway CA and a server certificate for 127.0.0.1 and ``dns_names``; returns (CA
+    file, server context)."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Channels test CA")])
@@ -380,7 +383,10 @@ def make_tls_files(directory) -> tuple[str, ssl.SSLContext]:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(name) for name in dns_names),
+                ]
             ),
             critical=False,
         )

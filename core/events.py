@@ -1,0 +1,256 @@
+"""Events (DESIGN §8): what happened to a tenant's resources, written to the outbox with the change.
+
+``emit`` is the one way an event is made. It writes, in the caller's transaction (services flush,
+the request or command commits, as for audit events):
+
+- one ``events`` row: the payload ``{"type", "timestamp", "sequence", "data"[, "change"]}``,
+  ``data`` being the resource as the API renders it (``core.serializers``, secrets masked), and
+  ``sequence`` the resource's own counter (1, 2, ...), so receivers can order one resource's
+  events whatever order they arrive in;
+- one ``webhook_deliveries`` row per enabled endpoint of the tenant subscribed to the type
+  (``["*"]`` is every type), due now.
+
+A rolled-back change therefore leaves no event and no delivery, and a committed one cannot be
+lost: the dispatcher finds its deliveries in the database even when the broker or every worker
+was down at commit time. After the commit, the new deliveries are also handed to the task engine
+at once (``core.tasks.enqueue_committed``), so a healthy system delivers within moments.
+
+``change`` says what moved, where the type alone does not: ``*.updated`` lists the changed fields
+(``{"fields": {name: {"before", "after"}}}``, secrets masked), ``*.status_changed`` has
+``{"from", "to", "cause"}`` (``cause``: ``admin``, ``domain``, ``integration`` or ``number``).
+``channel.default_changed`` is about a tenant's default of one channel type rather than one
+channel: its ``data`` is ``{"channel_type", "previous_default", "new_default"}`` (channels or
+null) and ``cause`` says why (``admin``: set, unset, created as default; ``handover``: the
+default was deleted or disabled and the oldest available channel took over, or none could).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import String, func, insert, literal, select
+
+from core.db_types import new_id, utcnow
+from core.extensions import db
+from core.models import Event, WebhookDelivery, WebhookEndpoint
+
+EVENT_TYPES = (
+    "channel.created",
+    "channel.updated",
+    "channel.deleted",
+    "channel.status_changed",
+    "channel.default_changed",
+    "integration.created",
+    "integration.updated",
+    "integration.deleted",
+    "integration.status_changed",
+    "email_domain.created",
+    "email_domain.deleted",
+    "email_domain.verified",
+    "email_domain.verification_failed",
+    "phone_number.added",
+    "phone_number.released",
+    "phone_number.deleted",
+    "webhook_endpoint.disabled",
+    "webhook.test",
+)
+# What a type is about: the resource whose sequence it counts.
+RESOURCE_OF = {
+    "channel.default_changed": "channel_default",
+    "webhook_endpoint.disabled": "webhook_endpoint",
+    "webhook.test": "webhook_endpoint",
+}
+STATUS_CAUSES = ("admin", "domain", "integration", "number")
+DEFAULT_CAUSES = ("admin", "handover")
+WILDCARD = "*"
+
+# session.info keys: the deliveries written in this transaction (handed to the engine after the
+# commit) and the tenant's endpoints, read once per transaction.
+PENDING_KEY = "outbox_new_deliveries"
+ENDPOINTS_KEY = "outbox_endpoints"
+
+
+def resource_type_of(event_type: str) -> str:
+    """``channel`` for ``channel.created``; see RESOURCE_OF for the others."""
+    return RESOURCE_OF.get(event_type, event_type.split(".", 1)[0])
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds: ``2026-12-02T11:00:00.123456Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def subscribed(endpoint_events: list[str], event_type: str) -> bool:
+    """Does an endpoint listening to ``endpoint_events`` get ``event_type``?"""
+    return WILDCARD in endpoint_events or event_type in endpoint_events
+
+
+def emit(
+    tenant_id: str,
+    event_type: str,
+    resource_id: str,
+    data: dict | None,
+    change: dict | None = None,
+    *,
+    only_endpoint: WebhookEndpoint | None = None,
+) -> Event:
+    """Write an event and its deliveries into the current transaction (see the module doc).
+
+    ``only_endpoint`` sends it to that endpoint alone, subscribed or not (``webhook.test``).
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    now = utcnow()
+    resource_type = resource_type_of(event_type)
+    session = db.session
+    session.flush()  # the change goes first, as for audit events
+    stored = {"type": event_type, "timestamp": timestamp(now), "data": data}
+    if change is not None:
+        stored["change"] = change
+    event_id = new_id()
+    connection = session.connection()
+    # One statement: the sequence is computed in the INSERT (the tenant lock, or SQLite's single
+    # writer, orders concurrent changes of one resource; the unique index is the last word).
+    sequence = connection.execute(
+        insert(Event.__table__)
+        .from_select(
+            [
+                "id",
+                "tenant_id",
+                "type",
+                "resource_type",
+                "resource_id",
+                "sequence",
+                "payload",
+                "created_at",
+            ],
+            select(
+                literal(event_id, String),
+                literal(tenant_id, String),
+                literal(event_type, String),
+                literal(resource_type, String),
+                literal(resource_id, String),
+                func.coalesce(func.max(Event.sequence), 0) + 1,
+                literal(stored, Event.__table__.c.payload.type),
+                literal(now, Event.__table__.c.created_at.type),
+            ).where(
+                Event.tenant_id == tenant_id,
+                Event.resource_type == resource_type,
+                Event.resource_id == resource_id,
+            ),
+        )
+        .returning(Event.__table__.c.sequence)
+    ).scalar_one()
+    if only_endpoint is not None:
+        targets = [only_endpoint.id]
+    else:
+        targets = [
+            endpoint_id
+            for endpoint_id, events in _endpoints(tenant_id)
+            if subscribed(events, event_type)
+        ]
+    if targets:
+        rows = [
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in targets
+        ]
+        connection.execute(_INSERT_DELIVERY, rows)
+        session.info.setdefault(PENDING_KEY, []).extend(row["id"] for row in rows)
+    return Event(
+        id=event_id,
+        tenant_id=tenant_id,
+        type=event_type,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        sequence=sequence,
+        payload=stored,
+        created_at=now,
+    )
+
+
+def body_of(event: Event) -> dict:
+    """The payload receivers get: ``{"type", "timestamp", "sequence", "data"[, "change"]}``."""
+    stored = dict(event.payload)
+    body = {"type": stored.pop("type"), "timestamp": stored.pop("timestamp")}
+    body["sequence"] = event.sequence
+    body.update(stored)
+    return body
+
+
+def _endpoints(tenant_id: str) -> list[tuple[str, list[str]]]:
+    """The tenant's enabled endpoints (id, events), read once per transaction."""
+    cache = db.session.info.setdefault(ENDPOINTS_KEY, {})
+    if tenant_id not in cache:
+        cache[tenant_id] = [
+            (row.id, list(row.events or []))
+            for row in db.session.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                    WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.status == "enabled"
+                )
+            )
+        ]
+    return cache[tenant_id]
+
+
+def forget_endpoints() -> None:
+    """Drop the per-transaction endpoint cache (an endpoint was just created or changed)."""
+    db.session.info.pop(ENDPOINTS_KEY, None)
+
+
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)
+
+
+# --- the events of each resource, as the services emit them ----------------------------------
+
+
+def channel_changed(tenant_id: str, channel, before: dict, after: dict, cause: str) -> None:
+    """``channel.updated`` for changed fields other than status/default, and
+    ``channel.status_changed`` when the status moved (defaults: ``default_changed``)."""
+    from core.serializers import channel_to_api
+    from core.services.audit import diff
+
+    fields = {
+        k: v for k, v in diff(before, after).items() if k not in ("status", "is_default", "enabled")
+    }
+    data = None
+    if fields:
+        data = channel_to_api(channel)
+        emit(tenant_id, "channel.updated", channel.id, data, {"fields": fields})
+    if before.get("status") != after.get("status"):
+        emit(
+            tenant_id,
+            "channel.status_changed",
+            channel.id,
+            data or channel_to_api(channel),
+            {"from": before.get("status"), "to": after.get("status"), "cause": cause},
+        )
+
+
+def default_changed(tenant_id: str, channel_type: str, previous, new, cause: str) -> None:
+    """``channel.default_changed``: the type's default moved from ``previous`` to ``new``."""
+    from core.serializers import channel_to_api
+
+    if previous is None and new is None:
+        return
+    if previous is not None and new is not None and previous.id == new.id:
+        return
+    emit(
+        tenant_id,
+        "channel.default_changed",
+        channel_type,
+        {
+            "channel_type": channel_type,
+            "previous_default": channel_to_api(previous) if previous is not None else None,
+            "new_default": channel_to_api(new) if new is not None else None,
+        },
+        {"cause": cause},
+    )

@@ -1,0 +1,267 @@
+"""The task engine: Celery, created from the Flask app (the Flask documentation's pattern).
+
+``init_tasks(app)`` makes the Celery app from the Flask app's settings; every task runs inside
+an application context (``FlaskTask``). Work reaches it two ways:
+
+- **With ``BROKER_URL``** (production): ``flask --app app worker`` processes (any number, on any
+  machines) take tasks from the broker, and exactly one ``flask --app app scheduler`` (Celery
+  beat) sends the periodic jobs: the outbox dispatcher every ``OUTBOX_POLL_SECONDS`` and the
+  sweeper. A change's new deliveries are also published right after its commit (``hand_over``).
+- **Without it** (the embedded default, development only): the development server runs an
+  ``EmbeddedEngine`` in its own process — one scheduler thread running the same dispatcher and
+  sweeper, and a few worker threads running the same task (``Task.apply``: Celery's own local
+  execution, in an application context). Nothing is queued anywhere but in the outbox table, so
+  a restart loses nothing either. It starts with the first request the process serves (so the
+  reloader's watching parent never runs one) and only when ``CHANNELS_ENV=development``; tests
+  and CLI commands do not start it.
+
+The outbox is the only queue of our own: a lost message (broker restart, killed worker) is
+found again in the database by the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery, Task, shared_task
+from celery.signals import worker_process_init
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from core.database import writing
+from core.events import ENDPOINTS_KEY, PENDING_KEY
+from core.extensions import db
+
+log = logging.getLogger("channels.tasks")
+
+DELIVER = "channels.deliver_webhook"
+DISPATCH = "channels.dispatch_outbox"
+SWEEP = "channels.sweep_outbox"
+EMBEDDED_WORKERS = 4
+SWEEP_EVERY_MAX = 60.0  # seconds between sweeps at most
+
+
+def init_tasks(app: Flask) -> Celery:
+    """Create the app's Celery app (``app.extensions["celery"]``) and the commit hook."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context(), writing():
+                return self.run(*args, **kwargs)
+
+    broker = app.config["BROKER_URL"]
+    poll = app.config["OUTBOX_POLL_SECONDS"]
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=broker or "memory://",
+        task_default_queue=app.config["TASK_QUEUE"],
+        task_ignore_result=True,
+        result_backend=None,
+        # A task message is removed only once the task ran; a worker lost mid-task gives it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        broker_transport_options={"socket_connect_timeout": 3},
+        beat_scheduler="celery.beat:Scheduler",  # in memory: the jobs are short intervals
+        beat_schedule={
+            "dispatch-outbox": {"task": DISPATCH, "schedule": poll},
+            "sweep-outbox": {"task": SWEEP, "schedule": sweep_interval(app)},
+        },
+        task_always_eager=False,
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    _APPS[:] = [app]
+    return celery_app
+
+
+def sweep_interval(app: Flask) -> float:
+    """How often the sweeper runs: often enough for OUTBOX_SWEEP_SECONDS, at most a minute."""
+    return min(
+        SWEEP_EVERY_MAX,
+        max(app.config["OUTBOX_POLL_SECONDS"], app.config["OUTBOX_SWEEP_SECONDS"] / 3),
+    )
+
+
+_APPS: list[Flask] = []  # the app of this process's Celery app (a worker has one)
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs) -> None:
+    """A forked worker child must not share its parent's database connections."""
+    for flask_app in _APPS[-1:]:
+        with flask_app.app_context():
+            db.engine.dispose(close=False)
+
+
+# --- the tasks --------------------------------------------------------------------------------
+
+
+@shared_task(name=DELIVER, ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of one delivery (``core.delivery.deliver``)."""
+    from core.delivery import deliver
+
+    return deliver(delivery_id)
+
+
+@shared_task(name=DISPATCH, ignore_result=True)
+def dispatch_outbox() -> int:
+    """The dispatcher: hand due deliveries to the workers."""
+    from core.delivery import due_deliveries
+
+    ids = due_deliveries()
+    hand_over(ids)
+    return len(ids)
+
+
+@shared_task(name=SWEEP, ignore_result=True)
+def sweep_outbox() -> int:
+    """The sweeper: hand over again what was handed over long ago and never finished."""
+    from core.delivery import stale_deliveries
+
+    ids = stale_deliveries()
+    if ids:
+        log.warning("outbox sweeper: %d deliveries handed over again", len(ids))
+    hand_over(ids)
+    return len(ids)
+
+
+def hand_over(delivery_ids: list[str]) -> None:
+    """Give deliveries to the engine: the embedded one in this process, else the broker.
+
+    A failure to publish is logged, never raised: the rows stay in the outbox and the
+    dispatcher hands them over again.
+    """
+    if not delivery_ids:
+        return
+    app = current_app._get_current_object()
+    engine = app.extensions.get("embedded_engine")
+    if engine is not None:
+        engine.submit(delivery_ids)
+        return
+    if not app.config["BROKER_URL"]:
+        return  # no engine in this process: the dispatcher of the one that runs takes them
+    for delivery_id in delivery_ids:
+        try:
+            deliver_webhook.apply_async(args=[delivery_id], retry=False)
+        except Exception as exc:  # noqa: BLE001 - any broker failure; the outbox keeps the row
+            log.warning(
+                "broker unavailable, delivery %s left to the dispatcher: %s", delivery_id, exc
+            )
+            return
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    """The deliveries the transaction wrote go to the engine once they are committed."""
+    session.info.pop(ENDPOINTS_KEY, None)
+    ids = session.info.pop(PENDING_KEY, None)
+    if ids:
+        try:
+            hand_over(ids)
+        except RuntimeError:  # no application context (a session used outside the app)
+            pass
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    """A rolled-back transaction's deliveries never existed."""
+    session.info.pop(ENDPOINTS_KEY, None)
+    session.info.pop(PENDING_KEY, None)
+
+
+# --- the embedded engine (development without a broker) ---------------------------------------
+
+
+class EmbeddedEngine:
+    """A scheduler thread and worker threads inside the development server's process."""
+
+    def __init__(self, app: Flask, workers: int = EMBEDDED_WORKERS):
+        self.app = app
+        self.poll = app.config["OUTBOX_POLL_SECONDS"]
+        self.sweep_every = sweep_interval(app)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedded-worker")
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="embedded-scheduler", daemon=True)
+
+    def start(self) -> EmbeddedEngine:
+        self.app.extensions["embedded_engine"] = self
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop scheduling and wait for the attempts under way."""
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout=10)
+        self.pool.shutdown(wait=True)
+        self.app.extensions.pop("embedded_engine", None)
+
+    def submit(self, delivery_ids: list[str]) -> None:
+        """Run the delivery task for each id on a worker thread."""
+        for delivery_id in delivery_ids:
+            if self.stopping.is_set():
+                return
+            self.pool.submit(self._deliver, delivery_id)
+
+    def _deliver(self, delivery_id: str) -> None:
+        try:
+            deliver_webhook.apply(args=[delivery_id], throw=True)
+        except Exception:  # noqa: BLE001 - logged; the sweeper and dispatcher try again
+            log.exception("embedded worker: delivery %s failed", delivery_id)
+
+    def _run(self) -> None:
+        """Dispatch every OUTBOX_POLL_SECONDS, sweep every sweep interval."""
+        since_sweep = self.sweep_every
+        while not self.stopping.is_set():
+            for task, due in (
+                (dispatch_outbox, True),
+                (sweep_outbox, since_sweep >= self.sweep_every),
+            ):
+                if not due:
+                    continue
+                try:
+                    task.apply(throw=True)
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+                    log.exception("embedded scheduler: %s failed", task.name)
+            if since_sweep >= self.sweep_every:
+                since_sweep = 0.0
+            self.wake.wait(self.poll)
+            self.wake.clear()
+            since_sweep += self.poll
+
+
+_embedded_lock = threading.Lock()
+
+
+def embedded_wanted(app: Flask) -> bool:
+    """The embedded engine runs in the development server when no broker is configured."""
+    return app.config["ENV"] == "development" and not app.config["BROKER_URL"] and not app.testing
+
+
+def start_embedded_once(app: Flask) -> None:
+    """Start this process's embedded engine (first request served; idempotent)."""
+    if "embedded_engine" in app.extensions:
+        return
+    with _embedded_lock:
+        if "embedded_engine" not in app.extensions:
+            EmbeddedEngine(app).start()
+            log.info("embedded task engine started (no BROKER_URL): this process delivers webhooks")
+
+
+def register_embedded(app: Flask) -> None:
+    """In development without a broker, the serving process starts the embedded engine."""
+    if not embedded_wanted(app):
+        return
+
+    @app.before_request
+    def _start_engine():
+        start_embedded_once(app)

@@ -1,0 +1,56 @@
+"""The task engine's wiring: the Celery app made from the Flask app, its commands and settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from core.settings import SettingsError
+from core.tasks import DELIVER, DISPATCH, SWEEP, embedded_wanted
+from tests.conftest import base_config
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_worker_and_scheduler_need_a_broker(app, command):
+    """Without BROKER_URL they refuse, saying the development server does the work itself."""
+    result = app.test_cli_runner().invoke(args=[command])
+    assert result.exit_code == 1
+    assert "BROKER_URL is not set" in result.output
+    assert "development server" in result.output
+
+
+def test_the_celery_app_is_made_from_the_flask_app(app):
+    """The broker, the queue and the periodic jobs come from the app's settings."""
+    celery = app.extensions["celery"]
+    assert {DELIVER, DISPATCH, SWEEP} <= set(celery.tasks)
+    assert celery.conf.task_default_queue == app.config["TASK_QUEUE"]
+    schedule = celery.conf.beat_schedule
+    assert schedule["dispatch-outbox"]["task"] == DISPATCH
+    assert schedule["dispatch-outbox"]["schedule"] == app.config["OUTBOX_POLL_SECONDS"]
+    assert schedule["sweep-outbox"]["task"] == SWEEP
+    assert celery.conf.task_acks_late is True
+
+
+def test_a_broker_url_of_an_unknown_kind_stops_the_app(database_url):
+    with pytest.raises(SettingsError, match="BROKER_URL"):
+        create_app({**base_config(database_url), "BROKER_URL": "http://localhost:6379"})
+
+
+def test_the_embedded_engine_is_for_the_development_server_only(database_url):
+    """Only development without a broker; never under tests, never with a broker."""
+    config = base_config(database_url)
+    dev = {**config, "ENV": "development", "TESTING": False}
+    assert embedded_wanted(create_app(dev))
+    assert not embedded_wanted(create_app({**dev, "BROKER_URL": "redis://127.0.0.1:6379/5"}))
+    assert not embedded_wanted(create_app(config))
+    assert not embedded_wanted(
+        create_app(
+            {**dev, "ENV": "production", "SECRET_KEY": "x" * 40, "CREDENTIALS_KEY": _fernet()}
+        )
+    )
+
+
+def _fernet() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
