@@ -43,6 +43,7 @@ HTMX_VERSION = "2.0.11"
 HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
 HTMX_CDN = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
 PRODUCTION_SECRET_KEY_MIN = 32
+METRICS_TOKEN_MIN = 16
 SHOWN_VALUE_MAX = 80
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
 
@@ -202,6 +203,29 @@ def _whole_number(value: object) -> object:
 def _upper(value: object) -> object:
     """Log levels in any case (``debug`` is ``DEBUG``)."""
     return value.upper() if isinstance(value, str) else value
+
+
+def _metrics_token(value: object) -> object:
+    """A bearer token long enough not to be guessed (never echoed: it is a secret)."""
+    if isinstance(value, str):
+        if not value:
+            return None
+        if len(value) < METRICS_TOKEN_MIN or any(ch.isspace() for ch in value):
+            raise ValueError(f"it must be at least {METRICS_TOKEN_MIN} characters, without spaces")
+    return value
+
+
+def _writable_directory(value: object) -> object:
+    """An existing directory this process may write files in."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if not os.path.isdir(value):
+            raise ValueError("it is not an existing directory")
+        if not os.access(value, os.W_OK | os.X_OK):
+            raise ValueError("it is not writable by this process")
+    return value
 
 
 def _dns_name(value: object) -> object:
@@ -397,6 +421,23 @@ class Settings(BaseModel):
         "mark the session cookie `Secure`; unset, it is everywhere but `development` and `testing`",
         expected="a boolean",
         shown_default="by `CHANNELS_ENV`",
+    )
+    METRICS_TOKEN: Annotated[str | None, BeforeValidator(_metrics_token)] = setting(
+        None,
+        "bearer token that `GET /metrics` (Prometheus) requires; unset, `/metrics` answers 404 "
+        "and requests are not measured at all",
+        expected=f"a random string of {METRICS_TOKEN_MIN}+ characters, no spaces",
+        shown_default="none (metrics off)",
+        secret=True,
+    )
+    PROMETHEUS_MULTIPROC_DIR: Annotated[str | None, BeforeValidator(_writable_directory)] = setting(
+        None,
+        "prometheus-client's multi-process mode: each gunicorn worker writes its metrics "
+        "there and `/metrics` adds them up. Set it in gunicorn's environment (the library "
+        "reads it there), to a directory emptied at every start (`gunicorn -c "
+        "python:core.gunicorn_hooks` does it); see Deploying",
+        expected="the path of a writable directory",
+        shown_default="none (one process)",
     )
     WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = setting(
         None,
