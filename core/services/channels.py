@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from core import rules
 from core.db_types import new_id, utcnow
@@ -85,27 +87,35 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
     return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
-def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> None:
-    """The type's current default stops being it (audited), before a new one is written."""
-    previous = default_channel(tenant_id, channel_type)
-    if previous is None:
-        return
-    # An explicit UPDATE, flushed before the new default is written: the partial unique
-    # index is checked per statement.
-    db.session.execute(
-        update(Channel)
-        .where(Channel.id == previous.id)
-        .values(is_default=False, updated_at=utcnow())
-        .execution_options(synchronize_session="fetch")
-    )
-    audit.record(
+def _clear_default(tenant_id: str, actor: Actor, previous_id: str) -> dict:
+    """The type's current default (as the rules' query read it) stops being it, before a new
+    one is written; returns its audit event, for the caller to write with its own events (one
+    statement for all of them).
+    """
+    now = utcnow()
+    # One UPDATE by primary key, sent now: the partial unique index is checked per statement,
+    # so it must precede the new default's write.
+    db.session.flush()
+    db.session.connection().execute(_CLEAR_DEFAULT, {"channel_id": previous_id, "now": now})
+    loaded = db.session.identity_map.get(identity_key(Channel, previous_id))
+    if loaded is not None:  # a copy in this session must not keep saying it is the default
+        set_committed_value(loaded, "is_default", False)
+        set_committed_value(loaded, "updated_at", now)
+    return audit.event(
         tenant_id,
         actor,
         "channel.default_cleared",
         "channel",
-        previous.id,
+        previous_id,
         {"is_default": {"before": True, "after": False}},
     )
+
+
+_CLEAR_DEFAULT = (
+    update(Channel.__table__)
+    .where(Channel.__table__.c.id == bindparam("channel_id"))
+    .values(is_default=False, updated_at=bindparam("now"))
+)
 
 
 def default_successor(tenant_id: str, channel_type: str, exclude_id: str) -> Channel | None:
@@ -163,7 +173,7 @@ def create_channel(
     draft = rules.check_channel(tenant_id, data)
     is_default = draft.is_default
     if is_default is None:
-        is_default = not draft.type_has_default
+        is_default = draft.current_default_id is None
     channel = Channel(
         tenant_id=tenant_id,
         name=draft.name,
@@ -181,15 +191,24 @@ def create_channel(
     )
     if dry_run:
         return ChannelOutcome(channel)
-    if is_default:
-        _clear_default(tenant_id, draft.channel_type, actor)
+    events = []
+    if is_default and draft.current_default_id is not None:
+        events.append(_clear_default(tenant_id, actor, draft.current_default_id))
     channel.id = new_id()
     channel.created_at = utcnow()
     channel.updated_at = None
     _insert(channel)
-    audit.record(
-        tenant_id, actor, "channel.create", "channel", channel.id, audit.diff({}, snapshot(channel))
+    events.append(
+        audit.event(
+            tenant_id,
+            actor,
+            "channel.create",
+            "channel",
+            channel.id,
+            audit.diff({}, snapshot(channel)),
+        )
     )
+    audit.write(*events)  # the handover's and the create's events in one statement
     return ChannelOutcome(channel)
 
 
@@ -222,8 +241,9 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
     before = snapshot(channel)
     was_default = channel.is_default
 
-    if draft.is_default and not channel.is_default:
-        _clear_default(tenant_id, channel.channel_type, actor)
+    if draft.is_default and not channel.is_default and draft.current_default_id is not None:
+        # The rules' query read the current default (is_default: true always asks for it).
+        audit.write(_clear_default(tenant_id, actor, draft.current_default_id))
     channel.name = draft.name
     channel.name_key = rules.name_key(draft.name)
     channel.integration_id = draft.integration.id
