@@ -9,12 +9,22 @@ in SQLite's busy handler, whose back-off grows to 100 ms between tries, so a cre
 that do not queue (the CLI, migrations). The lock is released by the connection's own
 ``commit``/``rollback``/``close`` (so after the COMMIT, never before), and by the kernel if the
 process dies; a sync worker stuck holding it is ended by gunicorn's timeout.
+
+PostgreSQL: a pooled connection is checked when it is checked out without a round trip
+(``connection_is_dead``): a server that shuts down, restarts or ends a session
+(``pg_terminate_backend``, ``idle_session_timeout``) first sends the client a FATAL message and
+closes the socket, so an idle connection whose socket has something to read is gone, and the
+pool replaces it before the request uses it. SQLAlchemy's ``pool_pre_ping`` did the same with a
+``SELECT 1`` round trip on every checkout, i.e. on every request. What the check cannot see (a
+network partition that delivered nothing) fails the request's first statement instead: it
+answers 503 with ``Retry-After`` (core.http) and SQLAlchemy drops the pool's connections.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import select
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +32,7 @@ from contextvars import ContextVar
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 
 from core.extensions import db
 
@@ -91,14 +102,34 @@ def engine_options(url: str) -> dict:
                 "factory": QueuedWriterConnection,
             }
         }
-    # pre_ping: after PostgreSQL restarts, stale pooled connections are replaced, not used.
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "pool_timeout": 10}
+    # No pool_pre_ping (a round trip per request): ``connection_is_dead`` at checkout instead.
+    return {"pool_pre_ping": False, "pool_size": 5, "max_overflow": 5, "pool_timeout": 10}
+
+
+def connection_is_dead(dbapi_connection) -> bool:
+    """Has the server given up on this idle psycopg connection? No round trip: the socket of an
+    idle connection has nothing to read unless the server sent it a FATAL message and closed it
+    (an asynchronous notice would also wake it: replacing that connection is merely wasted)."""
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def configure_engine(app: Flask) -> None:
     """Attach per-connection settings to the app's engine."""
     with app.app_context():
         engine = db.engine
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "checkout")
+        def _replace_dead_connections(dbapi_connection, _record, _proxy):
+            # DisconnectionError makes the pool discard this connection and check out another.
+            if connection_is_dead(dbapi_connection):
+                raise DisconnectionError("the server closed this pooled connection")
+
+        return
     if engine.dialect.name != "sqlite":
         return
 
