@@ -215,6 +215,19 @@ def _metrics_token(value: object) -> object:
     return value
 
 
+def _api_key_cache(value: object) -> object:
+    """``off``, ``local`` or a Redis URL."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if value.lower() in ("off", "local"):
+            return value.lower()
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("it is neither off, local nor a redis:// URL")
+    return value
+
+
 def _writable_directory(value: object) -> object:
     """An existing directory this process may write files in."""
     if isinstance(value, str):
@@ -421,6 +434,15 @@ class Settings(BaseModel):
         "mark the session cookie `Secure`; unset, it is everywhere but `development` and `testing`",
         expected="a boolean",
         shown_default="by `CHANNELS_ENV`",
+    )
+    API_KEY_CACHE: Annotated[str | None, BeforeValidator(_api_key_cache)] = setting(
+        None,
+        "where workers share the API-key revocation counter that lets them keep verified keys "
+        "in memory (no database lookup per request; a revoked key is refused by every worker "
+        "at once): `local` for the workers of one machine, a Redis URL for several machines, "
+        "`off` to look every key up in the database (see `core/key_cache.py`)",
+        expected="`off`, `local` or a `redis://` URL",
+        shown_default="`local` on SQLite, else `off`",
     )
     METRICS_TOKEN: Annotated[str | None, BeforeValidator(_metrics_token)] = setting(
         None,
