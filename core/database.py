@@ -117,18 +117,22 @@ def connection_is_dead(dbapi_connection) -> bool:
     return bool(poller.poll(0))
 
 
+def replace_dead_connections(engine) -> None:
+    """At checkout, a PostgreSQL connection the server closed is swapped for a fresh one."""
+
+    @event.listens_for(engine, "checkout")
+    def _replace_dead_connections(dbapi_connection, _record, _proxy):
+        # DisconnectionError makes the pool discard this connection and check out another.
+        if connection_is_dead(dbapi_connection):
+            raise DisconnectionError("the server closed this pooled connection")
+
+
 def configure_engine(app: Flask) -> None:
     """Attach per-connection settings to the app's engine."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "postgresql":
-
-        @event.listens_for(engine, "checkout")
-        def _replace_dead_connections(dbapi_connection, _record, _proxy):
-            # DisconnectionError makes the pool discard this connection and check out another.
-            if connection_is_dead(dbapi_connection):
-                raise DisconnectionError("the server closed this pooled connection")
-
+        replace_dead_connections(engine)
         return
     if engine.dialect.name != "sqlite":
         return
@@ -136,10 +140,8 @@ def configure_engine(app: Flask) -> None:
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
-        on_disk = engine.url.database not in (None, "", ":memory:")
-        if on_disk and isinstance(dbapi_connection, QueuedWriterConnection):
-            dbapi_connection.lock_path = os.path.abspath(engine.url.database) + "-writers"
-        if on_disk:
+        queue_writers_of(dbapi_connection, engine.url.database)
+        if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -153,19 +155,32 @@ def configure_engine(app: Flask) -> None:
         write = (
             has_request_context() and request.method not in SAFE_METHODS and not _READ_PHASE.get()
         )
-        if not write:
+        if write:
+            begin_write(connection)
+        else:
             connection.exec_driver_sql("BEGIN")
-            return
-        raw = connection.connection.dbapi_connection
-        queued = isinstance(raw, QueuedWriterConnection)
+
+
+def begin_write(connection) -> None:
+    """Queue for SQLite's write lock (the file lock), then take it: ``BEGIN IMMEDIATE``."""
+    raw = connection.connection.dbapi_connection
+    queued = isinstance(raw, QueuedWriterConnection)
+    if queued:
+        raw.queue_for_write_lock()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
         if queued:
-            raw.queue_for_write_lock()
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            if queued:
-                raw.release_write_lock()
-            raise
+            raw.release_write_lock()
+        raise
+
+
+def queue_writers_of(dbapi_connection, database: str | None) -> None:
+    """Make a new connection to an SQLite file queue its writes on ``<database>-writers``."""
+    if database not in (None, "", ":memory:") and isinstance(
+        dbapi_connection, QueuedWriterConnection
+    ):
+        dbapi_connection.lock_path = os.path.abspath(database) + "-writers"
 
 
 @contextmanager
