@@ -22,6 +22,7 @@ from core.database import configure_engine, engine_options
 from core.extensions import csrf, db, login_manager, migrate
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.limits import init_limiter
+from core.metrics import init_metrics
 from core.settings import HTMX_SRI, load_settings
 from core.settings import HTMX_VERSION as HTMX_VERSION  # the pin, read by tests/browser
 from core.tasks import init_tasks, register_embedded
@@ -179,16 +180,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from blueprints.api import bp as api_bp
     from blueprints.console import bp as console_bp
+    from blueprints.ops import bp as ops_bp
     from core.cli import register_cli
     from core.http import register_http
 
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(console_bp)
+    app.register_blueprint(ops_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer keys, never with cookies
     register_cli(app)
     register_http(app)
 
     app.wsgi_app = RequestIdMiddleware(_behind_proxies(app))
+    init_metrics(app)  # outermost: times the whole request (only when METRICS_TOKEN is set)
 
     def _assign_request_id():
         g.request_id = request.environ.get("channels.request_id") or uuid.uuid4().hex

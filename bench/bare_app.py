@@ -2,7 +2,8 @@
 
 ``GET /bare/json`` returns a fixed JSON object; ``POST /bare/insert`` inserts one row with the
 SQLAlchemy ORM and returns it. The engine gets the app's own per-backend settings (SQLite: WAL,
-``synchronous=NORMAL``, ``BEGIN IMMEDIATE`` for writes; PostgreSQL: the same pool), so that the
+``synchronous=NORMAL``, ``BEGIN IMMEDIATE`` for writes queued on the same file lock as the app's;
+PostgreSQL: the same pool and checkout check), so that the
 ratios measure what the app adds (auth, rules, audit, serialisation), not a different driver set-up.
 The table ``bench_bare_rows`` belongs to the benchmark only; it is created here, not by a migration.
 """
@@ -17,7 +18,13 @@ from flask import Flask, jsonify, request
 from sqlalchemy import DateTime, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from core.database import engine_options, normalize_database_url
+from core.database import (
+    begin_write,
+    engine_options,
+    normalize_database_url,
+    queue_writers_of,
+    replace_dead_connections,
+)
 
 FIXED = {
     "id": "123e4567-e89b-12d3-a456-426614174000",
@@ -46,10 +53,13 @@ def make_engine(url: str):
     """An engine configured like the app's (core.database) for the same backend."""
     url = normalize_database_url(url)
     engine = create_engine(url, **engine_options(url))
+    if engine.dialect.name == "postgresql":
+        replace_dead_connections(engine)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):
+            queue_writers_of(dbapi_connection, engine.url.database)  # writers queue, as the app's
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -59,7 +69,7 @@ def make_engine(url: str):
 
         @event.listens_for(engine, "begin")
         def _begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            begin_write(connection)
 
     return engine
 

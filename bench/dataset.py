@@ -276,6 +276,21 @@ def grow(seed: Seed, total: int) -> float:
     return time.monotonic() - started
 
 
+def seed_payload(seed: Seed, tenant_index: int = 0) -> str:
+    """The seed page's email sample (SEED.md) with this tenant's ids: ``"is_default": true``,
+    so every create hands the default over; ``__NAME__`` where the unique name goes."""
+    tenant = seed.tenants[tenant_index]
+    body = {
+        "name": "__NAME__",
+        "channel_type": "email",
+        "integration_id": tenant.email_integration_id,
+        "send_from_email": f"support@{tenant.domain}",
+        "email_domain_id": tenant.domain_id,
+        "is_default": True,
+    }
+    return json.dumps(body)
+
+
 def create_payload(seed: Seed, tenant_index: int = 0) -> str:
     """The JSON body of POST /api/channels with ``__NAME__`` where the unique name goes."""
     tenant = seed.tenants[tenant_index]

@@ -1,11 +1,13 @@
 """In-process cost of the create path, without HTTP: ``python -m bench.inprocess``.
 
 Measures, on a fresh migrated SQLite database, the median cost of one create through the API's
-own path (test client, real key, rules, service, audit, commit) and of one create refused by the
-rules (a 422 with three failing fields), each as a ratio to a bare one-row ORM insert and commit
+own path (test client, real key, rules, service, audit, commit), of one create with the seed's
+``"is_default": true`` (each hands the default over), and of one create refused by the rules (a
+422 with three failing fields), each as a ratio to a bare one-row ORM insert and commit
 timed in the same run on the same machine (``bench/bare_app.py``'s row). The last line printed is
-a JSON object: ``create_vs_insert_inprocess``, ``failure_vs_insert_inprocess`` (higher is
-faster, as bench/run's ratios), and the medians in microseconds for the record.
+a JSON object: ``create_vs_insert_inprocess``, ``create_default_vs_insert_inprocess``,
+``failure_vs_insert_inprocess`` (higher is faster, as bench/run's ratios), and the medians in
+microseconds for the record.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def measure() -> dict:
         bare_engine = make_engine(url)
         Base.metadata.create_all(bare_engine)  # the benchmark's own table, as bench/bare_app.py
         client = app.test_client()
-        create, failure, insert = [], [], []
+        create, create_default, failure, insert = [], [], [], []
         counter = 0
         for _ in range(ROUNDS):
             for _ in range(PER_ROUND):
@@ -86,6 +88,15 @@ def measure() -> dict:
                 create.append(time.perf_counter() - started)
                 assert response.status_code == 201, response.get_data(as_text=True)
 
+                started = time.perf_counter()
+                response = client.post(
+                    "/api/channels",
+                    json={**body, "name": f"Default {counter}", "is_default": True},
+                    headers=headers,
+                )
+                create_default.append(time.perf_counter() - started)
+                assert response.status_code == 201, response.get_data(as_text=True)
+
                 bad = {**body, "name": "", "integration_id": "nope", "send_from_email": "x"}
                 started = time.perf_counter()
                 response = client.post("/api/channels", json=bad, headers=headers)
@@ -96,10 +107,14 @@ def measure() -> dict:
         "create_vs_insert_inprocess": round(
             statistics.median(insert) / statistics.median(create), 3
         ),
+        "create_default_vs_insert_inprocess": round(
+            statistics.median(insert) / statistics.median(create_default), 3
+        ),
         "failure_vs_insert_inprocess": round(
             statistics.median(insert) / statistics.median(failure), 3
         ),
         "create_us": _median_us(create),
+        "create_default_us": _median_us(create_default),
         "failure_us": _median_us(failure),
         "insert_us": _median_us(insert),
     }

@@ -10,7 +10,9 @@ from bench import dataset
 from bench.runner import THROUGHPUT_PAIRS, median
 
 TARGETS = {
-    "create_vs_insert": ("≥ 0.6", lambda v: v >= 0.6),
+    "create_vs_insert": ("≥ 0.5", lambda v: v >= 0.5),
+    "create_default_vs_insert": ("≥ 0.45", lambda v: v >= 0.45),
+    "create_p99_vs_p50": ("≤ 5", lambda v: v <= 5),
     "list_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
     "get_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
     "create_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),

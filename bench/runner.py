@@ -37,6 +37,8 @@ POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_BENCH_DB = "channels_bench"
 RATIO_KEYS = (
     "create_vs_insert",
+    "create_default_vs_insert",
+    "create_p99_vs_p50",
     "list_vs_bare",
     "get_vs_bare",
     "list_1m_vs_1k",
@@ -217,6 +219,10 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
         (f"{base}/api/channels?q={dataset.NEEDLE}", dict(headers=headers)),
         (f"{base}/api/channels?q={dataset.COMMON}", dict(headers=headers)),
         (f"{base}/api/channels", dict(post_body_template=body, headers=post_headers)),
+        (
+            f"{base}/api/channels",
+            dict(post_body_template=dataset.seed_payload(seed), headers=post_headers),
+        ),
     ):
         loadgen.run(
             "warmup",
@@ -231,6 +237,7 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
 
 THROUGHPUT_PAIRS = {
     "create": "bare_insert",
+    "create_default": "bare_insert",
     "create_one_tenant": "bare_insert",
     "list": "bare_json",
     "get": "bare_json",
@@ -258,6 +265,18 @@ def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profil
                 (
                     {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
                     dataset.create_payload(seed, index),
+                )
+                for index, key in enumerate(seed.api_keys)
+            ],
+        ),
+        # The seed page's own body ("is_default": true: each create hands the default over),
+        # through every tenant like "create".
+        "create_default": dict(
+            url=f"{base}/api/channels",
+            post_rotation=[
+                (
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                    dataset.seed_payload(seed, index),
                 )
                 for index, key in enumerate(seed.api_keys)
             ],
@@ -378,6 +397,10 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
         ]
         return round(median(values), 3)
 
+    def spread(name: str) -> float:
+        """p99 / p50 of the endpoint's own latency under load (median over rounds)."""
+        return round(median([r.p99_ms / r.p50_ms for r in t[name]]), 3)
+
     def latency(size: int, name: str, figure: str = "p50_ms") -> float:
         return median([getattr(r, figure) for r in run.growth[size][name]])
 
@@ -389,6 +412,8 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
 
     values = {
         "create_vs_insert": paired("create", "rps"),
+        "create_default_vs_insert": paired("create_default", "rps"),
+        "create_p99_vs_p50": spread("create"),
         "list_vs_bare": paired("list", "rps"),
         "get_vs_bare": paired("get", "rps"),
         "list_1m_vs_1k": growth("list"),
@@ -399,6 +424,7 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
         "database": run.backend,
         "create_p50_vs_insert": paired("create", "p50_ms"),
         "create_p99_vs_insert": paired("create", "p99_ms"),
+        "create_default_p99_vs_p50": spread("create_default"),
         "create_one_tenant_vs_insert": paired("create_one_tenant", "rps"),
         "create_one_tenant_p50_vs_insert": paired("create_one_tenant", "p50_ms"),
         "list_p50_vs_bare": paired("list", "p50_ms"),

@@ -1,1 +1,2 @@
-"""Flask blueprints: ``api`` (JSON, /api) and ``console`` (server-rendered pages)."""
+"""Flask blueprints: ``api`` (JSON, /api), ``console`` (server-rendered pages) and ``ops``
+(health checks and metrics)."""

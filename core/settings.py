@@ -43,6 +43,7 @@ HTMX_VERSION = "2.0.11"
 HTMX_SRI = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
 HTMX_CDN = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
 PRODUCTION_SECRET_KEY_MIN = 32
+METRICS_TOKEN_MIN = 16
 SHOWN_VALUE_MAX = 80
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
 
@@ -214,6 +215,42 @@ def _broker_url(value: object) -> object:
 def _upper(value: object) -> object:
     """Log levels in any case (``debug`` is ``DEBUG``)."""
     return value.upper() if isinstance(value, str) else value
+
+
+def _metrics_token(value: object) -> object:
+    """A bearer token long enough not to be guessed (never echoed: it is a secret)."""
+    if isinstance(value, str):
+        if not value:
+            return None
+        if len(value) < METRICS_TOKEN_MIN or any(ch.isspace() for ch in value):
+            raise ValueError(f"it must be at least {METRICS_TOKEN_MIN} characters, without spaces")
+    return value
+
+
+def _api_key_cache(value: object) -> object:
+    """``off``, ``local`` or a Redis URL."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if value.lower() in ("off", "local"):
+            return value.lower()
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("it is neither off, local nor a redis:// URL")
+    return value
+
+
+def _writable_directory(value: object) -> object:
+    """An existing directory this process may write files in."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if not os.path.isdir(value):
+            raise ValueError("it is not an existing directory")
+        if not os.access(value, os.W_OK | os.X_OK):
+            raise ValueError("it is not writable by this process")
+    return value
 
 
 def _dns_name(value: object) -> object:
@@ -498,6 +535,32 @@ class Settings(BaseModel):
         "a delivery handed to the workers this long ago and still unfinished (broker outage, "
         "killed worker) is handed over again by the sweeper",
         expected="a number of seconds greater than 0",
+    )
+    API_KEY_CACHE: Annotated[str | None, BeforeValidator(_api_key_cache)] = setting(
+        None,
+        "where workers share the API-key revocation counter that lets them keep verified keys "
+        "in memory (no database lookup per request; a revoked key is refused by every worker "
+        "at once): `local` for the workers of one machine, a Redis URL for several machines, "
+        "`off` to look every key up in the database (see `core/key_cache.py`)",
+        expected="`off`, `local` or a `redis://` URL",
+        shown_default="`local` on SQLite, else `off`",
+    )
+    METRICS_TOKEN: Annotated[str | None, BeforeValidator(_metrics_token)] = setting(
+        None,
+        "bearer token that `GET /metrics` (Prometheus) requires; unset, `/metrics` answers 404 "
+        "and requests are not measured at all",
+        expected=f"a random string of {METRICS_TOKEN_MIN}+ characters, no spaces",
+        shown_default="none (metrics off)",
+        secret=True,
+    )
+    PROMETHEUS_MULTIPROC_DIR: Annotated[str | None, BeforeValidator(_writable_directory)] = setting(
+        None,
+        "prometheus-client's multi-process mode: each gunicorn worker writes its metrics "
+        "there and `/metrics` adds them up. Set it in gunicorn's environment (the library "
+        "reads it there), to a directory emptied at every start (`gunicorn -c "
+        "python:core.gunicorn_hooks` does it); see Deploying",
+        expected="the path of a writable directory",
+        shown_default="none (one process)",
     )
     WEBHOOK_ALLOW_PRIVATE_URLS: bool | None = setting(
         None,

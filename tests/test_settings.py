@@ -67,6 +67,8 @@ BAD_VALUES = [
     ("PAGE_SIZE", "many", "a whole number from 1 to 200"),
     ("SESSION_COOKIE_SECURE", "sometimes", "a boolean"),
     ("WEBHOOK_ALLOW_PRIVATE_URLS", "maybe", "a boolean"),
+    ("METRICS_TOKEN", "too-short", "a random string of 16+ characters"),
+    ("PROMETHEUS_MULTIPROC_DIR", "/no/such/directory", "the path of a writable directory"),
 ]
 
 

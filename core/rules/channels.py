@@ -65,9 +65,10 @@ class ChannelDraft:
     metadata: dict = field(default_factory=dict)
     enabled: bool = True
     changed: tuple[str, ...] = ()
-    # Creating without ``is_default``: whether the tenant already has a default of the type
-    # (read with the other references; the service decides the default from it).
-    type_has_default: bool | None = None
+    # Creating, or making the channel the default: the id of the tenant's current default of
+    # the type, None when it has none (read with the other references; the service decides the
+    # default from it and clears the previous one by id).
+    current_default_id: str | None = None
 
     @property
     def status(self) -> str:
@@ -187,10 +188,10 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
         integration_id=integration_id,
         email_domain_id=domain_id,
         phone_number_id=phone_id,
-        default_type=channel_type if creating and "is_default" not in data else None,
+        default_type=channel_type if creating or data.get("is_default") is True else None,
     )
-    if creating and "is_default" not in data:
-        draft.type_has_default = refs.type_has_default
+    if creating or data.get("is_default") is True:
+        draft.current_default_id = refs.default_id
 
     if name is not None:
         if refs.name_taken:

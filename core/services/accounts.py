@@ -18,6 +18,7 @@ from core import rules
 from core.db_types import utcnow
 from core.errors import Conflict, FieldErrors, NotFound
 from core.extensions import db
+from core.key_cache import key_cache, revoked_in
 from core.models import ApiKey, Tenant, User
 from core.providers import SECRET_MASK
 from core.rules.passwords import check_new_password
@@ -348,9 +349,12 @@ def create_api_key(
     return NewApiKey(key, secret)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ApiKeyMatch:
-    """The key a request presented, as authentication needs it (never the secret's hash)."""
+    """The key a request presented, as authentication needs it (never the secret's hash).
+
+    Kept by this process's key cache between requests: ``last_used_at`` is updated in place
+    when this worker records a use."""
 
     id: str
     tenant_id: str
@@ -386,13 +390,20 @@ def find_api_key(presented: str) -> ApiKeyMatch | None:
         or not presented.isprintable()
     ):
         return None
+    digest = _hash_key(presented)
+    cache = key_cache()
+    if cache is not None and (cached := cache.get(digest)) is not None:
+        return cached
     prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
     row = db.session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).first()
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.secret_hash, _hash_key(presented)):
+    if not hmac.compare_digest(row.secret_hash, digest):
         return None
-    return ApiKeyMatch(row.id, row.tenant_id, row.name, row.scope, row.last_used_at)
+    match = ApiKeyMatch(row.id, row.tenant_id, row.name, row.scope, row.last_used_at)
+    if cache is not None:
+        cache.put(digest, match)
+    return match
 
 
 def touch_api_key(key: ApiKeyMatch) -> bool:
@@ -400,6 +411,7 @@ def touch_api_key(key: ApiKeyMatch) -> bool:
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         db.session.connection().execute(_TOUCH_KEY, {"key_id": key.id, "now": now})
+        key.last_used_at = now  # the cached copy too: this worker writes again in a minute
         return True
     return False
 
@@ -409,6 +421,7 @@ def revoke_api_key(tenant_id: str, key_id: str, actor: Actor) -> ApiKey:
     key = get_for_tenant(ApiKey, tenant_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        revoked_in(db.session())  # every worker's key cache drops it (core.key_cache)
         db.session.flush()
         audit.record(
             tenant_id,

@@ -51,6 +51,49 @@ def diff(before: dict, after: dict, secret_keys: tuple[str, ...] = ()) -> dict:
     return changes
 
 
+def event(
+    tenant_id: str,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    changes: dict | None = None,
+) -> dict:
+    """One audit event's row, to ``write`` (with others of the same change) or ``record``."""
+    if resource_type not in RESOURCE_TYPES or actor.type not in ACTOR_TYPES:
+        raise ValueError(f"unknown audit resource or actor type: {resource_type!r}, {actor.type!r}")
+    in_request = has_request_context()
+    return {
+        "tenant_id": tenant_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "changes": changes or {},
+        "request_id": g.get("request_id") if in_request else None,
+        "ip": request.remote_addr if in_request else None,
+    }
+
+
+def write(*events: dict, connection=None) -> None:
+    """Write audit events into the current transaction (they commit or roll back with the
+    change they describe), in the order given, as one statement.
+
+    The session is flushed first, so the events are written after the change they describe and
+    after any row they refer to. The events are one Core INSERT: nothing reads audit events
+    back through the session that writes them, so the ORM's unit of work would only add cost on
+    every write path.
+    """
+    if not events:
+        return
+    if connection is None:
+        db.session.flush()
+        connection = db.session.connection()
+    connection.execute(_INSERT, list(events) if len(events) > 1 else events[0])
+
+
 def record(
     tenant_id: str,
     actor: Actor,
@@ -60,34 +103,10 @@ def record(
     changes: dict | None = None,
     connection=None,
 ) -> None:
-    """Write an audit event into the current transaction (it commits or rolls back with the
-    change it describes), or into ``connection``'s when given (a write apart from the request's).
-
-    The session is flushed first, so the event is written after the change it describes and
-    after any row it refers to. The event itself is one Core INSERT: nothing reads audit events
-    back through the session that writes them, so the ORM's unit of work would only add cost on
-    every write path.
-    """
-    if resource_type not in RESOURCE_TYPES or actor.type not in ACTOR_TYPES:
-        raise ValueError(f"unknown audit resource or actor type: {resource_type!r}, {actor.type!r}")
-    in_request = has_request_context()
-    if connection is None:
-        db.session.flush()
-        connection = db.session.connection()
-    connection.execute(
-        _INSERT,
-        {
-            "tenant_id": tenant_id,
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "actor_name": actor.name,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "changes": changes or {},
-            "request_id": g.get("request_id") if in_request else None,
-            "ip": request.remote_addr if in_request else None,
-        },
+    """Write one audit event into the current transaction (see ``write``), or into
+    ``connection``'s when given (a write apart from the request's, e.g. a failed sign-in)."""
+    write(
+        event(tenant_id, actor, action, resource_type, resource_id, changes), connection=connection
     )
 
 

@@ -100,10 +100,14 @@ class ChannelRefs:
     """Every row the channel rules read, fetched by ``load_channel_refs`` in one statement."""
 
     name_taken: bool = False
-    type_has_default: bool = False
+    default_id: str | None = None  # the tenant's default channel of ``default_type``
     integration: Integration | None = None
     email_domain: EmailDomain | None = None
     phone_number: PhoneNumber | None = None
+
+    @property
+    def type_has_default(self) -> bool:
+        return self.default_id is not None
 
 
 def _of_tenant(model, id_param: str):
@@ -113,8 +117,9 @@ def _of_tenant(model, id_param: str):
 
 @cache
 def _channel_refs_statement():
-    """One SELECT anchored on the tenant's row: the name and default checks as EXISTS columns,
-    the integration, email domain and phone number outer-joined (NULL, so None, when the id is
+    """One SELECT anchored on the tenant's row: the name check as an EXISTS column, the current
+    default's id (at most one row: the partial unique index) as a scalar subquery, the
+    integration, email domain and phone number outer-joined (NULL, so None, when the id is
     unknown or another tenant's). Built once: its compiled form is cached, only values change.
     A NULL parameter matches nothing, so an unneeded part costs an index probe and no row.
 
@@ -133,19 +138,20 @@ def _channel_refs_statement():
         )
         .exists()
     )
-    type_has_default = (
+    default_id = (
         select(Channel.id)
         .where(
             Channel.tenant_id == tenant_id,
             Channel.channel_type == bindparam("default_type"),
             CHANNEL_IS_DEFAULT,
         )
-        .exists()
+        .limit(1)
+        .scalar_subquery()
     )
     return (
         select(
             name_taken.label("name_taken"),
-            type_has_default.label("type_has_default"),
+            default_id.label("default_id"),
             Integration,
             EmailDomain,
             PhoneNumber,
@@ -171,7 +177,8 @@ def load_channel_refs(
     """The tenant's rows a channel refers to, and the name and default checks, in one query.
 
     ``name``: is it taken by another channel (``exclude_id``: the channel being changed)?
-    ``default_type``: has the tenant a default channel of that type? Ids are the caller's:
+    ``default_type``: which channel is the tenant's default of that type (None: none)? Ids are
+    the caller's:
     another tenant's id is the same as an unknown one. Nothing asked: no query at all.
     """
     params = {
@@ -191,7 +198,7 @@ def load_channel_refs(
         return ChannelRefs()
     return ChannelRefs(
         name_taken=bool(row.name_taken),
-        type_has_default=bool(row.type_has_default),
+        default_id=row.default_id,
         integration=row.Integration,
         email_domain=row.EmailDomain,
         phone_number=row.PhoneNumber,

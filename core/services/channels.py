@@ -86,29 +86,30 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
     return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
-def _clear_default(tenant_id: str, channel_type: str, actor: Actor) -> Channel | None:
-    """The type's current default stops being it (audited), before a new one is written;
-    returns it (None when the type had no default)."""
-    previous = default_channel(tenant_id, channel_type)
-    if previous is None:
-        return None
-    # An explicit UPDATE, flushed before the new default is written: the partial unique
-    # index is checked per statement.
-    db.session.execute(
+def _clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Channel, dict]:
+    """The type's current default (as the rules' query read it) stops being it, before a new
+    one is written; returns it (for the ``channel.default_changed`` payload) and its audit event,
+    for the caller to write with its own events (one statement for all of them).
+    """
+    # One UPDATE by primary key, sent now (the partial unique index is checked per statement,
+    # so it must precede the new default's write); RETURNING hands back the row as an ORM
+    # object, so the event's payload costs no SELECT.
+    db.session.flush()
+    previous = db.session.scalars(
         update(Channel)
-        .where(Channel.id == previous.id)
+        .where(Channel.id == previous_id)
         .values(is_default=False, updated_at=utcnow())
-        .execution_options(synchronize_session="fetch")
-    )
-    audit.record(
+        .returning(Channel)
+        .execution_options(populate_existing=True)
+    ).one()
+    return previous, audit.event(
         tenant_id,
         actor,
         "channel.default_cleared",
         "channel",
-        previous.id,
+        previous_id,
         {"is_default": {"before": True, "after": False}},
     )
-    return previous
 
 
 def default_successor(tenant_id: str, channel_type: str, exclude_id: str) -> Channel | None:
@@ -166,7 +167,7 @@ def create_channel(
     draft = rules.check_channel(tenant_id, data)
     is_default = draft.is_default
     if is_default is None:
-        is_default = not draft.type_has_default
+        is_default = draft.current_default_id is None
     channel = Channel(
         tenant_id=tenant_id,
         name=draft.name,
@@ -184,16 +185,26 @@ def create_channel(
     )
     if dry_run:
         return ChannelOutcome(channel)
+    audited = []
     previous_default = None
-    if is_default:
-        previous_default = _clear_default(tenant_id, draft.channel_type, actor)
+    if is_default and draft.current_default_id is not None:
+        previous_default, cleared = _clear_default(tenant_id, actor, draft.current_default_id)
+        audited.append(cleared)
     channel.id = new_id()
     channel.created_at = utcnow()
     channel.updated_at = None
     _insert(channel)
-    audit.record(
-        tenant_id, actor, "channel.create", "channel", channel.id, audit.diff({}, snapshot(channel))
+    audited.append(
+        audit.event(
+            tenant_id,
+            actor,
+            "channel.create",
+            "channel",
+            channel.id,
+            audit.diff({}, snapshot(channel)),
+        )
     )
+    audit.write(*audited)  # the handover's and the create's audit events in one statement
     events.emit(tenant_id, "channel.created", channel.id, channel_to_api(channel))
     if is_default:
         events.default_changed(tenant_id, channel.channel_type, previous_default, channel, "admin")
@@ -230,8 +241,10 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
     was_default = channel.is_default
 
     previous_default = None
-    if draft.is_default and not channel.is_default:
-        previous_default = _clear_default(tenant_id, channel.channel_type, actor)
+    if draft.is_default and not channel.is_default and draft.current_default_id is not None:
+        # The rules' query read the current default (is_default: true always asks for it).
+        previous_default, cleared = _clear_default(tenant_id, actor, draft.current_default_id)
+        audit.write(cleared)
     channel.name = draft.name
     channel.name_key = rules.name_key(draft.name)
     channel.integration_id = draft.integration.id

@@ -34,16 +34,18 @@ def crash_after(monkeypatch, module, name, keep=lambda result: result) -> list:
 def crash_on_audit(monkeypatch, action) -> list:
     """Fail when the audit event ``action`` is recorded (after the rows it describes were
     written); returns the actions recorded before it in the same request."""
-    original = audit_module.record
+    original = audit_module.write  # every event goes through it (``record`` too)
     recorded = []
 
-    def wrapper(tenant_id, actor, recorded_action, *args, **kwargs):
-        if recorded_action == action:
+    def wrapper(*events, **options):
+        actions = [event["action"] for event in events]
+        if action in actions:
+            recorded.extend(actions[: actions.index(action)])
             raise Crash(f"while auditing {action}")
-        recorded.append(recorded_action)
-        return original(tenant_id, actor, recorded_action, *args, **kwargs)
+        recorded.extend(actions)
+        return original(*events, **options)
 
-    monkeypatch.setattr(audit_module, "record", wrapper)
+    monkeypatch.setattr(audit_module, "write", wrapper)
     return recorded
 
 

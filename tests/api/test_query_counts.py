@@ -19,13 +19,17 @@ from tests.console.helpers import sign_in
 # What one request may cost (see the docstrings of the tests for the statements).
 MAX_GET_ONE = 2
 MAX_LIST = 3  # SQLite adds one for a trigram-index probe on searches; see the search test
-# A create: the key, the tenant lock (PostgreSQL only), the rules' one query (name, default,
-# integration, domain or number), the channel and its audit event, its event (one INSERT, the
-# sequence computed in it) and the tenant's webhook endpoints (read once per transaction; a
-# delivery INSERT when one subscribes); the first of a type also looks for a previous default to
-# clear and writes a second event (channel.default_changed).
+# A create: the key, the tenant lock (PostgreSQL only), the rules' one query (name, the current
+# default's id, integration, domain or number), the channel and its audit event, its event (one
+# INSERT, the sequence computed in it) and the tenant's webhook endpoints (read once per
+# transaction; a delivery INSERT when one subscribes). The first of a type also writes a second
+# event (channel.default_changed); the rules' query already said there is no default yet.
 MAX_CREATE = 7
-MAX_CREATE_FIRST_OF_TYPE = 9
+MAX_CREATE_FIRST_OF_TYPE = MAX_CREATE + 1
+# Handing the default over ("is_default": true, as the seed's sample sends) adds one UPDATE of
+# the previous default (RETURNING the row for the event's payload; its audit event goes in the
+# same INSERT as the create's) and the channel.default_changed event.
+MAX_CREATE_HANDOVER = MAX_CREATE + 2
 
 
 @contextmanager
@@ -114,13 +118,49 @@ def test_create_channel_is_bounded_and_independent_of_size(api, setup, channel_t
         return list(statements)
 
     api.get("/api/channels")  # the key's last-use write happens here, not in the counts
-    first = create("First")  # becomes the default: clears nothing, but checks for one
+    first = create("First")  # becomes the default: clears nothing; its default_changed event
     second = create("Second")
     add_channels(setup, 40)
     later = create("Later")
     assert len(first) <= MAX_CREATE_FIRST_OF_TYPE, first
     assert len(second) <= MAX_CREATE, second
-    assert len(later) == len(second), later
+    assert len(second) == len(later), later
+
+
+def _count_create(api, payload) -> list[str]:
+    fresh_session()
+    with counted_statements() as statements:
+        response = api.post("/api/channels", json=payload)
+    assert response.status_code == 201, response.get_json()
+    return list(statements)
+
+
+@pytest.mark.parametrize("channel_type", ["email", "sms"])
+def test_default_handover_create_is_bounded_like_the_plain_one(api, setup, channel_type):
+    """POST with "is_default": true (the seed's body) when a default exists: one UPDATE of the
+    previous default and the channel.default_changed event more than a plain create, nothing
+    else, at any size; both audit events written."""
+    make = setup.email_payload if channel_type == "email" else setup.sms_payload
+    api.get("/api/channels")  # the key's last-use write happens here, not in the counts
+    _count_create(api, make(name="First"))  # the type's first channel: the default
+    plain = _count_create(api, make(name="Plain", is_default=False))
+    handover = _count_create(api, make(name="Takes over", is_default=True))
+    add_channels(setup, 40)
+    later = _count_create(api, make(name="Takes over later", is_default=True))
+    assert len(handover) <= MAX_CREATE_HANDOVER, handover
+    assert len(handover) == len(plain) + 2, (plain, handover)
+    updates = [s for s in handover if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 1 and "channels" in updates[0], handover
+    assert len(later) == len(handover), later
+    defaults = [
+        c
+        for c in api.get("/api/channels?limit=200").get_json()["data"]
+        if c["channel_type"] == channel_type and c["is_default"]
+    ]
+    assert [c["name"] for c in defaults] == ["Takes over later"]
+    events = api.get("/api/audit_events?resource_type=channel&limit=200").get_json()["data"]
+    actions = [e["action"] for e in events]
+    assert actions.count("channel.default_cleared") >= 2
 
 
 @pytest.fixture

@@ -62,6 +62,9 @@ _NO_KEY = {"anonymous": 401, "admin": 401, "other_admin": 401, "support": 401}
 PUBLIC = Policy("public", dict.fromkeys(ROLES, OK))
 # Signing out ends any session and always lands on the sign-in page.
 SIGN_OUT = Policy("sign out", dict.fromkeys(ROLES, LOGIN))
+# /metrics with METRICS_TOKEN unset (the matrix's config): off, a 404 for everyone
+# (its bearer token is tested in tests/test_ops.py).
+OFF = Policy("off", dict.fromkeys(ROLES, 404))
 # A tenant page: admins and support read it; another tenant's admin sees their own tenant.
 CONSOLE_READ = Policy(
     "console read", {**_NOT_SIGNED_IN, "admin": OK, "support": OK, "other_admin": FOREIGN}
@@ -186,6 +189,10 @@ POLICIES: dict[str, Policy] = {
     "console.support_confirm_open": SUPPORT_ONLY,
     "console.support_open_tenant": SUPPORT_ONLY,
     "console.platform_log_index": SUPPORT_ONLY,
+    # operations: load balancers need no credentials
+    "ops.healthz": PUBLIC,
+    "ops.readyz": PUBLIC,
+    "ops.metrics": OFF,
     # JSON API
     "api.openapi": PUBLIC,
     "api.list_channels": API_READ,

@@ -150,6 +150,7 @@ class LiveServer:
     database_url: str
     workers: int = 4
     extra_env: dict = field(default_factory=dict)
+    extra_args: list = field(default_factory=list)  # more gunicorn options (``-c ...``)
     port: int = 0
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -211,6 +212,7 @@ class LiveServer:
                 "5",
                 # The app is imported once and forked: 4 workers start in the time of one.
                 "--preload",
+                *self.extra_args,
                 "app:create_app()",
             ],
             cwd=ROOT,

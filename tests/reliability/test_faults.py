@@ -49,8 +49,15 @@ def private_postgres():
         cluster.remove()
 
 
+def _readyz(server) -> tuple[int, dict]:
+    reply = server.request("GET", "/readyz")
+    return reply.status, reply.json()
+
+
 def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tmp_path_factory):
-    """Database stopped mid-run: 503 service_unavailable with Retry-After; back: 200/201 again."""
+    """Database stopped mid-run: 503 service_unavailable with Retry-After, /readyz 503 naming the
+    database while /healthz stays 200; back: 200/201 again, /readyz 200, on every worker. A
+    restart between two requests is not seen at all (dead pooled connections are replaced)."""
     _migrate(private_postgres.url)
     server = LiveServer(private_postgres.url, workers=2)
     with server.context():
@@ -59,6 +66,7 @@ def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tm
         base = ready.email_payload()
     server.start(tmp_path_factory.mktemp("gunicorn-outage"))
     try:
+        assert _readyz(server)[0] == 200
         assert server.request("GET", "/api/channels", key=key).status == 200
         assert (
             server.request("POST", "/api/channels", payload_named(base, "Before"), key).status
@@ -74,6 +82,11 @@ def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tm
         for reply in down:
             _assert_unavailable(reply)
         assert "text/html" not in down[0].headers["content-type"]
+        for _ in range(4):  # whichever worker answers
+            status, body = _readyz(server)
+            assert status == 503 and body["failed"] == ["database"], body
+            assert body["checks"]["database"]["status"] == "unavailable"
+            assert server.request("GET", "/healthz").status == 200
 
         private_postgres.start()
         deadline = time.monotonic() + 30
@@ -87,10 +100,22 @@ def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tm
             assert set(codes) <= {200, 503}, codes
             time.sleep(0.5)
         assert codes == [200] * 4
+        assert [_readyz(server)[0] for _ in range(4)] == [200] * 4
         created = server.request("POST", "/api/channels", payload_named(base, "After"), key)
         assert created.status == 201, created.body
         names = [c["name"] for c in server.request("GET", "/api/channels", key=key).json()["data"]]
         assert names == ["After", "Before"]
+
+        # Restarted with no request in between: every worker's pooled connections are dead.
+        # They are replaced when checked out (core.database.connection_is_dead), so not one
+        # request sees the restart.
+        private_postgres.stop("fast")
+        private_postgres.start()
+        after_restart = in_parallel(
+            [lambda: server.request("GET", "/api/channels", key=key)] * 4
+            + [lambda: server.request("GET", "/readyz")] * 4
+        )
+        assert statuses(after_restart) == [200] * 8, [r.body for r in after_restart]
         assert server.server_errors() == []
     finally:
         server.stop()

@@ -1,0 +1,230 @@
+"""API keys found without a database round trip, and revoked everywhere at once.
+
+Every API request authenticates its key. Each worker process keeps the keys it has verified
+(by the SHA-256 of the whole key, which is all the database stores; never the key) for at most
+``TTL_SECONDS``. What makes the cache safe is a **revocation generation**: a counter shared by
+every worker, bumped when a key is revoked, and read before every lookup; a worker that sees
+it move drops its whole cache, so the next request with the revoked key goes to the database
+and is refused, in every worker, at once. Reading the counter costs no round trip:
+
+- ``local`` (``API_KEY_CACHE=local``, the default on SQLite): an 8-byte counter in a file
+  shared by memory mapping (next to an SQLite database as ``<database>-keys``, else in
+  ``/dev/shm``). Every process of one machine sees a bump at once. Right for SQLite (its
+  writers are on one machine anyway) and for any deployment whose app workers share a machine.
+- ``redis://…`` (``API_KEY_CACHE=redis://host:6379/0``): the counter is a Redis key, read with
+  one ``GET`` per request (a fraction of a database query's cost); every machine sharing the
+  Redis sees a bump at once. For several app machines.
+- ``off`` (the default on PostgreSQL, where app machines are usually several): every request
+  looks its key up in the database, as before.
+
+The bump happens twice: before the revoking transaction commits (if the counter cannot be
+bumped, the revocation fails and is rolled back: nothing is revoked that some worker could
+keep accepting) and after it (a worker that re-read the key between the first bump and the
+commit cached it as still active: the second bump drops that). If a process dies between its
+commit and the second bump, a worker may accept the revoked key until its entry expires
+(``TTL_SECONDS``): the bound on what can go wrong. If the counter cannot be read (Redis down),
+the request looks its key up in the database.
+
+Only keys that authenticated are cached (unknown keys are what the per-IP auth-failure limit
+is for); a worker keeps at most ``MAX_ENTRIES``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mmap
+import os
+import struct
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("channels.api_keys")
+
+TTL_SECONDS = 60.0
+MAX_ENTRIES = 10_000
+REVOKED_FLAG = "channels.api_key_revoked"  # Session.info: this transaction revoked a key
+COUNTER = struct.Struct("<Q")
+
+
+class LocalGeneration:
+    """A counter in a memory-mapped file: every process of the machine reads the same bytes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size < COUNTER.size:
+                os.ftruncate(fd, COUNTER.size)  # zeros; two processes doing it agree
+            self._map = mmap.mmap(fd, COUNTER.size)
+        finally:
+            os.close(fd)
+
+    def read(self) -> int:
+        # A torn read could only give a value that differs from the one cached against, which
+        # drops the cache: the safe direction.
+        return COUNTER.unpack_from(self._map, 0)[0]
+
+    def bump(self) -> None:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)  # a lock of this call's own
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            COUNTER.pack_into(self._map, 0, (self.read() + 1) % 2**64)
+            self._map.flush()
+        finally:
+            os.close(fd)  # releases the lock
+
+
+class RedisGeneration:
+    """A counter in Redis: every machine sharing the Redis reads the same key."""
+
+    def __init__(self, url: str, namespace: str):
+        import redis
+
+        self.key = f"{namespace}channels:api-key-generation"
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+    def read(self) -> int:
+        return int(self.client.get(self.key) or 0)
+
+    def bump(self) -> None:
+        self.client.incr(self.key)
+
+
+class KeyCache:
+    """One process's verified keys, valid while the revocation generation stays the same."""
+
+    def __init__(self, generation: LocalGeneration | RedisGeneration):
+        self.generation = generation
+        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._seen: int | None = None
+        self._lock = threading.Lock()
+
+    def _current(self) -> bool:
+        """Read the generation; drop everything if it moved. False: it cannot be read."""
+        try:
+            generation = self.generation.read()
+        except Exception:
+            log.warning("API key revocation counter unreadable; keys go to the database")
+            with self._lock:
+                self._entries.clear()
+                self._seen = None
+            return False
+        with self._lock:
+            if generation != self._seen:
+                self._entries.clear()
+                self._seen = generation
+        return True
+
+    def get(self, digest: str):
+        """The cached key for this digest, or None (not cached, expired, or revoked meanwhile)."""
+        if not self._current():
+            return None
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            stored_at, key = entry
+            if time.monotonic() - stored_at > TTL_SECONDS:
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return key
+
+    def put(self, digest: str, key) -> None:
+        """Keep a key just read from the database. Stored against the generation ``get`` saw
+        before the read: a revocation committed meanwhile has moved it, so the next ``get``
+        drops this entry."""
+        with self._lock:
+            if self._seen is None:
+                return
+            self._entries[digest] = (time.monotonic(), key)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def bump(self) -> None:
+        self.generation.bump()
+
+
+_caches: dict[tuple[int, str], KeyCache] = {}
+_caches_lock = threading.Lock()
+
+
+def _location(config) -> str:
+    """Where the counter lives for this app: ``off``, a file path, or a redis URL."""
+    mode = config["API_KEY_CACHE"]
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    sqlite_file = url.startswith("sqlite") and url.split("///", 1)[-1] not in ("", ":memory:")
+    if mode is None:
+        mode = "local" if url.startswith("sqlite") else "off"
+    if mode == "off":
+        return "off"
+    if mode == "local":
+        if sqlite_file:
+            return os.path.abspath(url.split("///", 1)[1]) + "-keys"
+        if url.startswith("sqlite"):  # an in-memory database: one process anyway
+            directory = tempfile.gettempdir()
+        else:
+            directory = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        name = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return os.path.join(directory, f"channels-keys-{name}")
+    return mode  # a redis:// URL (checked by core.settings)
+
+
+def key_cache() -> KeyCache | None:
+    """This process's cache for the current app's configuration (None when off)."""
+    config = current_app.config
+    location = _location(config)
+    if location == "off":
+        return None
+    cache_key = (os.getpid(), location)  # a forked worker builds its own
+    cache = _caches.get(cache_key)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.get(cache_key)
+            if cache is None:
+                if location.startswith(("redis://", "rediss://", "unix://")):
+                    generation = RedisGeneration(location, config["RATELIMIT_KEY_NAMESPACE"])
+                else:
+                    generation = LocalGeneration(location)
+                cache = _caches[cache_key] = KeyCache(generation)
+    return cache
+
+
+def revoked_in(session: Session) -> None:
+    """Note that this transaction revokes a key: the generation moves before and after commit."""
+    session.info[REVOKED_FLAG] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_before_commit(session: Session) -> None:
+    if session.info.get(REVOKED_FLAG):
+        cache = key_cache()
+        if cache is not None:
+            cache.bump()  # raises: the revocation does not commit
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(session: Session) -> None:
+    if session.info.pop(REVOKED_FLAG, None):
+        cache = key_cache()
+        if cache is not None:
+            try:
+                cache.bump()
+            except Exception:
+                log.exception("API key revocation counter not bumped after commit")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_revocation(session: Session, previous_transaction) -> None:
+    session.info.pop(REVOKED_FLAG, None)
