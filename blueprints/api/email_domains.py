@@ -8,16 +8,22 @@ from sqlalchemy import select
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
 from core.models import EmailDomain
-from core.openapi import (
-    ResourceDocs,
-    documented,
-)
+from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
-from core.serializers import email_domain_to_api
+from core.schemas import email_domains as shapes
+from core.schemas import render, render_page
+from core.schemas.email_domains import as_email_domain
 from core.services import email_domains as service
 from core.tenancy import get_for_tenant
 
-EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "domains", "domain_id")
+EMAIL_DOMAINS = ResourceDocs(
+    "Email domains",
+    shapes.EmailDomain,
+    shapes.EmailDomainList,
+    "email domain",
+    "domains",
+    "domain_id",
+)
 
 
 @bp.post("/email_domains")
@@ -26,7 +32,7 @@ EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "do
         "createEmailDomain",
         "Add an email domain",
         "The domain was added (pending) with its DNS records.",
-        request_schema="EmailDomainCreate",
+        request_schema=shapes.EmailDomainCreate,
     )
 )
 @write_endpoint
@@ -34,7 +40,7 @@ def create_email_domain():
     """Add a domain (201, pending) with the DNS records to publish."""
     domain = service.create_email_domain(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_email_domain", domain_id=domain.id)
-    return email_domain_to_api(domain), 201, {"Location": location}
+    return render(as_email_domain(domain)), 201, {"Location": location}
 
 
 @bp.get("/email_domains")
@@ -45,14 +51,14 @@ def list_email_domains():
     rows, next_cursor = keyset_page(
         db.session, query, EmailDomain, query_limit(), request.args.get("cursor")
     )
-    return {"data": [email_domain_to_api(d) for d in rows], "next_cursor": next_cursor}
+    return render_page(shapes.EmailDomainList, [as_email_domain(d) for d in rows], next_cursor)
 
 
 @bp.get("/email_domains/<domain_id>")
 @documented(EMAIL_DOMAINS.reading("getEmailDomain", "Get an email domain"))
 def get_email_domain(domain_id):
     """One domain with its DNS records."""
-    return email_domain_to_api(get_for_tenant(EmailDomain, g.tenant_id, domain_id))
+    return render(as_email_domain(get_for_tenant(EmailDomain, g.tenant_id, domain_id)))
 
 
 @bp.post("/email_domains/<domain_id>/verify")
@@ -72,7 +78,7 @@ def verify_email_domain(domain_id):
     """Look the DNS records up now; the domain's channels follow its status."""
     json_body(required=False)
     domain, outcomes = service.verify_email_domain(g.tenant_id, domain_id, g.actor)
-    return email_domain_to_api(domain), 200, handover_headers(outcomes)
+    return render(as_email_domain(domain)), 200, handover_headers(outcomes)
 
 
 @bp.delete("/email_domains/<domain_id>")

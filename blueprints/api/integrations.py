@@ -15,21 +15,24 @@ from blueprints.api import (
 )
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
-from core.openapi import (
-    CHANNEL_TYPE,
-    ResourceDocs,
-    documented,
-    query,
-)
+from core.openapi import ResourceDocs, documented, query
 from core.pagination import keyset_page
 from core.providers import SECRET_MASK
-from core.serializers import integration_to_api
+from core.schemas import integrations as shapes
+from core.schemas import render, render_page
+from core.schemas.integrations import as_integration
+from core.schemas.values import enum
 from core.services import integrations as service
 from core.services import provider_checks
 from core.tenancy import get_for_tenant
 
 INTEGRATIONS = ResourceDocs(
-    "Integrations", "Integration", "integration", "integrations", "integration_id"
+    "Integrations",
+    shapes.Integration,
+    shapes.IntegrationList,
+    "integration",
+    "integrations",
+    "integration_id",
 )
 
 
@@ -39,7 +42,7 @@ INTEGRATIONS = ResourceDocs(
         "createIntegration",
         "Create an integration",
         "The integration was created.",
-        request_schema="IntegrationCreate",
+        request_schema=shapes.IntegrationCreate,
         description="Secret credentials are encrypted at rest and never shown again: responses "
         f"show them as `{SECRET_MASK}`.",
     )
@@ -49,7 +52,7 @@ def create_integration():
     """Create an integration (201); its secrets are encrypted and never shown again."""
     integration = service.create_integration(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_integration", integration_id=integration.id)
-    return integration_to_api(integration), 201, {"Location": location}
+    return render(as_integration(integration)), 201, {"Location": location}
 
 
 @bp.get("/integrations")
@@ -57,7 +60,7 @@ def create_integration():
     INTEGRATIONS.listing(
         "listIntegrations",
         "List integrations",
-        query("channel_type", CHANNEL_TYPE, "Only integrations of this type."),
+        query("channel_type", enum(CHANNEL_TYPES), "Only integrations of this type."),
     )
 )
 def list_integrations():
@@ -69,14 +72,14 @@ def list_integrations():
     rows, next_cursor = keyset_page(
         db.session, query, Integration, query_limit(), request.args.get("cursor")
     )
-    return {"data": [integration_to_api(i) for i in rows], "next_cursor": next_cursor}
+    return render_page(shapes.IntegrationList, [as_integration(i) for i in rows], next_cursor)
 
 
 @bp.get("/integrations/<integration_id>")
 @documented(INTEGRATIONS.reading("getIntegration", "Get an integration"))
 def get_integration(integration_id):
     """One integration, secrets masked."""
-    return integration_to_api(get_for_tenant(Integration, g.tenant_id, integration_id))
+    return render(as_integration(get_for_tenant(Integration, g.tenant_id, integration_id)))
 
 
 @bp.patch("/integrations/<integration_id>")
@@ -86,7 +89,7 @@ def get_integration(integration_id):
         "Update an integration",
         "The updated integration.",
         ("Default-Handover",),
-        request_schema="IntegrationUpdate",
+        request_schema=shapes.IntegrationUpdate,
         description="Rename, replace credentials (omitted credentials and secrets sent back as "
         f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
         "its channels.",
@@ -98,7 +101,7 @@ def update_integration(integration_id):
     integration, outcomes = service.update_integration(
         g.tenant_id, integration_id, json_body(), g.actor
     )
-    return integration_to_api(integration), 200, handover_headers(outcomes)
+    return render(as_integration(integration)), 200, handover_headers(outcomes)
 
 
 @bp.post("/integrations/<integration_id>/check")
@@ -117,7 +120,7 @@ def check_integration(integration_id):
     """Check the credentials with the provider now; 200 with the integration's last_check."""
     json_body(required=False)
     outcome = provider_checks.check_integration(g.tenant_id, integration_id, g.actor)
-    return integration_to_api(outcome.integration), 200
+    return render(as_integration(outcome.integration)), 200
 
 
 @bp.delete("/integrations/<integration_id>")

@@ -8,17 +8,21 @@ from sqlalchemy import select
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
 from core.models import Channel, PhoneNumber
-from core.openapi import (
-    ResourceDocs,
-    documented,
-)
+from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
-from core.serializers import phone_number_to_api
+from core.schemas import phone_numbers as shapes
+from core.schemas import render, render_page
+from core.schemas.phone_numbers import as_phone_number
 from core.services import phone_numbers as service
 from core.tenancy import get_for_tenant
 
 PHONE_NUMBERS = ResourceDocs(
-    "Phone numbers", "PhoneNumber", "phone number", "numbers", "phone_number_id"
+    "Phone numbers",
+    shapes.PhoneNumber,
+    shapes.PhoneNumberList,
+    "phone number",
+    "numbers",
+    "phone_number_id",
 )
 
 
@@ -40,7 +44,7 @@ def _channel_ids(numbers: list[PhoneNumber]) -> dict[str, str]:
         "createPhoneNumber",
         "Add a phone number",
         "The number was added; `channel_id` is its SMS channel.",
-        request_schema="PhoneNumberCreate",
+        request_schema=shapes.PhoneNumberCreate,
     )
 )
 @write_endpoint
@@ -50,7 +54,7 @@ def create_phone_number():
     number = outcome.phone_number
     location = url_for("api.get_phone_number", phone_number_id=number.id)
     channel_id = outcome.channel.id if outcome.channel else None
-    return phone_number_to_api(number, channel_id), 201, {"Location": location}
+    return render(as_phone_number(number, channel_id)), 201, {"Location": location}
 
 
 @bp.get("/phone_numbers")
@@ -62,10 +66,11 @@ def list_phone_numbers():
         db.session, query, PhoneNumber, query_limit(), request.args.get("cursor")
     )
     channel_ids = _channel_ids(rows)
-    return {
-        "data": [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
-        "next_cursor": next_cursor,
-    }
+    return render_page(
+        shapes.PhoneNumberList,
+        [as_phone_number(n, channel_ids.get(n.id)) for n in rows],
+        next_cursor,
+    )
 
 
 @bp.get("/phone_numbers/<phone_number_id>")
@@ -73,7 +78,7 @@ def list_phone_numbers():
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
     number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
-    return phone_number_to_api(number, _channel_ids([number]).get(number.id))
+    return render(as_phone_number(number, _channel_ids([number]).get(number.id)))
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
@@ -93,7 +98,7 @@ def release_phone_number(phone_number_id):
     json_body(required=False)
     number, outcomes = service.release_phone_number(g.tenant_id, phone_number_id, g.actor)
     return (
-        phone_number_to_api(number, _channel_ids([number]).get(number.id)),
+        render(as_phone_number(number, _channel_ids([number]).get(number.id))),
         200,
         handover_headers(outcomes),
     )

@@ -10,8 +10,6 @@ The rows the channel rules read come in one query, ``services.channel_queries.lo
 
 from core.rules.channels import (
     ALL_TYPE_FIELDS,
-    CHANNEL_COMMON_FIELDS,
-    CHANNEL_READ_ONLY,
     CHANNEL_STATUS_CHOICES,
     CHANNEL_TYPE_FIELDS,
     ChannelDraft,
@@ -22,23 +20,11 @@ from core.rules.channels import (
     name_taken,
     phone_number_refusal,
 )
-from core.rules.domains import EMAIL_DOMAIN_FIELDS, EMAIL_DOMAIN_READ_ONLY, check_email_domain
-from core.rules.integrations import (
-    INTEGRATION_FIELDS,
-    INTEGRATION_READ_ONLY,
-    IntegrationDraft,
-    check_integration,
-    clean_credentials,
-)
-from core.rules.numbers import (
-    CAPABILITIES,
-    NUMBER_IN_USE,
-    PHONE_NUMBER_FIELDS,
-    PHONE_NUMBER_READ_ONLY,
-    PhoneNumberDraft,
-    check_phone_number,
-)
+from core.rules.domains import check_email_domain
+from core.rules.integrations import IntegrationDraft, check_integration
+from core.rules.numbers import NUMBER_IN_USE, PhoneNumberDraft, check_phone_number
 from core.rules.values import (
+    CAPABILITIES,
     CONTROL_CHARACTERS,
     E164_PATTERN,
     INVALID_NUMBER,
@@ -52,6 +38,8 @@ from core.rules.values import (
     REQUIRED,
     UNKNOWN,
     clean_bool,
+    clean_choice,
+    clean_credentials,
     clean_id,
     clean_metadata,
     clean_name,
@@ -61,23 +49,16 @@ from core.rules.values import (
     normalize_phone_number,
     parse_e164,
     parse_email_address,
-    reject_fields,
 )
 from core.services.channel_queries import ChannelRefs, load_channel_refs
 
 __all__ = [
     "ALL_TYPE_FIELDS",
     "CAPABILITIES",
-    "CHANNEL_COMMON_FIELDS",
-    "CHANNEL_READ_ONLY",
     "CHANNEL_STATUS_CHOICES",
     "CHANNEL_TYPE_FIELDS",
     "CONTROL_CHARACTERS",
     "E164_PATTERN",
-    "EMAIL_DOMAIN_FIELDS",
-    "EMAIL_DOMAIN_READ_ONLY",
-    "INTEGRATION_FIELDS",
-    "INTEGRATION_READ_ONLY",
     "INVALID_NUMBER",
     "METADATA_KEY_MAX",
     "METADATA_MAX_KEYS",
@@ -86,8 +67,6 @@ __all__ = [
     "NOT_A_BOOLEAN",
     "NOT_A_STRING",
     "NUMBER_IN_USE",
-    "PHONE_NUMBER_FIELDS",
-    "PHONE_NUMBER_READ_ONLY",
     "READ_ONLY",
     "REQUIRED",
     "UNKNOWN",
@@ -100,6 +79,7 @@ __all__ = [
     "check_integration",
     "check_phone_number",
     "clean_bool",
+    "clean_choice",
     "clean_credentials",
     "clean_id",
     "clean_metadata",
@@ -116,5 +96,4 @@ __all__ = [
     "normalize_phone_number",
     "parse_e164",
     "parse_email_address",
-    "reject_fields",
 ]
