@@ -149,10 +149,10 @@ class ResourceDocs:
 
     tag: str
     schema: Model  # the declared model of one object, e.g. ``PhoneNumber``
-    list_schema: Model  # the declared list envelope, e.g. ``PhoneNumberList``
     noun: str  # "phone number": in the path parameter's description
     plural: str  # "numbers": "One page of numbers, newest first."
     id_param: str  # the path parameter, e.g. "phone_number_id"
+    list_schema: Model | None = None  # the list envelope; by default ``<schema>List``
 
     def _id(self) -> list[dict]:
         return [path_id(self.id_param, self.noun)]
@@ -165,7 +165,8 @@ class ResourceDocs:
 
     def listing(self, operation_id: str, summary: str, *filters: dict, **extra) -> Operation:
         """GET of one page, newest first, with ``filters`` before limit and cursor."""
-        ok = {200: body(self.list_schema, f"One page of {self.plural}, newest first.")}
+        envelope = self.list_schema or f"{ref(self.schema)['$ref'].rsplit('/', 1)[1]}List"
+        ok = {200: body(envelope, f"One page of {self.plural}, newest first.")}
         return Operation(
             operation_id,
             summary,

@@ -28,7 +28,12 @@ from core.services.test_send import send_test_message
 from core.tenancy import get_for_tenant
 
 CHANNELS = ResourceDocs(
-    "Channels", shapes.Channel, shapes.ChannelList, "channel", "channels", "channel_id"
+    "Channels",
+    shapes.Channel,
+    "channel",
+    "channels",
+    "channel_id",
+    list_schema=shapes.ChannelList,
 )
 
 

@@ -19,10 +19,10 @@ from core.tenancy import get_for_tenant
 EMAIL_DOMAINS = ResourceDocs(
     "Email domains",
     shapes.EmailDomain,
-    shapes.EmailDomainList,
     "email domain",
     "domains",
     "domain_id",
+    list_schema=shapes.EmailDomainList,
 )
 
 

@@ -29,10 +29,10 @@ from core.tenancy import get_for_tenant
 INTEGRATIONS = ResourceDocs(
     "Integrations",
     shapes.Integration,
-    shapes.IntegrationList,
     "integration",
     "integrations",
     "integration_id",
+    list_schema=shapes.IntegrationList,
 )
 
 

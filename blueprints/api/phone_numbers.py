@@ -19,10 +19,10 @@ from core.tenancy import get_for_tenant
 PHONE_NUMBERS = ResourceDocs(
     "Phone numbers",
     shapes.PhoneNumber,
-    shapes.PhoneNumberList,
     "phone number",
     "numbers",
     "phone_number_id",
+    list_schema=shapes.PhoneNumberList,
 )
 
 

@@ -6,7 +6,9 @@ class then:
 
 - parses a request body (``parse_body(Model, data)``: every error at once, keyed by field path,
   raised as the API's ``ValidationFailed`` so the envelope and status stay the same),
-- serializes a response (``Model.model_validate(obj).model_dump(mode="json")`` or built directly),
+- serializes a response (``render(instance)``; a list page with ``render_page(XList, items,
+  next_cursor)``, the envelope made by ``list_of``): the object is validated by its model,
+  then dumped in declaration order,
 - is a component of ``/api/openapi.json`` under its class name (``component_schemas()``, merged
   by ``core.openapi.build_openapi``). Names are the class names, never prose titles: the JSON
   Schema generator below writes no ``title`` at all, so client generators name models after
@@ -15,12 +17,18 @@ class then:
 Cross-row rules (tenant ownership, names taken, default handover, status derivation) stay in
 ``core.rules`` and the services; a model holds only what one value or one object can say.
 
-Request fields are typed with ``rule(cleaner, schema)`` (see ``core.schemas.values``): the
+Request fields are typed with ``rule(cleaner, schema)`` (see ``core.schemas.values``), or with
+``described(schema)`` for a value the rules read in context (a number whose form depends on
+``country``, credentials judged against the stored ones): the
 validator is the rules' own cleaner (``core.rules.values``), so a message is the rules' sentence,
 and the JSON Schema is declared on the type, so the document keeps the constraints (patterns,
 lengths, enums) the cleaner enforces. The rules read a body through ``parse_fields``, which
 collects the model's value errors into the rules' ``FieldErrors``: value errors and the
-cross-row errors found after them leave in one 422, as before.
+cross-row errors found after them leave in one 422, as before. Unknown fields are refused with
+"Unknown field.", the model's ``read_only`` ones with "This field is read-only.".
+
+A resource module imports ``core.rules.values`` (its cleaners); the rules import the resource
+modules inside their functions, so that either package may be imported first.
 
 One module per resource: ``channels``, ``integrations`` (one model per provider, from the
 provider registry), ``email_domains``, ``phone_numbers``, ``audit_events``, ``errors``; the
@@ -164,6 +172,7 @@ def rule(cleaner: Cleaner, schema: dict | Any) -> Any:
             raise RuleError(name, errors.as_dict())
         return cleaned
 
+    validate.cleaner = cleaner  # what the field's messages come from (tests compare them)
     if isinstance(schema, dict):
         return Annotated[Any, PlainValidator(validate), WithJsonSchema(schema)]
     return Annotated[Any, PlainValidator(validate, json_schema_input_type=schema)]
