@@ -37,6 +37,11 @@ CHANNELS = ResourceDocs(
 )
 
 
+def channel_to_api(channel: Channel) -> dict:
+    """The channel as the API renders it (its declared model, ``core.schemas.channels``)."""
+    return render(as_channel(channel))
+
+
 @bp.post("/channels")
 @documented(
     CHANNELS.creating(
@@ -64,10 +69,10 @@ def create_channel():
     dry_run = query_bool("dry_run", False)
     outcome = service.create_channel(g.tenant_id, json_body(), g.actor, dry_run=dry_run)
     if dry_run:
-        return render(as_channel(outcome.channel)), 200
+        return channel_to_api(outcome.channel), 200
     channel = outcome.channel
     return (
-        render(as_channel(channel)),
+        channel_to_api(channel),
         201,
         {"Location": url_for("api.get_channel", channel_id=channel.id)},
     )
@@ -108,7 +113,7 @@ def list_channels():
 @documented(CHANNELS.reading("getChannel", "Get a channel"))
 def get_channel(channel_id):
     """One channel of the tenant."""
-    return render(as_channel(get_for_tenant(Channel, g.tenant_id, channel_id)))
+    return channel_to_api(get_for_tenant(Channel, g.tenant_id, channel_id))
 
 
 @bp.patch("/channels/<channel_id>")
@@ -127,7 +132,7 @@ def get_channel(channel_id):
 def update_channel(channel_id):
     """Partial update; disabling the default names its successor in Default-Handover."""
     outcome = service.update_channel(g.tenant_id, channel_id, json_body(), g.actor)
-    return render(as_channel(outcome.channel)), 200, handover_headers([outcome])
+    return channel_to_api(outcome.channel), 200, handover_headers([outcome])
 
 
 @bp.delete("/channels/<channel_id>")

@@ -29,6 +29,5 @@ class Error(Schema):
 
 def render_error(code: str, message: str, fields: dict | None = None) -> dict:
     """The envelope; ``fields`` only when some field failed."""
-    return Error(error=ErrorDetail(code=code, message=message, fields=fields or None)).model_dump(
-        exclude_none=True
-    )
+    detail = ErrorDetail(code=code, message=message, **({"fields": fields} if fields else {}))
+    return Error(error=detail).model_dump(exclude_unset=True)
