@@ -10,8 +10,9 @@ from core.models import AuditEvent
 from core.openapi import CURSOR, LIMIT, READ_ERRORS, blank_or, body, documented, query
 from core.pagination import keyset_page
 from core.schemas import render_page
-from core.schemas.audit_events import AuditEventList, as_audit_event
+from core.schemas.audit_events import AuditEventList
 from core.schemas.values import enum
+from core.serializers import audit_event_to_api
 from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 from core.services.audit_queries import ACTION, audit_event_query, parse_audit_filters
 
@@ -73,4 +74,4 @@ def list_audit_events():
     rows, next_cursor = keyset_page(
         db.session, query, AuditEvent, query_limit(), request.args.get("cursor")
     )
-    return render_page(AuditEventList, [as_audit_event(e) for e in rows], next_cursor)
+    return render_page(AuditEventList, [audit_event_to_api(e) for e in rows], next_cursor)

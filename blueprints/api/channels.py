@@ -20,8 +20,9 @@ from core.openapi import QUERY_BOOLEAN, ResourceDocs, body, documented, query
 from core.pagination import keyset_page
 from core.schemas import channels as shapes
 from core.schemas import parse_body, render, render_page
-from core.schemas.channels import SEED_CHANNEL_EXAMPLES, SEED_CREATE_EXAMPLES, as_channel
+from core.schemas.channels import SEED_CHANNEL_EXAMPLES, SEED_CREATE_EXAMPLES
 from core.schemas.values import enum
+from core.serializers import channel_to_api
 from core.services import channels as service
 from core.services.channel_queries import channel_list_query
 from core.services.test_send import send_test_message
@@ -35,11 +36,6 @@ CHANNELS = ResourceDocs(
     "channel_id",
     list_schema=shapes.ChannelList,
 )
-
-
-def channel_to_api(channel: Channel) -> dict:
-    """The channel as the API renders it (its declared model, ``core.schemas.channels``)."""
-    return render(as_channel(channel))
 
 
 @bp.post("/channels")
@@ -106,7 +102,7 @@ def list_channels():
     rows, next_cursor = keyset_page(
         db.session, query, Channel, query_limit(), request.args.get("cursor")
     )
-    return render_page(shapes.ChannelList, [as_channel(c) for c in rows], next_cursor)
+    return render_page(shapes.ChannelList, [channel_to_api(c) for c in rows], next_cursor)
 
 
 @bp.get("/channels/<channel_id>")
@@ -163,4 +159,4 @@ def test_channel(channel_id):
         shapes.TestMessageRequest, json_body(), "The test message could not be sent."
     )
     result = send_test_message(g.tenant_id, channel_id, request.to, g.actor)
-    return shapes.TestMessageResult(ok=result.ok, message=result.message).model_dump(), 200
+    return render(shapes.TestMessageResult(ok=result.ok, message=result.message)), 200

@@ -11,8 +11,8 @@ from core.models import EmailDomain
 from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
 from core.schemas import email_domains as shapes
-from core.schemas import render, render_page
-from core.schemas.email_domains import as_email_domain
+from core.schemas import render_page
+from core.serializers import email_domain_to_api
 from core.services import email_domains as service
 from core.tenancy import get_for_tenant
 
@@ -40,7 +40,7 @@ def create_email_domain():
     """Add a domain (201, pending) with the DNS records to publish."""
     domain = service.create_email_domain(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_email_domain", domain_id=domain.id)
-    return render(as_email_domain(domain)), 201, {"Location": location}
+    return email_domain_to_api(domain), 201, {"Location": location}
 
 
 @bp.get("/email_domains")
@@ -51,14 +51,14 @@ def list_email_domains():
     rows, next_cursor = keyset_page(
         db.session, query, EmailDomain, query_limit(), request.args.get("cursor")
     )
-    return render_page(shapes.EmailDomainList, [as_email_domain(d) for d in rows], next_cursor)
+    return render_page(shapes.EmailDomainList, [email_domain_to_api(d) for d in rows], next_cursor)
 
 
 @bp.get("/email_domains/<domain_id>")
 @documented(EMAIL_DOMAINS.reading("getEmailDomain", "Get an email domain"))
 def get_email_domain(domain_id):
     """One domain with its DNS records."""
-    return render(as_email_domain(get_for_tenant(EmailDomain, g.tenant_id, domain_id)))
+    return email_domain_to_api(get_for_tenant(EmailDomain, g.tenant_id, domain_id))
 
 
 @bp.post("/email_domains/<domain_id>/verify")
@@ -78,7 +78,7 @@ def verify_email_domain(domain_id):
     """Look the DNS records up now; the domain's channels follow its status."""
     json_body(required=False)
     domain, outcomes = service.verify_email_domain(g.tenant_id, domain_id, g.actor)
-    return render(as_email_domain(domain)), 200, handover_headers(outcomes)
+    return email_domain_to_api(domain), 200, handover_headers(outcomes)
 
 
 @bp.delete("/email_domains/<domain_id>")

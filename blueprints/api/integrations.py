@@ -19,9 +19,9 @@ from core.openapi import ResourceDocs, documented, query
 from core.pagination import keyset_page
 from core.providers import SECRET_MASK
 from core.schemas import integrations as shapes
-from core.schemas import render, render_page
-from core.schemas.integrations import as_integration
+from core.schemas import render_page
 from core.schemas.values import enum
+from core.serializers import integration_to_api
 from core.services import integrations as service
 from core.services import provider_checks
 from core.tenancy import get_for_tenant
@@ -52,7 +52,7 @@ def create_integration():
     """Create an integration (201); its secrets are encrypted and never shown again."""
     integration = service.create_integration(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_integration", integration_id=integration.id)
-    return render(as_integration(integration)), 201, {"Location": location}
+    return integration_to_api(integration), 201, {"Location": location}
 
 
 @bp.get("/integrations")
@@ -72,14 +72,14 @@ def list_integrations():
     rows, next_cursor = keyset_page(
         db.session, query, Integration, query_limit(), request.args.get("cursor")
     )
-    return render_page(shapes.IntegrationList, [as_integration(i) for i in rows], next_cursor)
+    return render_page(shapes.IntegrationList, [integration_to_api(i) for i in rows], next_cursor)
 
 
 @bp.get("/integrations/<integration_id>")
 @documented(INTEGRATIONS.reading("getIntegration", "Get an integration"))
 def get_integration(integration_id):
     """One integration, secrets masked."""
-    return render(as_integration(get_for_tenant(Integration, g.tenant_id, integration_id)))
+    return integration_to_api(get_for_tenant(Integration, g.tenant_id, integration_id))
 
 
 @bp.patch("/integrations/<integration_id>")
@@ -101,7 +101,7 @@ def update_integration(integration_id):
     integration, outcomes = service.update_integration(
         g.tenant_id, integration_id, json_body(), g.actor
     )
-    return render(as_integration(integration)), 200, handover_headers(outcomes)
+    return integration_to_api(integration), 200, handover_headers(outcomes)
 
 
 @bp.post("/integrations/<integration_id>/check")
@@ -120,7 +120,7 @@ def check_integration(integration_id):
     """Check the credentials with the provider now; 200 with the integration's last_check."""
     json_body(required=False)
     outcome = provider_checks.check_integration(g.tenant_id, integration_id, g.actor)
-    return render(as_integration(outcome.integration)), 200
+    return integration_to_api(outcome.integration), 200
 
 
 @bp.delete("/integrations/<integration_id>")

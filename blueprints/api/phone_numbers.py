@@ -11,8 +11,8 @@ from core.models import Channel, PhoneNumber
 from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
 from core.schemas import phone_numbers as shapes
-from core.schemas import render, render_page
-from core.schemas.phone_numbers import as_phone_number
+from core.schemas import render_page
+from core.serializers import phone_number_to_api
 from core.services import phone_numbers as service
 from core.tenancy import get_for_tenant
 
@@ -54,7 +54,7 @@ def create_phone_number():
     number = outcome.phone_number
     location = url_for("api.get_phone_number", phone_number_id=number.id)
     channel_id = outcome.channel.id if outcome.channel else None
-    return render(as_phone_number(number, channel_id)), 201, {"Location": location}
+    return phone_number_to_api(number, channel_id), 201, {"Location": location}
 
 
 @bp.get("/phone_numbers")
@@ -68,7 +68,7 @@ def list_phone_numbers():
     channel_ids = _channel_ids(rows)
     return render_page(
         shapes.PhoneNumberList,
-        [as_phone_number(n, channel_ids.get(n.id)) for n in rows],
+        [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
         next_cursor,
     )
 
@@ -78,7 +78,7 @@ def list_phone_numbers():
 def get_phone_number(phone_number_id):
     """One number, with the id of its SMS channel."""
     number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
-    return render(as_phone_number(number, _channel_ids([number]).get(number.id)))
+    return phone_number_to_api(number, _channel_ids([number]).get(number.id))
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
@@ -98,7 +98,7 @@ def release_phone_number(phone_number_id):
     json_body(required=False)
     number, outcomes = service.release_phone_number(g.tenant_id, phone_number_id, g.actor)
     return (
-        render(as_phone_number(number, _channel_ids([number]).get(number.id))),
+        phone_number_to_api(number, _channel_ids([number]).get(number.id)),
         200,
         handover_headers(outcomes),
     )

@@ -290,6 +290,8 @@ def render(instance: BaseModel) -> dict:
     return instance.model_dump(mode="json")
 
 
-def render_page(model: type[Schema], items: list, next_cursor: str | None) -> dict:
-    """One page of a list (``model`` from ``list_of``) as the API's JSON object."""
-    return model(data=items, next_cursor=next_cursor).model_dump(mode="json")
+def render_page(model: type[Schema], items: list[dict], next_cursor: str | None) -> dict:
+    """One page of a list (``model`` from ``list_of``): ``items`` are already rendered, each by
+    its own model (``render``), so the envelope only puts them in order."""
+    assert set(model.model_fields) == {"data", "next_cursor"}, model
+    return {"data": items, "next_cursor": next_cursor}
