@@ -37,6 +37,7 @@ shared value types are in ``values``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -170,6 +171,8 @@ def rule(cleaner: Cleaner, schema: dict | Any) -> Any:
         cleaned = cleaner(value, errors, name)
         if errors:
             raise RuleError(name, errors.as_dict())
+        if info.context is not None:  # parse_fields keeps what passed, in case others fail
+            info.context[name] = cleaned
         return cleaned
 
     validate.cleaner = cleaner  # what the field's messages come from (tests compare them)
@@ -225,8 +228,9 @@ def parse_fields(
     added to ``errors`` instead of raised, so that the rules go on to the cross-row checks of
     the fields that passed and report everything at once."""
     payload = {key: value for key, value in data.items() if key not in skip} if skip else data
+    passed: dict[str, Any] = {}  # what each rule-typed field's cleaner returned
     try:
-        parsed = model.model_validate(payload)
+        parsed = model.model_validate(payload, context=passed)
     except ValidationError as exc:
         failed = set()
         for error in exc.errors(include_url=False, include_input=False):
@@ -237,20 +241,26 @@ def parse_fields(
             _add_error(model, error, errors)
     else:
         return {name: getattr(parsed, name) for name in model.model_fields}
-    return _parsed_fields(model, payload, failed)
-
-
-def _parsed_fields(model: type[BaseModel], payload: dict, failed: set = frozenset()) -> dict:
-    """Each field of ``model`` not in ``failed``, read alone: its cleaned value, or its default."""
     values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
+    for name, required, default in _fields_of(model):
         if name in failed:
             continue
-        if name in payload:
-            values[name] = _field_adapter(model, name).validate_python(payload[name])
-        elif not field.is_required():
-            values[name] = field.get_default(call_default_factory=True)
+        if name in passed:
+            values[name] = passed[name]
+        elif name in payload:  # a field without a rule cleaner: read it alone
+            values[name] = _field_adapter(model, name).validator.validate_python(payload[name])
+        elif not required:
+            values[name] = copy.deepcopy(default)
     return values
+
+
+@cache
+def _fields_of(model: type[BaseModel]) -> tuple[tuple[str, bool, Any], ...]:
+    """(name, required, default) of each field of ``model``, read once."""
+    return tuple(
+        (name, field.is_required(), None if field.is_required() else field.get_default())
+        for name, field in model.model_fields.items()
+    )
 
 
 def parse_body(model: type[M], data: Any, message: str = "The request is not valid.") -> M:
