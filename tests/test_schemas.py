@@ -214,3 +214,15 @@ def test_resource_docs_take_a_model_or_a_component_name():
         assert ok["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ChannelList"
         }
+
+
+@pytest.mark.parametrize("channel_type", ["email", "sms"])
+def test_the_documented_seed_examples_follow_the_declarations(channel_type):
+    """The examples of POST /api/channels are a valid body and a valid channel of the models."""
+    request = channel_shapes.SEED_CREATE_EXAMPLES[channel_type]["value"]
+    errors = FieldErrors()
+    parse_fields(channel_shapes.CREATE_MODELS[channel_type], request, errors)
+    assert not errors
+    response = channel_shapes.SEED_CHANNEL_EXAMPLES[channel_type]["value"]
+    rendered = schemas.render(channel_shapes.Channel.model_validate(response))
+    assert list(rendered.items()) == list(response.items())

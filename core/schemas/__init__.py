@@ -296,8 +296,9 @@ def list_of(item: Any, name: str, plural: str = "objects") -> type[Schema]:
 
 
 def render(instance: BaseModel) -> dict:
-    """A response model as the API's JSON object (its fields in declaration order)."""
-    return instance.model_dump(mode="json")
+    """A response model as the API's JSON object (its fields in declaration order; an optional
+    field that was not set, such as a channel's ``updated_at``, is absent rather than null)."""
+    return instance.model_dump(mode="json", exclude_unset=True)
 
 
 def render_page(model: type[Schema], items: list[dict], next_cursor: str | None) -> dict:

@@ -1,8 +1,9 @@
 """Channels (DESIGN §3, §4): email and SMS channels as a union discriminated on
 ``channel_type``, as created, as changed, as rendered, and as a dry run renders them.
 
-Each type's models are built from one table of fields (``_FIELDS``) and the rules' list of the
-type's address fields (``CHANNEL_TYPE_FIELDS``), so both types stay alike but for those."""
+Each shape is built by one function for both types, from the type's address fields
+(``core.models.CHANNEL_TYPE_FIELDS``), so the types stay alike but for those; the field order is
+the seed's (DESIGN §4), which ``render`` keeps."""
 
 from __future__ import annotations
 
