@@ -1,13 +1,18 @@
 """The rules of DESIGN §3, written once; the API and the console forms both come through here.
 
-- ``values``: one value at a time (names, ids, addresses, numbers, domains, metadata);
+- ``values``: one value at a time (names, ids, addresses, numbers, domains, metadata, a
+  provider's credentials);
 - ``channels``: ``check_channel`` and ``derive_status``;
-- ``integrations``: ``check_integration`` and the providers' credentials;
+- ``integrations``: ``check_integration`` (which provider serves which type; what may change);
 - ``numbers`` and ``domains``: adding a phone number, adding an email domain.
 
-The rows the channel rules read come in one query, ``services.channel_queries.load_channel_refs``.
+A request body is read by its declared model (``core.schemas``: each field's validator is a
+cleaner of ``values``); the rules judge what needs rows or other fields, and report both kinds
+of error at once. The rows the channel rules read come in one query,
+``services.channel_queries.load_channel_refs``.
 """
 
+from core.errors import READ_ONLY, REQUIRED, UNKNOWN
 from core.rules.channels import (
     ALL_TYPE_FIELDS,
     CHANNEL_STATUS_CHOICES,
@@ -34,9 +39,6 @@ from core.rules.values import (
     NAME_MAX,
     NOT_A_BOOLEAN,
     NOT_A_STRING,
-    READ_ONLY,
-    REQUIRED,
-    UNKNOWN,
     clean_bool,
     clean_choice,
     clean_credentials,

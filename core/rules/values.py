@@ -1,7 +1,9 @@
 """Value cleaners of DESIGN §3: one value at a time, the same for the API and the console.
 
 Each cleaner takes a JSON value as received, adds its message to ``errors`` when the value is
-wrong, and returns the cleaned value (or None).
+wrong, and returns the cleaned value (or None). ``core.schemas.values`` makes each one a field
+type (its validator, with the JSON Schema stating the same limits), so the request models and
+the console's forms read values through these very functions.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import idna
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from core.errors import READ_ONLY, REQUIRED, UNKNOWN, FieldErrors
+from core.errors import REQUIRED, FieldErrors
 from core.providers import SECRET_MASK, Provider
 
-__all__ = ["READ_ONLY", "REQUIRED", "UNKNOWN"]  # re-exported: the rules' messages
 NOT_A_STRING = "Must be a string."
 NOT_A_BOOLEAN = "Must be true or false."
 INVALID_NUMBER = "This is not a valid phone number."
