@@ -181,6 +181,17 @@ def rule(cleaner: Cleaner, schema: dict | Any) -> Any:
     return Annotated[Any, PlainValidator(validate, json_schema_input_type=schema)]
 
 
+def required_in_document(*names: str) -> ConfigDict:
+    """A model config listing ``names`` as required in the document while the model lets them
+    be omitted: a value judged later (by the rules or the service, with their own message and
+    in their own order), which callers must still send."""
+
+    def add(schema: dict) -> None:
+        schema["required"] = [*schema.get("required", ()), *names]
+
+    return ConfigDict(json_schema_extra=add)
+
+
 def described(schema: dict) -> Any:
     """A field type taken as sent (the rules read it), documented as ``schema``."""
     return Annotated[Any, WithJsonSchema(schema)]

@@ -18,7 +18,7 @@ from core.models import (
     CHANNEL_TYPE_FIELDS,
     CHANNEL_TYPES,
 )
-from core.schemas import Schema, declared, described, list_of
+from core.schemas import Schema, declared, described, list_of, required_in_document
 from core.schemas.values import (
     E164_SCHEMA,
     EMAIL_SCHEMA,
@@ -204,12 +204,15 @@ class ChannelUpdate(Schema):
 
 @declared(mode="validation")
 class TestMessageRequest(Schema):
-    """Where to send a test message."""
+    """Where to send a test message. ``to`` is read by the service once the channel is found
+    (an address or a number, by the channel's type)."""
+
+    model_config = required_in_document("to")
 
     to: Annotated[
         described({"type": "string"}),
         Field(description="An email address (email channels) or an E.164 number (SMS channels)."),
-    ]
+    ] = None
 
 
 @declared

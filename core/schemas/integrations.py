@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, RootModel, WithJsonSchema, create_model
+from pydantic import Field, RootModel, WithJsonSchema, create_model
 
 from core.crypto import decrypt_credentials
 from core.models import CHANNEL_TYPES, INTEGRATION_STATUSES
 from core.providers import PROVIDERS, SECRET_MASK, CredentialField, Provider, mask_credentials
 from core.rules.values import clean_credentials
-from core.schemas import Schema, declared, described, list_of, rule
+from core.schemas import Schema, declared, described, list_of, required_in_document, rule
 from core.schemas.values import (
     Id,
     Name,
@@ -181,14 +181,10 @@ def as_integration(integration) -> Schema:
 # --- requests -----------------------------------------------------------------------------------
 
 
-def _require_credentials(schema: dict) -> None:
+class _RequiringCredentials(Schema):
     # Omitted credentials are still read (``validate_default``: each required one is reported
     # by name), yet a caller must send them: the document says so.
-    schema["required"] = [*schema.get("required", ()), "credentials"]
-
-
-class _RequiringCredentials(Schema):
-    model_config = ConfigDict(json_schema_extra=_require_credentials)
+    model_config = required_in_document("credentials")
 
 
 def _create_model(provider: Provider) -> type[Schema]:
