@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# The messages of the field errors every resource shares (the rules and core.schemas both use
+# them; they live here, where neither package is imported).
+REQUIRED = "This field is required."
+READ_ONLY = "This field is read-only."
+UNKNOWN = "Unknown field."
+
 
 class ServiceError(Exception):
     """Base class: ``status`` and ``code`` are what the JSON API answers with."""

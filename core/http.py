@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.errors import ServiceError
 from core.extensions import db
+from core.schemas.errors import render_error
 
 # The largest JSON body the API reads (DESIGN §4): Flask's MAX_CONTENT_LENGTH and the document.
 MAX_BODY_BYTES = 64 * 1024
@@ -48,10 +49,7 @@ def is_api_request() -> bool:
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
     """The JSON error envelope."""
-    error = {"code": code, "message": message}
-    if fields:
-        error["fields"] = fields
-    response = jsonify({"error": error})
+    response = jsonify(render_error(code, message, fields))
     response.status_code = status
     return response
 

@@ -25,7 +25,14 @@ from core.db_types import PortableJSON, UTCDateTime, new_id, utcnow
 from core.extensions import db
 
 CHANNEL_TYPES = ("email", "sms")
+# The address fields each channel type uses (the other type's are absent, not null).
+CHANNEL_TYPE_FIELDS = {
+    "email": ("send_from_email", "email_domain_id"),
+    "sms": ("send_from_phone_number", "phone_number_id"),
+}
 CHANNEL_STATUSES = ("available", "pending_verification", "disabled")
+# A PATCH may also set ``status`` (to "disabled", or back to "available").
+CHANNEL_STATUS_CHOICES = ("available", "disabled")
 INTEGRATION_STATUSES = ("active", "disabled")
 EMAIL_DOMAIN_STATUSES = ("pending", "verified", "failed")
 DNS_RECORD_STATUSES = ("pending", "verified", "missing", "error")

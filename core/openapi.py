@@ -1,13 +1,15 @@
 """The OpenAPI 3.1 document of the JSON API (DESIGN §4), served at GET /api/openapi.json.
 
-The document is built from the same constants the rules use (``core.rules``, ``core.models``,
-``core.providers``), so a limit changed there changes here. ``tests/api/test_openapi.py`` keeps
-it true: every route under /api must be documented, real responses must match the schemas, and
-schemathesis fuzzes every operation against it.
+Only the assembly lives here: operations, parameters, headers and error responses. Every body
+is a model declared once in ``core.schemas`` (the same class parses the request or renders the
+response), referenced by the operation and listed under ``components.schemas`` by
+``core.schemas.component_schemas``. ``tests/api/test_openapi.py`` keeps it true: every route
+under /api must be documented, real responses must match the schemas, and schemathesis fuzzes
+every operation against it.
 
 An operation is declared on its route, where the route is defined (``documented``), mostly
-through its resource's ``ResourceDocs``; ``build_openapi`` assembles the paths from the URL map
-and adds the component schemas below. E.g.::
+through its resource's ``ResourceDocs``; ``build_openapi`` assembles the paths from the URL map.
+E.g.::
 
     @bp.post("/integrations/<integration_id>/check")
     @documented(INTEGRATIONS.changing("checkIntegration", "Check an integration's credentials",
@@ -21,37 +23,13 @@ import re
 from dataclasses import dataclass, field
 
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
-from core.models import (
-    CHANNEL_STATUSES,
-    CHANNEL_TYPES,
-    DNS_RECORD_STATUSES,
-    EMAIL_DOMAIN_STATUSES,
-    IDEMPOTENCY_KEY_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
-    INTEGRATION_STATUSES,
-    PHONE_NUMBER_STATUSES,
-)
+from core.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from core.pagination import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
-from core.providers import PROVIDERS, SECRET_MASK, CredentialField, Provider
-from core.rules import (
-    CAPABILITIES,
-    CHANNEL_STATUS_CHOICES,
-    CHANNEL_TYPE_FIELDS,
-    CONTROL_CHARACTERS,
-    E164_PATTERN,
-    METADATA_KEY_MAX,
-    METADATA_MAX_KEYS,
-    METADATA_VALUE_MAX,
-    NAME_MAX,
-)
-from core.schemas import component_schemas as declared_components
-from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
+from core.schemas import component_schemas
+from core.schemas.errors import Error
+from core.schemas.events import EVENT_MODELS
 
 API_VERSION = "1.0.0"
-DOMAIN_MAX = 253
-TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-# The rules' own character class, negated: a string without control characters.
-NO_CONTROL_CHARACTERS = "^[^" + CONTROL_CHARACTERS.pattern[1:-1] + "]*$"
 # Query booleans: true/false (any case) or 1/0, as ``blueprints.api.query_bool`` reads them.
 QUERY_BOOLEAN_PATTERN = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)$"
 
@@ -90,27 +68,17 @@ ID_DELETE_ERRORS = (400, 401, 403, 404, 409, *SERVER_ERRORS)
 # --- small builders -------------------------------------------------------------------------
 
 
-def ref(name: str) -> dict:
-    """A reference to a component schema."""
+Model = str | type  # a declared model (``core.schemas``), or its component name
+
+
+def ref(model: Model) -> dict:
+    """A reference to a component schema: a model declared in ``core.schemas``, by name."""
+    name = model if isinstance(model, str) else model.__name__
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def nullable(schema: dict) -> dict:
-    """``schema`` or null (OpenAPI 3.1 / JSON Schema 2020-12 style)."""
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def obj(properties: dict, required: tuple[str, ...] | list[str] = (), **extra) -> dict:
-    """A closed object: only the listed properties are allowed."""
-    schema = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    schema.update(extra)
-    return schema
-
-
 def body(
-    schema_name: str,
+    schema_name: Model,
     description: str = "OK",
     headers: tuple[str, ...] = (),
     examples: dict | None = None,
@@ -162,11 +130,6 @@ def path_id(name: str, what: str) -> dict:
     }
 
 
-ID = {"type": "string", "format": "uuid"}
-TIMESTAMP = {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}
-NAME = {"type": "string", "minLength": 1, "maxLength": NAME_MAX}
-CHANNEL_TYPE = {"type": "string", "enum": list(CHANNEL_TYPES)}
-
 LIMIT = query(
     "limit",
     {"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX, "default": LIST_LIMIT_DEFAULT},
@@ -182,14 +145,15 @@ QUERY_BOOLEAN = {"type": "string", "pattern": QUERY_BOOLEAN_PATTERN}
 
 @dataclass(frozen=True)
 class ResourceDocs:
-    """What a resource's operations share (tag, component name, path id), so that each route
-    declares only what is its own: ``CHANNELS.reading("getChannel", "Get a channel")``."""
+    """What a resource's operations share (tag, models, path id), so that each route declares
+    only what is its own: ``CHANNELS.reading("getChannel", "Get a channel")``."""
 
     tag: str
-    schema: str  # the component of one object, e.g. "PhoneNumber" (lists: "PhoneNumberList")
+    schema: Model  # the declared model of one object, e.g. ``PhoneNumber``
     noun: str  # "phone number": in the path parameter's description
     plural: str  # "numbers": "One page of numbers, newest first."
     id_param: str  # the path parameter, e.g. "phone_number_id"
+    list_schema: Model | None = None  # the list envelope; by default ``<schema>List``
 
     def _id(self) -> list[dict]:
         return [path_id(self.id_param, self.noun)]
@@ -202,7 +166,8 @@ class ResourceDocs:
 
     def listing(self, operation_id: str, summary: str, *filters: dict, **extra) -> Operation:
         """GET of one page, newest first, with ``filters`` before limit and cursor."""
-        ok = {200: body(f"{self.schema}List", f"One page of {self.plural}, newest first.")}
+        envelope = self.list_schema or f"{ref(self.schema)['$ref'].rsplit('/', 1)[1]}List"
+        ok = {200: body(envelope, f"One page of {self.plural}, newest first.")}
         return Operation(
             operation_id,
             summary,
@@ -257,7 +222,7 @@ def documented(operation: Operation | None = None, **fields):
 
     @bp.get("/channels/<channel_id>")
     @documented(operation_id="getChannel", summary="Get a channel", tag="Channels",
-                ok={200: body("Channel")}, errors=ID_READ_ERRORS,
+                ok={200: body(Channel)}, errors=ID_READ_ERRORS,
                 parameters=[path_id("channel_id", "channel")])
     def get_channel(channel_id): ...
     """
@@ -304,68 +269,6 @@ TAG_DESCRIPTIONS = {
     "Meta": "This document.",
 }
 
-# The two sample calls of the seed page ("Create Channel", shared/SEED.md), verbatim: they
-# work against `flask seed-demo` data (tests/api/test_seed_contract.py sends them).
-SEED_CREATE_EXAMPLES = {
-    "email": {
-        "summary": "Create Email Channel (the seed page's sample)",
-        "value": {
-            "name": "Support Email",
-            "channel_type": "email",
-            "integration_id": "123e4567-e89b-12d3-a456-426614174002",
-            "send_from_email": "support@example.com",
-            "email_domain_id": "123e4567-e89b-12d3-a456-426614174003",
-            "is_default": True,
-        },
-    },
-    "sms": {
-        "summary": "Create SMS Channel (the seed page's sample)",
-        "value": {
-            "name": "Sales SMS",
-            "channel_type": "sms",
-            "integration_id": "323e4567-e89b-12d3-a456-426614174011",
-            "send_from_phone_number": "+15551234567",
-            "phone_number_id": "423e4567-e89b-12d3-a456-426614174012",
-            "is_default": False,
-        },
-    },
-}
-SEED_CHANNEL_EXAMPLES = {
-    "email": {
-        "summary": "Email Channel (the seed page's sample response)",
-        "value": {
-            "id": "123e4567-e89b-12d3-a456-426614174000",
-            "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
-            "name": "Support Email",
-            "channel_type": "email",
-            "integration_id": "123e4567-e89b-12d3-a456-426614174002",
-            "send_from_email": "support@example.com",
-            "email_domain_id": "123e4567-e89b-12d3-a456-426614174003",
-            "status": "available",
-            "is_default": True,
-            "metadata": {},
-            "created_at": "2024-10-03T12:00:00Z",
-        },
-    },
-    "sms": {
-        "summary": "SMS Channel (the seed page's sample response)",
-        "value": {
-            "id": "223e4567-e89b-12d3-a456-426614174010",
-            "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
-            "name": "Sales SMS",
-            "channel_type": "sms",
-            "integration_id": "323e4567-e89b-12d3-a456-426614174011",
-            "send_from_phone_number": "+15551234567",
-            "phone_number_id": "423e4567-e89b-12d3-a456-426614174012",
-            "status": "available",
-            "is_default": False,
-            "metadata": {},
-            "created_at": "2024-10-03T13:00:00Z",
-        },
-    },
-}
-
-
 # --- operations -----------------------------------------------------------------------------
 
 
@@ -380,7 +283,7 @@ class Operation:
     ok: dict[int, dict]
     errors: tuple[int, ...]
     parameters: list[dict] = field(default_factory=list)
-    request_schema: str | None = None  # a component schema name: the JSON body
+    request_schema: Model | None = None  # the JSON body: a declared model (or its name)
     body_optional: bool = False  # no schema, but an (empty or JSON object) body is accepted
     description: str | None = None
     public: bool = False  # no API key needed
@@ -428,470 +331,6 @@ class Operation:
         if self.public:
             operation["security"] = []
         return operation
-
-
-# --- component schemas ----------------------------------------------------------------------
-
-
-def _metadata_schema() -> dict:
-    return {
-        "type": "object",
-        "description": f"Free-form labels: at most {METADATA_MAX_KEYS} keys of "
-        f"1–{METADATA_KEY_MAX} printable characters; values are strings "
-        f"(≤{METADATA_VALUE_MAX}), numbers, booleans or null.",
-        "maxProperties": METADATA_MAX_KEYS,
-        "propertyNames": {
-            "minLength": 1,
-            "maxLength": METADATA_KEY_MAX,
-            "pattern": NO_CONTROL_CHARACTERS,
-        },
-        "additionalProperties": {
-            "anyOf": [
-                {"type": "string", "maxLength": METADATA_VALUE_MAX},
-                {"type": "number"},
-                {"type": "boolean"},
-                {"type": "null"},
-            ]
-        },
-    }
-
-
-# The address fields of each channel type, as they appear in requests and responses.
-ADDRESS_FIELDS = {
-    "send_from_email": {
-        "type": "string",
-        "format": "email",
-        "description": "An address on the email domain.",
-    },
-    "email_domain_id": {**ID, "description": "One of the tenant's email domains."},
-    "send_from_phone_number": {
-        "type": "string",
-        "pattern": E164_PATTERN,
-        "description": "The E.164 number of `phone_number_id`.",
-    },
-    "phone_number_id": {**ID, "description": "One of the tenant's active, SMS-capable numbers."},
-}
-
-
-def _channel_schema(channel_type: str, persisted: bool) -> dict:
-    """A channel as the API renders it: only its own type's address fields."""
-    properties: dict = {}
-    if persisted:
-        properties["id"] = ID
-    properties.update(
-        tenant_id=ID,
-        name=NAME,
-        channel_type={"type": "string", "const": channel_type},
-        integration_id=ID,
-    )
-    for name in CHANNEL_TYPE_FIELDS[channel_type]:
-        properties[name] = ADDRESS_FIELDS[name]
-    properties.update(
-        status={"type": "string", "enum": list(CHANNEL_STATUSES)},
-        is_default={"type": "boolean"},
-        metadata=ref("Metadata"),
-    )
-    if persisted:
-        properties.update(created_at=TIMESTAMP, updated_at=TIMESTAMP)
-    return obj(properties, required=[p for p in properties if p != "updated_at"])
-
-
-def _channel_create_schema(channel_type: str) -> dict:
-    """What POST /api/channels takes for one channel type."""
-    properties = {
-        "name": NAME,
-        "channel_type": {"type": "string", "const": channel_type},
-        "integration_id": {
-            "type": "string",
-            "description": f"An active {channel_type} integration.",
-        },
-    }
-    for name in CHANNEL_TYPE_FIELDS[channel_type]:
-        properties[name] = ADDRESS_FIELDS[name]
-    properties["is_default"] = {"type": "boolean"}
-    properties["metadata"] = nullable(ref("Metadata"))
-    required = ["name", "channel_type", "integration_id", *CHANNEL_TYPE_FIELDS[channel_type]]
-    return obj(properties, required)
-
-
-def _channel_update_schema() -> dict:
-    properties = {
-        "name": NAME,
-        "channel_type": {
-            **CHANNEL_TYPE,
-            "description": "Accepted only when equal to the channel's type; it cannot change.",
-        },
-        "integration_id": {"type": "string"},
-    }
-    for fields in CHANNEL_TYPE_FIELDS.values():
-        for name in fields:
-            properties[name] = {
-                **ADDRESS_FIELDS[name],
-                "description": ADDRESS_FIELDS[name]["description"]
-                + " Only for channels of its type.",
-            }
-    properties.update(
-        is_default={"type": "boolean"},
-        metadata=nullable(ref("Metadata")),
-        status={"type": "string", "enum": list(CHANNEL_STATUS_CHOICES)},
-    )
-    return obj(properties)
-
-
-def _credential_schema(spec: CredentialField, response: bool) -> dict:
-    """One credential field; in responses secrets are always the mask."""
-    if response and spec.secret:
-        return {"type": "string", "const": SECRET_MASK}
-    if spec.kind == "integer":
-        schema: dict = {"type": "integer"}
-        if spec.name == "port":
-            schema.update(minimum=1, maximum=65535)
-        if not response:
-            # Form-encoded clients send digits as text; both are accepted.
-            schema = {"anyOf": [schema, {"type": "string", "pattern": r"^\s*[0-9]+\s*$"}]}
-    elif spec.kind == "boolean":
-        schema = {"type": "boolean"}
-    elif spec.kind == "choice":
-        schema = {"type": "string", "enum": list(spec.choices)}
-    elif spec.kind == "host":
-        schema = {"type": "string", "minLength": 1, "maxLength": spec.max_length}
-    else:
-        schema = {"type": "string", "maxLength": spec.max_length}
-    if spec.default is not None:
-        schema["default"] = spec.default
-    if not response and not spec.required:
-        schema = nullable(schema)  # null or "" removes an optional credential
-    schema["description"] = spec.label + (" (secret: write-only)" if spec.secret else "")
-    if spec.kind == "host":
-        schema["description"] += ": a host name or an IP address"
-    return schema
-
-
-def _credentials_schema(provider: Provider, response: bool) -> dict:
-    properties = {spec.name: _credential_schema(spec, response) for spec in provider.fields}
-    if response:
-        return obj(properties)
-    required = [s.name for s in provider.fields if s.required and s.default is None]
-    schema = obj(properties, required)
-    return schema if required else nullable(schema)
-
-
-def _provider_schema_name(provider: Provider, suffix: str = "") -> str:
-    return "Integration" + "".join(part.title() for part in provider.name.split("_")) + suffix
-
-
-def _integration_schemas() -> dict:
-    """Integration (and its create body) as one variant per provider, discriminated by provider."""
-    schemas: dict = {}
-    for provider in PROVIDERS.values():
-        types = list(provider.channel_types)
-        schemas[_provider_schema_name(provider)] = obj(
-            {
-                "id": ID,
-                "tenant_id": ID,
-                "name": NAME,
-                "channel_type": {"type": "string", "enum": types},
-                "provider": {"type": "string", "const": provider.name},
-                "credentials": _credentials_schema(provider, response=True),
-                "status": {"type": "string", "enum": list(INTEGRATION_STATUSES)},
-                "last_check": nullable(ref("IntegrationCheck")),
-                "created_at": TIMESTAMP,
-                "updated_at": TIMESTAMP,
-            },
-            required=[
-                "id",
-                "tenant_id",
-                "name",
-                "channel_type",
-                "provider",
-                "credentials",
-                "status",
-                "last_check",
-                "created_at",
-                "updated_at",
-            ],
-            description=f"An integration with {provider.label}.",
-        )
-        create = obj(
-            {
-                "name": NAME,
-                "channel_type": {"type": "string", "enum": types},
-                "provider": {"type": "string", "const": provider.name},
-                "credentials": _credentials_schema(provider, response=False),
-                "status": {
-                    "type": "string",
-                    "enum": list(INTEGRATION_STATUSES),
-                    "default": "active",
-                },
-            },
-            required=["name", "channel_type", "provider"]
-            + (
-                ["credentials"]
-                if any(s.required and s.default is None for s in provider.fields)
-                else []
-            ),
-            description=f"Creates an integration with {provider.label}.",
-        )
-        schemas[_provider_schema_name(provider, "Create")] = create
-    schemas["Integration"] = {
-        "oneOf": [ref(_provider_schema_name(p)) for p in PROVIDERS.values()],
-        "discriminator": {
-            "propertyName": "provider",
-            "mapping": {
-                p.name: f"#/components/schemas/{_provider_schema_name(p)}"
-                for p in PROVIDERS.values()
-            },
-        },
-    }
-    schemas["IntegrationCreate"] = {
-        "oneOf": [ref(_provider_schema_name(p, "Create")) for p in PROVIDERS.values()],
-        "discriminator": {
-            "propertyName": "provider",
-            "mapping": {
-                p.name: f"#/components/schemas/{_provider_schema_name(p, 'Create')}"
-                for p in PROVIDERS.values()
-            },
-        },
-    }
-    schemas["IntegrationUpdate"] = obj(
-        {
-            "name": NAME,
-            "channel_type": {**CHANNEL_TYPE, "description": "Accepted only when unchanged."},
-            "provider": {
-                "type": "string",
-                "enum": list(PROVIDERS),
-                "description": "Accepted only when unchanged.",
-            },
-            "credentials": {
-                "type": ["object", "null"],
-                "description": "The provider's credential fields (see IntegrationCreate); omitted "
-                f"fields and secrets sent as `{SECRET_MASK}` keep their value.",
-                "additionalProperties": {"type": ["string", "integer", "boolean", "null"]},
-            },
-            "status": {"type": "string", "enum": list(INTEGRATION_STATUSES)},
-        }
-    )
-    schemas["IntegrationCheck"] = obj(
-        {
-            "ok": {"type": "boolean"},
-            "message": {"type": ["string", "null"]},
-            "checked_at": TIMESTAMP,
-        },
-        required=["ok", "message", "checked_at"],
-        description="The outcome of the last connection check.",
-    )
-    return schemas
-
-
-def _list_schema(item: str) -> dict:
-    return obj(
-        {
-            "data": {"type": "array", "items": ref(item)},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Pass as `cursor` for the next page; null on the last page.",
-            },
-        },
-        required=["data", "next_cursor"],
-    )
-
-
-def component_schemas() -> dict:
-    """Every schema of the document, by name."""
-    schemas: dict = {
-        "Metadata": _metadata_schema(),
-        "EmailChannel": _channel_schema("email", persisted=True),
-        "SmsChannel": _channel_schema("sms", persisted=True),
-        "Channel": {
-            "oneOf": [ref("EmailChannel"), ref("SmsChannel")],
-            "discriminator": {
-                "propertyName": "channel_type",
-                "mapping": {
-                    "email": "#/components/schemas/EmailChannel",
-                    "sms": "#/components/schemas/SmsChannel",
-                },
-            },
-        },
-        "EmailChannelPreview": _channel_schema("email", persisted=False),
-        "SmsChannelPreview": _channel_schema("sms", persisted=False),
-        "ChannelPreview": {
-            "description": "A dry run's channel: what would be created, without id or timestamps.",
-            "oneOf": [ref("EmailChannelPreview"), ref("SmsChannelPreview")],
-        },
-        "EmailChannelCreate": _channel_create_schema("email"),
-        "SmsChannelCreate": _channel_create_schema("sms"),
-        "ChannelCreate": {
-            "oneOf": [ref("EmailChannelCreate"), ref("SmsChannelCreate")],
-            "discriminator": {
-                "propertyName": "channel_type",
-                "mapping": {
-                    "email": "#/components/schemas/EmailChannelCreate",
-                    "sms": "#/components/schemas/SmsChannelCreate",
-                },
-            },
-        },
-        "ChannelUpdate": _channel_update_schema(),
-        "TestMessageRequest": obj(
-            {
-                "to": {
-                    "type": "string",
-                    "description": "An email address (email channels) or an E.164 number "
-                    "(SMS channels).",
-                }
-            },
-            required=["to"],
-        ),
-        "TestMessageResult": obj(
-            {"ok": {"type": "boolean"}, "message": {"type": "string"}},
-            required=["ok", "message"],
-        ),
-        **_integration_schemas(),
-        "DnsRecord": obj(
-            {
-                "type": {"type": "string", "enum": ["TXT", "CNAME"]},
-                "host": {"type": "string"},
-                "value": {"type": "string"},
-                "purpose": {"type": "string", "enum": ["verification", "spf", "dkim"]},
-                "status": {"type": "string", "enum": list(DNS_RECORD_STATUSES)},
-            },
-            required=["type", "host", "value", "purpose", "status"],
-        ),
-        "EmailDomainCreate": obj(
-            {
-                "domain": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": DOMAIN_MAX,
-                    "description": "A domain name, e.g. example.com; stored lower-case in "
-                    "IDNA form.",
-                }
-            },
-            required=["domain"],
-        ),
-        "EmailDomain": obj(
-            {
-                "id": ID,
-                "tenant_id": ID,
-                "domain": {"type": "string"},
-                "status": {"type": "string", "enum": list(EMAIL_DOMAIN_STATUSES)},
-                "dns_records": {"type": "array", "items": ref("DnsRecord")},
-                "verified_at": nullable(TIMESTAMP),
-                "last_checked_at": nullable(TIMESTAMP),
-                "created_at": TIMESTAMP,
-            },
-            required=[
-                "id",
-                "tenant_id",
-                "domain",
-                "status",
-                "dns_records",
-                "verified_at",
-                "last_checked_at",
-                "created_at",
-            ],
-        ),
-        "PhoneNumberCreate": obj(
-            {
-                "phone_number": {
-                    "type": "string",
-                    "description": "E.164 (`+14155550123`), or a national number with `country`.",
-                },
-                "country": nullable({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
-                "integration_id": {"type": "string", "description": "An active SMS integration."},
-                "capabilities": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "string", "enum": list(CAPABILITIES)},
-                    "default": ["sms"],
-                },
-                "create_channel": {"type": "boolean", "default": True},
-            },
-            required=["phone_number", "integration_id"],
-        ),
-        "PhoneNumber": obj(
-            {
-                "id": ID,
-                "tenant_id": ID,
-                "phone_number": {"type": "string", "pattern": E164_PATTERN},
-                "integration_id": ID,
-                "capabilities": {
-                    "type": "array",
-                    "items": {"type": "string", "enum": list(CAPABILITIES)},
-                },
-                "status": {"type": "string", "enum": list(PHONE_NUMBER_STATUSES)},
-                "created_at": TIMESTAMP,
-                "released_at": nullable(TIMESTAMP),
-                "channel_id": nullable({**ID, "description": "Its SMS channel, if any."}),
-            },
-            required=[
-                "id",
-                "tenant_id",
-                "phone_number",
-                "integration_id",
-                "capabilities",
-                "status",
-                "created_at",
-                "released_at",
-                "channel_id",
-            ],
-        ),
-        "AuditEvent": obj(
-            {
-                "id": ID,
-                "tenant_id": ID,
-                "actor": obj(
-                    {
-                        "type": {"type": "string", "enum": list(ACTOR_TYPES)},
-                        "id": {"type": ["string", "null"]},
-                        "name": {"type": "string"},
-                    },
-                    required=["type", "id", "name"],
-                ),
-                "action": {"type": "string"},
-                "resource_type": {"type": "string", "enum": list(RESOURCE_TYPES)},
-                "resource_id": {"type": ["string", "null"]},
-                "changes": {
-                    "type": "object",
-                    "description": "Before/after per field; secrets masked.",
-                },
-                "request_id": {"type": ["string", "null"]},
-                "ip": {"type": ["string", "null"]},
-                "created_at": TIMESTAMP,
-            },
-            required=[
-                "id",
-                "tenant_id",
-                "actor",
-                "action",
-                "resource_type",
-                "resource_id",
-                "changes",
-                "request_id",
-                "ip",
-                "created_at",
-            ],
-        ),
-        "Error": obj(
-            {
-                "error": obj(
-                    {
-                        "code": {"type": "string", "description": "Stable machine-readable code."},
-                        "message": {"type": "string"},
-                        "fields": {
-                            "type": "object",
-                            "description": "Every failing field with its messages.",
-                            "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                    required=["code", "message"],
-                )
-            },
-            required=["error"],
-        ),
-    }
-    for item in ("Channel", "Integration", "EmailDomain", "PhoneNumber", "AuditEvent"):
-        schemas[f"{item}List"] = _list_schema(item)
-    return schemas
 
 
 def _header(description: str, schema: dict, required: bool = False) -> dict:
@@ -963,94 +402,18 @@ def _error_responses() -> dict:
         responses[f"Error{status}"] = {
             "description": description,
             "headers": headers,
-            "content": {"application/json": {"schema": ref("Error")}},
+            "content": {"application/json": {"schema": ref(Error)}},
         }
     return responses
 
 
 # --- events (OpenAPI 3.1 ``webhooks``) -----------------------------------------------------
 
-EVENT_DATA = {
-    "channel": "Channel",
-    "integration": "Integration",
-    "email_domain": "EmailDomain",
-    "phone_number": "PhoneNumber",
-    "webhook_endpoint": "WebhookEndpoint",
-}
-_FIELD_CHANGES = obj(
-    {
-        "fields": {
-            "type": "object",
-            "description": 'Each changed field: `{"before", "after"}` (secrets masked).',
-            "additionalProperties": obj({"before": {}, "after": {}}, required=["before", "after"]),
-        }
-    },
-    required=["fields"],
-)
-
-
-def _event_data_and_change(event_type: str) -> tuple[dict, dict | None]:
-    """The ``data`` and ``change`` schemas of one event type (see ``core.events``)."""
-    from core.events import DEFAULT_CAUSES, STATUS_CAUSES, resource_type_of
-
-    if event_type == "channel.default_changed":
-        data = obj(
-            {
-                "channel_type": CHANNEL_TYPE,
-                "previous_default": nullable(ref("Channel")),
-                "new_default": nullable(ref("Channel")),
-            },
-            required=["channel_type", "previous_default", "new_default"],
-        )
-        return data, obj(
-            {"cause": {"type": "string", "enum": list(DEFAULT_CAUSES)}}, required=["cause"]
-        )
-    data = ref(EVENT_DATA[resource_type_of(event_type)])
-    action = event_type.split(".", 1)[1]
-    if action == "updated":
-        return data, _FIELD_CHANGES
-    if action in ("status_changed", "disabled"):
-        causes = list(STATUS_CAUSES) if action == "status_changed" else ["failing"]
-        return data, obj(
-            {
-                "from": {"type": "string"},
-                "to": {"type": "string"},
-                "cause": {"type": "string", "enum": causes},
-            },
-            required=["from", "to", "cause"],
-        )
-    if action == "verification_failed":
-        records = {"type": "object", "additionalProperties": {"enum": list(DNS_RECORD_STATUSES)}}
-        return data, obj({"records": records}, required=["records"])
-    return data, None
-
 
 def event_webhooks() -> dict:
     """Every event's payload, as OpenAPI 3.1 ``webhooks`` (what the tenant's receiver gets)."""
-    from core.events import EVENT_TYPES
-
     webhooks = {}
-    for event_type in EVENT_TYPES:
-        data, change = _event_data_and_change(event_type)
-        properties = {
-            "type": {"const": event_type},
-            "timestamp": {
-                "type": "string",
-                "format": "date-time",
-                "description": "When the change was committed (UTC, microseconds).",
-            },
-            "sequence": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "The resource's own event counter: order one resource's events "
-                "by it.",
-            },
-            "data": data,
-        }
-        required = ["type", "timestamp", "sequence", "data"]
-        if change is not None:
-            properties["change"] = change
-            required.append("change")
+    for event_type, model in EVENT_MODELS.items():
         webhooks[event_type] = {
             "post": {
                 "operationId": "event_" + event_type.replace(".", "_"),
@@ -1070,7 +433,7 @@ def event_webhooks() -> dict:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": obj(properties, required)}},
+                    "content": {"application/json": {"schema": ref(model)}},
                 },
                 "responses": {
                     "200": {"description": "Any 2xx within WEBHOOK_TIMEOUT delivers the event."},
@@ -1125,7 +488,7 @@ def build_openapi(app) -> dict:
                     "`flask create-api-key`.",
                 }
             },
-            "schemas": {**component_schemas(), **declared_components()},
+            "schemas": component_schemas(),
             "parameters": PARAMETERS,
             "headers": HEADERS,
             "responses": _error_responses(),

@@ -9,6 +9,9 @@ from core.extensions import db
 from core.models import AuditEvent
 from core.openapi import CURSOR, LIMIT, READ_ERRORS, blank_or, body, documented, query
 from core.pagination import keyset_page
+from core.schemas import render_page
+from core.schemas.audit_events import AuditEventList
+from core.schemas.values import enum
 from core.serializers import audit_event_to_api
 from core.services.audit import ACTOR_TYPES, RESOURCE_TYPES
 from core.services.audit_queries import ACTION, audit_event_query, parse_audit_filters
@@ -19,12 +22,12 @@ from core.services.audit_queries import ACTION, audit_event_query, parse_audit_f
     operation_id="listAuditEvents",
     summary="List audit events",
     tag="Audit log",
-    ok={200: body("AuditEventList", "One page of audit events, newest first.")},
+    ok={200: body(AuditEventList, "One page of audit events, newest first.")},
     errors=READ_ERRORS,
     parameters=[
         query(
             "resource_type",
-            blank_or({"type": "string", "enum": list(RESOURCE_TYPES)}),
+            blank_or(enum(RESOURCE_TYPES)),
             "Only events about this resource type.",
         ),
         query(
@@ -39,7 +42,7 @@ from core.services.audit_queries import ACTION, audit_event_query, parse_audit_f
         ),
         query(
             "actor_type",
-            blank_or({"type": "string", "enum": list(ACTOR_TYPES)}),
+            blank_or(enum(ACTOR_TYPES)),
             "Only events by this kind of actor.",
         ),
         query(
@@ -71,4 +74,4 @@ def list_audit_events():
     rows, next_cursor = keyset_page(
         db.session, query, AuditEvent, query_limit(), request.args.get("cursor")
     )
-    return {"data": [audit_event_to_api(e) for e in rows], "next_cursor": next_cursor}
+    return render_page(AuditEventList, [audit_event_to_api(e) for e in rows], next_cursor)

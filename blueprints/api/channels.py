@@ -14,28 +14,28 @@ from blueprints.api import (
     query_limit,
     write_endpoint,
 )
-from core import rules
-from core.errors import FieldErrors
 from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
-from core.openapi import (
-    CHANNEL_TYPE,
-    QUERY_BOOLEAN,
-    SEED_CHANNEL_EXAMPLES,
-    SEED_CREATE_EXAMPLES,
-    ResourceDocs,
-    body,
-    documented,
-    query,
-)
+from core.openapi import QUERY_BOOLEAN, ResourceDocs, body, documented, query
 from core.pagination import keyset_page
+from core.schemas import channels as shapes
+from core.schemas import parse_body, render, render_page
+from core.schemas.channels import SEED_CHANNEL_EXAMPLES, SEED_CREATE_EXAMPLES
+from core.schemas.values import enum
 from core.serializers import channel_to_api
 from core.services import channels as service
 from core.services.channel_queries import channel_list_query
 from core.services.test_send import send_test_message
 from core.tenancy import get_for_tenant
 
-CHANNELS = ResourceDocs("Channels", "Channel", "channel", "channels", "channel_id")
+CHANNELS = ResourceDocs(
+    "Channels",
+    shapes.Channel,
+    "channel",
+    "channels",
+    "channel_id",
+    list_schema=shapes.ChannelList,
+)
 
 
 @bp.post("/channels")
@@ -45,7 +45,7 @@ CHANNELS = ResourceDocs("Channels", "Channel", "channel", "channels", "channel_i
         "Create a channel",
         "The channel was created.",
         examples=SEED_CHANNEL_EXAMPLES,
-        ok={200: body("ChannelPreview", "`dry_run=true`: the channel that would be created.")},
+        ok={200: body(shapes.ChannelPreview, "`dry_run=true`: the channel that would be created.")},
         parameters=[
             query(
                 "dry_run",
@@ -53,7 +53,7 @@ CHANNELS = ResourceDocs("Channels", "Channel", "channel", "channels", "channel_i
                 "`true` runs every rule and saves nothing: 200 with the channel it would create.",
             )
         ],
-        request_schema="ChannelCreate",
+        request_schema=shapes.ChannelCreate,
         request_examples=SEED_CREATE_EXAMPLES,
         description="When `is_default` is omitted and the tenant has no default channel of the "
         "type, the new channel becomes the default.",
@@ -79,8 +79,8 @@ def create_channel():
     CHANNELS.listing(
         "listChannels",
         "List channels",
-        query("channel_type", CHANNEL_TYPE, "Only channels of this type."),
-        query("status", {"type": "string", "enum": list(CHANNEL_STATUSES)}, "Only this status."),
+        query("channel_type", enum(CHANNEL_TYPES), "Only channels of this type."),
+        query("status", enum(CHANNEL_STATUSES), "Only this status."),
         query("is_default", QUERY_BOOLEAN, "Only default (`true`) or other (`false`) channels."),
         query("q", {"type": "string"}, "Name contains (case-insensitive)."),
     )
@@ -102,7 +102,7 @@ def list_channels():
     rows, next_cursor = keyset_page(
         db.session, query, Channel, query_limit(), request.args.get("cursor")
     )
-    return {"data": [channel_to_api(c) for c in rows], "next_cursor": next_cursor}
+    return render_page(shapes.ChannelList, [channel_to_api(c) for c in rows], next_cursor)
 
 
 @bp.get("/channels/<channel_id>")
@@ -119,7 +119,7 @@ def get_channel(channel_id):
         "Update a channel",
         "The updated channel.",
         ("Default-Handover",),
-        request_schema="ChannelUpdate",
+        request_schema=shapes.ChannelUpdate,
         description="A partial update. Disabling the default channel hands the default over to "
         "the oldest other available channel of the type, named in `Default-Handover`.",
     )
@@ -146,8 +146,8 @@ def delete_channel(channel_id):
         "testChannel",
         "Send a test message",
         "What the provider answered (also when it refused).",
-        answer_schema="TestMessageResult",
-        request_schema="TestMessageRequest",
+        answer_schema=shapes.TestMessageResult,
+        request_schema=shapes.TestMessageRequest,
         description="Sends one real message through the channel's provider. Only an `available` "
         "channel sends; others answer 409.",
     )
@@ -155,9 +155,8 @@ def delete_channel(channel_id):
 @write_endpoint
 def test_channel(channel_id):
     """Send a test message to ``to``; 200 with {"ok", "message"} whatever the provider said."""
-    body = json_body()
-    errors = FieldErrors()
-    rules.reject_fields(body, ("to",), (), errors)
-    errors.raise_if_any("The test message could not be sent.")
-    result = send_test_message(g.tenant_id, channel_id, body.get("to"), g.actor)
-    return {"ok": result.ok, "message": result.message}, 200
+    request = parse_body(
+        shapes.TestMessageRequest, json_body(), "The test message could not be sent."
+    )
+    result = send_test_message(g.tenant_id, channel_id, request.to, g.actor)
+    return render(shapes.TestMessageResult(ok=result.ok, message=result.message)), 200

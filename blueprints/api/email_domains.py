@@ -8,16 +8,22 @@ from sqlalchemy import select
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
 from core.models import EmailDomain
-from core.openapi import (
-    ResourceDocs,
-    documented,
-)
+from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
+from core.schemas import email_domains as shapes
+from core.schemas import render_page
 from core.serializers import email_domain_to_api
 from core.services import email_domains as service
 from core.tenancy import get_for_tenant
 
-EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "domains", "domain_id")
+EMAIL_DOMAINS = ResourceDocs(
+    "Email domains",
+    shapes.EmailDomain,
+    "email domain",
+    "domains",
+    "domain_id",
+    list_schema=shapes.EmailDomainList,
+)
 
 
 @bp.post("/email_domains")
@@ -26,7 +32,7 @@ EMAIL_DOMAINS = ResourceDocs("Email domains", "EmailDomain", "email domain", "do
         "createEmailDomain",
         "Add an email domain",
         "The domain was added (pending) with its DNS records.",
-        request_schema="EmailDomainCreate",
+        request_schema=shapes.EmailDomainCreate,
     )
 )
 @write_endpoint
@@ -45,7 +51,7 @@ def list_email_domains():
     rows, next_cursor = keyset_page(
         db.session, query, EmailDomain, query_limit(), request.args.get("cursor")
     )
-    return {"data": [email_domain_to_api(d) for d in rows], "next_cursor": next_cursor}
+    return render_page(shapes.EmailDomainList, [email_domain_to_api(d) for d in rows], next_cursor)
 
 
 @bp.get("/email_domains/<domain_id>")

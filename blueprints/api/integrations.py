@@ -15,21 +15,24 @@ from blueprints.api import (
 )
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
-from core.openapi import (
-    CHANNEL_TYPE,
-    ResourceDocs,
-    documented,
-    query,
-)
+from core.openapi import ResourceDocs, documented, query
 from core.pagination import keyset_page
 from core.providers import SECRET_MASK
+from core.schemas import integrations as shapes
+from core.schemas import render_page
+from core.schemas.values import enum
 from core.serializers import integration_to_api
 from core.services import integrations as service
 from core.services import provider_checks
 from core.tenancy import get_for_tenant
 
 INTEGRATIONS = ResourceDocs(
-    "Integrations", "Integration", "integration", "integrations", "integration_id"
+    "Integrations",
+    shapes.Integration,
+    "integration",
+    "integrations",
+    "integration_id",
+    list_schema=shapes.IntegrationList,
 )
 
 
@@ -39,7 +42,7 @@ INTEGRATIONS = ResourceDocs(
         "createIntegration",
         "Create an integration",
         "The integration was created.",
-        request_schema="IntegrationCreate",
+        request_schema=shapes.IntegrationCreate,
         description="Secret credentials are encrypted at rest and never shown again: responses "
         f"show them as `{SECRET_MASK}`.",
     )
@@ -57,7 +60,7 @@ def create_integration():
     INTEGRATIONS.listing(
         "listIntegrations",
         "List integrations",
-        query("channel_type", CHANNEL_TYPE, "Only integrations of this type."),
+        query("channel_type", enum(CHANNEL_TYPES), "Only integrations of this type."),
     )
 )
 def list_integrations():
@@ -69,7 +72,7 @@ def list_integrations():
     rows, next_cursor = keyset_page(
         db.session, query, Integration, query_limit(), request.args.get("cursor")
     )
-    return {"data": [integration_to_api(i) for i in rows], "next_cursor": next_cursor}
+    return render_page(shapes.IntegrationList, [integration_to_api(i) for i in rows], next_cursor)
 
 
 @bp.get("/integrations/<integration_id>")
@@ -86,7 +89,7 @@ def get_integration(integration_id):
         "Update an integration",
         "The updated integration.",
         ("Default-Handover",),
-        request_schema="IntegrationUpdate",
+        request_schema=shapes.IntegrationUpdate,
         description="Rename, replace credentials (omitted credentials and secrets sent back as "
         f"`{SECRET_MASK}` keep their value), or set `status`. Disabling an integration disables "
         "its channels.",

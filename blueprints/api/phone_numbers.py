@@ -8,17 +8,21 @@ from sqlalchemy import select
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
 from core.extensions import db
 from core.models import PhoneNumber
-from core.openapi import (
-    ResourceDocs,
-    documented,
-)
+from core.openapi import ResourceDocs, documented
 from core.pagination import keyset_page
+from core.schemas import phone_numbers as shapes
+from core.schemas import render_page
 from core.serializers import phone_number_to_api
 from core.services import phone_numbers as service
 from core.tenancy import get_for_tenant
 
 PHONE_NUMBERS = ResourceDocs(
-    "Phone numbers", "PhoneNumber", "phone number", "numbers", "phone_number_id"
+    "Phone numbers",
+    shapes.PhoneNumber,
+    "phone number",
+    "numbers",
+    "phone_number_id",
+    list_schema=shapes.PhoneNumberList,
 )
 
 
@@ -28,7 +32,7 @@ PHONE_NUMBERS = ResourceDocs(
         "createPhoneNumber",
         "Add a phone number",
         "The number was added; `channel_id` is its SMS channel.",
-        request_schema="PhoneNumberCreate",
+        request_schema=shapes.PhoneNumberCreate,
     )
 )
 @write_endpoint
@@ -50,10 +54,11 @@ def list_phone_numbers():
         db.session, query, PhoneNumber, query_limit(), request.args.get("cursor")
     )
     channel_ids = service.channel_ids(rows)
-    return {
-        "data": [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
-        "next_cursor": next_cursor,
-    }
+    return render_page(
+        shapes.PhoneNumberList,
+        [phone_number_to_api(n, channel_ids.get(n.id)) for n in rows],
+        next_cursor,
+    )
 
 
 @bp.get("/phone_numbers/<phone_number_id>")

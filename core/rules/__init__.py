@@ -1,17 +1,20 @@
 """The rules of DESIGN §3, written once; the API and the console forms both come through here.
 
-- ``values``: one value at a time (names, ids, addresses, numbers, domains, metadata);
+- ``values``: one value at a time (names, ids, addresses, numbers, domains, metadata, a
+  provider's credentials);
 - ``channels``: ``check_channel`` and ``derive_status``;
-- ``integrations``: ``check_integration`` and the providers' credentials;
+- ``integrations``: ``check_integration`` (which provider serves which type; what may change);
 - ``numbers`` and ``domains``: adding a phone number, adding an email domain.
 
-The rows the channel rules read come in one query, ``services.channel_queries.load_channel_refs``.
+A request body is read by its declared model (``core.schemas``: each field's validator is a
+cleaner of ``values``); the rules judge what needs rows or other fields, and report both kinds
+of error at once. The rows the channel rules read come in one query,
+``services.channel_queries.load_channel_refs``.
 """
 
+from core.errors import READ_ONLY, REQUIRED, UNKNOWN
 from core.rules.channels import (
     ALL_TYPE_FIELDS,
-    CHANNEL_COMMON_FIELDS,
-    CHANNEL_READ_ONLY,
     CHANNEL_STATUS_CHOICES,
     CHANNEL_TYPE_FIELDS,
     ChannelDraft,
@@ -22,23 +25,11 @@ from core.rules.channels import (
     name_taken,
     phone_number_refusal,
 )
-from core.rules.domains import EMAIL_DOMAIN_FIELDS, EMAIL_DOMAIN_READ_ONLY, check_email_domain
-from core.rules.integrations import (
-    INTEGRATION_FIELDS,
-    INTEGRATION_READ_ONLY,
-    IntegrationDraft,
-    check_integration,
-    clean_credentials,
-)
-from core.rules.numbers import (
-    CAPABILITIES,
-    NUMBER_IN_USE,
-    PHONE_NUMBER_FIELDS,
-    PHONE_NUMBER_READ_ONLY,
-    PhoneNumberDraft,
-    check_phone_number,
-)
+from core.rules.domains import check_email_domain
+from core.rules.integrations import IntegrationDraft, check_integration
+from core.rules.numbers import NUMBER_IN_USE, PhoneNumberDraft, check_phone_number
 from core.rules.values import (
+    CAPABILITIES,
     CONTROL_CHARACTERS,
     E164_PATTERN,
     INVALID_NUMBER,
@@ -48,10 +39,9 @@ from core.rules.values import (
     NAME_MAX,
     NOT_A_BOOLEAN,
     NOT_A_STRING,
-    READ_ONLY,
-    REQUIRED,
-    UNKNOWN,
     clean_bool,
+    clean_choice,
+    clean_credentials,
     clean_id,
     clean_metadata,
     clean_name,
@@ -61,23 +51,16 @@ from core.rules.values import (
     normalize_phone_number,
     parse_e164,
     parse_email_address,
-    reject_fields,
 )
 from core.services.channel_queries import ChannelRefs, load_channel_refs
 
 __all__ = [
     "ALL_TYPE_FIELDS",
     "CAPABILITIES",
-    "CHANNEL_COMMON_FIELDS",
-    "CHANNEL_READ_ONLY",
     "CHANNEL_STATUS_CHOICES",
     "CHANNEL_TYPE_FIELDS",
     "CONTROL_CHARACTERS",
     "E164_PATTERN",
-    "EMAIL_DOMAIN_FIELDS",
-    "EMAIL_DOMAIN_READ_ONLY",
-    "INTEGRATION_FIELDS",
-    "INTEGRATION_READ_ONLY",
     "INVALID_NUMBER",
     "METADATA_KEY_MAX",
     "METADATA_MAX_KEYS",
@@ -86,8 +69,6 @@ __all__ = [
     "NOT_A_BOOLEAN",
     "NOT_A_STRING",
     "NUMBER_IN_USE",
-    "PHONE_NUMBER_FIELDS",
-    "PHONE_NUMBER_READ_ONLY",
     "READ_ONLY",
     "REQUIRED",
     "UNKNOWN",
@@ -100,6 +81,7 @@ __all__ = [
     "check_integration",
     "check_phone_number",
     "clean_bool",
+    "clean_choice",
     "clean_credentials",
     "clean_id",
     "clean_metadata",
@@ -116,5 +98,4 @@ __all__ = [
     "normalize_phone_number",
     "parse_e164",
     "parse_email_address",
-    "reject_fields",
 ]

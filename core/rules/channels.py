@@ -1,35 +1,30 @@
 """The channel rules of DESIGN §3: ``check_channel`` decides whether a channel (new, or an
 existing one with changes) is valid for a tenant and returns the cleaned values, raising
-``ValidationFailed`` with every failing field at once; ``derive_status`` decides its status."""
+``ValidationFailed`` with every failing field at once; ``derive_status`` decides its status.
+
+The body's values are read by the models of ``core.schemas.channels`` (each field's validator is
+a cleaner of ``core.rules.values``); the type, the other type's fields and every rule that reads
+rows (ownership, names taken, defaults, status) are judged here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from core.errors import FieldErrors
-from core.models import CHANNEL_TYPES, Channel, EmailDomain, Integration, PhoneNumber
-from core.rules.values import (
-    REQUIRED,
-    clean_bool,
-    clean_id,
-    clean_metadata,
-    clean_name,
-    is_missing,
-    parse_e164,
-    parse_email_address,
-    reject_fields,
+from core.models import (
+    CHANNEL_STATUS_CHOICES,
+    CHANNEL_TYPE_FIELDS,
+    CHANNEL_TYPES,
+    Channel,
+    EmailDomain,
+    Integration,
+    PhoneNumber,
 )
+from core.rules.values import clean_choice
+from core.schemas import parse_fields
 from core.services.channel_queries import load_channel_refs
 
-CHANNEL_COMMON_FIELDS = ("name", "channel_type", "integration_id", "is_default", "metadata")
-CHANNEL_TYPE_FIELDS = {
-    "email": ("send_from_email", "email_domain_id"),
-    "sms": ("send_from_phone_number", "phone_number_id"),
-}
-CHANNEL_READ_ONLY = ("id", "tenant_id", "status", "created_at", "updated_at")
 ALL_TYPE_FIELDS = tuple(f for fields in CHANNEL_TYPE_FIELDS.values() for f in fields)
-# A PATCH may also set ``status`` (to "disabled", or back to "available").
-CHANNEL_STATUS_CHOICES = ("available", "disabled")
 
 
 def derive_status(
@@ -124,34 +119,37 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     ``data`` holds JSON values as the API received them (the console's form builds the same
     dict). Raises ValidationFailed with every failing field; returns the cleaned channel.
     """
+    # Imported here: core.schemas builds its field types from core.rules.values.
+    from core.schemas import channels as shapes
+
     errors = FieldErrors()
     creating = existing is None
     action = "created" if creating else "updated"
 
     # Which type are we checking against?
     channel_type = existing.channel_type if existing else None
-    if "channel_type" in data or creating:
-        raw_type = data.get("channel_type")
-        if creating:
-            if is_missing(raw_type):
-                errors.add("channel_type", REQUIRED)
-            elif raw_type not in CHANNEL_TYPES:
-                errors.add("channel_type", "Must be one of: email, sms.")
-            else:
-                channel_type = raw_type
-        elif raw_type != existing.channel_type:
-            errors.add("channel_type", "The channel type cannot change after creation.")
+    if creating:
+        channel_type = clean_choice(data.get("channel_type"), errors, "channel_type", CHANNEL_TYPES)
+    elif "channel_type" in data and data["channel_type"] != existing.channel_type:
+        errors.add("channel_type", "The channel type cannot change after creation.")
 
-    allowed = CHANNEL_COMMON_FIELDS + ALL_TYPE_FIELDS + (() if creating else ("status",))
-    read_only = (
-        CHANNEL_READ_ONLY if creating else tuple(f for f in CHANNEL_READ_ONLY if f != "status")
+    # The other type's fields are refused by name; without a type they cannot be judged.
+    foreign = tuple(
+        key
+        for other_type, fields in CHANNEL_TYPE_FIELDS.items()
+        if other_type != channel_type
+        for key in fields
     )
-    reject_fields(data, allowed, read_only, errors)
     if channel_type:
-        for other_type, fields in CHANNEL_TYPE_FIELDS.items():
-            for key in fields:
-                if other_type != channel_type and key in data:
-                    errors.add(key, f"Not allowed for {channel_type} channels.")
+        for key in foreign:
+            if key in data:
+                errors.add(key, f"Not allowed for {channel_type} channels.")
+    if not creating:
+        values = parse_fields(shapes.ChannelUpdate, data, errors, ("channel_type", *foreign))
+    elif channel_type:
+        values = parse_fields(shapes.CREATE_MODELS[channel_type], data, errors, foreign)
+    else:
+        values = parse_fields(shapes.ChannelCreateCommon, data, errors, ("channel_type", *foreign))
 
     draft = ChannelDraft(
         name=existing.name if existing else "",
@@ -166,21 +164,13 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     )
     changed: list[str] = []
 
-    # The values that name rows, cleaned first, so that one query reads every row the rules need.
-    name = clean_name(data.get("name"), errors) if creating or "name" in data else None
-    integration_id = (
-        clean_id(data.get("integration_id"), errors, "integration_id")
-        if creating or "integration_id" in data
-        else None
-    )
+    # The values that name rows, read first, so that one query reads every row the rules need.
+    name = values.get("name")
+    integration_id = values.get("integration_id")
     domain_given = channel_type == "email" and (creating or "email_domain_id" in data)
-    domain_id = (
-        clean_id(data.get("email_domain_id"), errors, "email_domain_id") if domain_given else None
-    )
+    domain_id = values.get("email_domain_id") if domain_given else None
     phone_given = channel_type == "sms" and (creating or "phone_number_id" in data)
-    phone_id = (
-        clean_id(data.get("phone_number_id"), errors, "phone_number_id") if phone_given else None
-    )
+    phone_id = values.get("phone_number_id") if phone_given else None
     refs = load_channel_refs(
         tenant_id,
         name=name,
@@ -211,21 +201,19 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
             draft.integration = integration
 
     if channel_type == "email":
-        _check_email_fields(data, draft, errors, creating, changed, domain_given, refs)
+        _check_email_fields(data, values, draft, errors, creating, changed, domain_given, refs)
     elif channel_type == "sms":
-        _check_sms_fields(data, draft, errors, creating, changed, phone_given, refs)
+        _check_sms_fields(data, values, draft, errors, creating, changed, phone_given, refs)
 
     if "metadata" in data:
-        metadata = clean_metadata(data.get("metadata"), errors)
+        metadata = values.get("metadata")
         if metadata is not None and (existing is None or metadata != existing.metadata_):
             draft.metadata = metadata
             changed.append("metadata")
 
     if "status" in data and not creating:
-        status = data.get("status")
-        if status not in CHANNEL_STATUS_CHOICES:
-            errors.add("status", "Must be one of: available, disabled.")
-        else:
+        status = values.get("status")
+        if status in CHANNEL_STATUS_CHOICES:
             enabled = status == "available"
             if enabled and draft.integration is not None and draft.integration.status != "active":
                 errors.add("status", "Cannot enable: its integration is disabled.")
@@ -238,7 +226,7 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
                 changed.append("status")
 
     if "is_default" in data:
-        is_default = clean_bool(data.get("is_default"), errors, "is_default")
+        is_default = values.get("is_default")
         if is_default is not None:
             draft.is_default = is_default
             # The derived status, not only the switch: a channel disabled by its integration
@@ -258,14 +246,16 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     return draft
 
 
-def _check_email_fields(data, draft: ChannelDraft, errors, creating, changed, domain_given, refs):
+def _check_email_fields(
+    data, values, draft: ChannelDraft, errors, creating, changed, domain_given, refs
+):
     """send_from_email is a valid address on the domain of email_domain_id, the tenant's."""
     touched = creating or "send_from_email" in data or "email_domain_id" in data
     if not touched:
         return
     address_domain = None
     if creating or "send_from_email" in data:
-        parsed = parse_email_address(data.get("send_from_email"), errors, "send_from_email")
+        parsed = values.get("send_from_email")
         if parsed:
             if parsed[0] != draft.send_from_email:
                 changed.append("send_from_email")
@@ -298,13 +288,15 @@ def _check_email_fields(data, draft: ChannelDraft, errors, creating, changed, do
         )
 
 
-def _check_sms_fields(data, draft: ChannelDraft, errors, creating, changed, phone_given, refs):
+def _check_sms_fields(
+    data, values, draft: ChannelDraft, errors, creating, changed, phone_given, refs
+):
     """send_from_phone_number is the number of phone_number_id (the tenant's, active, SMS)."""
     touched = creating or "send_from_phone_number" in data or "phone_number_id" in data
     if not touched:
         return
     if creating or "send_from_phone_number" in data:
-        number = parse_e164(data.get("send_from_phone_number"), errors, "send_from_phone_number")
+        number = values.get("send_from_phone_number")
         if number is not None:
             if number != draft.send_from_phone_number:
                 changed.append("send_from_phone_number")

@@ -1,4 +1,5 @@
-"""The email domain rules: a domain name (IDNA, lower-case) not yet added by the tenant."""
+"""The email domain rules: a domain name (IDNA, lower-case; read by
+``core.schemas.email_domains.EmailDomainCreate``) not yet added by the tenant."""
 
 from __future__ import annotations
 
@@ -7,26 +8,16 @@ from sqlalchemy import func, select
 from core.errors import FieldErrors
 from core.extensions import db
 from core.models import EmailDomain
-from core.rules.values import normalize_domain, reject_fields
-
-EMAIL_DOMAIN_FIELDS = ("domain",)
-EMAIL_DOMAIN_READ_ONLY = (
-    "id",
-    "tenant_id",
-    "status",
-    "verification_token",
-    "verified_at",
-    "last_checked_at",
-    "created_at",
-    "dns_records",
-)
+from core.schemas import parse_fields
 
 
 def check_email_domain(tenant_id: str, data: dict) -> str:
     """A domain name not yet added by this tenant; returns its normalized form."""
+    # Imported here: core.schemas builds its field types from core.rules.values.
+    from core.schemas.email_domains import EmailDomainCreate
+
     errors = FieldErrors()
-    reject_fields(data, EMAIL_DOMAIN_FIELDS, EMAIL_DOMAIN_READ_ONLY, errors)
-    domain = normalize_domain(data.get("domain"), errors)
+    domain = parse_fields(EmailDomainCreate, data, errors).get("domain")
     if domain is not None:
         exists = db.session.scalar(
             select(func.count())

@@ -1,7 +1,9 @@
 """Value cleaners of DESIGN §3: one value at a time, the same for the API and the console.
 
 Each cleaner takes a JSON value as received, adds its message to ``errors`` when the value is
-wrong, and returns the cleaned value (or None).
+wrong, and returns the cleaned value (or None). ``core.schemas.values`` makes each one a field
+type (its validator, with the JSON Schema stating the same limits), so the request models and
+the console's forms read values through these very functions.
 """
 
 from __future__ import annotations
@@ -15,11 +17,9 @@ import idna
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from core.errors import FieldErrors
+from core.errors import REQUIRED, FieldErrors
+from core.providers import SECRET_MASK, Provider
 
-REQUIRED = "This field is required."
-READ_ONLY = "This field is read-only."
-UNKNOWN = "Unknown field."
 NOT_A_STRING = "Must be a string."
 NOT_A_BOOLEAN = "Must be true or false."
 INVALID_NUMBER = "This is not a valid phone number."
@@ -36,6 +36,10 @@ E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 _E164 = re.compile(E164_PATTERN)
 _LETTER = re.compile(r"[^\W\d_]")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
+_COUNTRY = re.compile(COUNTRY_PATTERN)
+CAPABILITIES = ("sms", "voice")
+DOMAIN_MAX = 253
 
 
 def is_missing(value: object) -> bool:
@@ -79,6 +83,43 @@ def clean_bool(value: object, errors: FieldErrors, field_name: str) -> bool | No
         errors.add(field_name, NOT_A_BOOLEAN)
         return None
     return value
+
+
+def clean_choice(
+    value: object, errors: FieldErrors, field_name: str, choices: tuple[str, ...], required=True
+) -> str | None:
+    """One of ``choices`` (REQUIRED when missing and ``required``)."""
+    if required and is_missing(value):
+        errors.add(field_name, REQUIRED)
+        return None
+    if not isinstance(value, str) or value not in choices:
+        errors.add(field_name, "Must be one of: " + ", ".join(choices) + ".")
+        return None
+    return value
+
+
+def clean_country(value: object, errors: FieldErrors, field_name: str = "country") -> str | None:
+    """A two-letter country code (any case), or None (not given)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _COUNTRY.fullmatch(value):
+        errors.add(field_name, "Must be a two-letter country code, e.g. US.")
+        return None
+    return value
+
+
+def clean_capabilities(
+    value: object, errors: FieldErrors, field_name: str = "capabilities"
+) -> list[str] | None:
+    """A non-empty list of CAPABILITIES, in their order."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(c, str) and c in CAPABILITIES for c in value)
+    ):
+        errors.add(field_name, "Must be a non-empty list of: sms, voice.")
+        return None
+    return [c for c in CAPABILITIES if c in value]
 
 
 def clean_id(
@@ -180,7 +221,7 @@ def normalize_domain(value: object, errors: FieldErrors, field_name: str = "doma
         return None
     raw = value.strip().rstrip(".")
     invalid = "Enter a domain name such as example.com."
-    if len(raw) > 253 or _CONTROL.search(raw):
+    if len(raw) > DOMAIN_MAX or _CONTROL.search(raw):
         errors.add(field_name, invalid)
         return None
     try:
@@ -191,7 +232,7 @@ def normalize_domain(value: object, errors: FieldErrors, field_name: str = "doma
     labels = ascii_domain.split(".")
     if (
         len(labels) < 2
-        or len(ascii_domain) > 253
+        or len(ascii_domain) > DOMAIN_MAX
         or not all(_LABEL.match(label) for label in labels)
         or labels[-1].isdigit()
     ):
@@ -216,7 +257,7 @@ def clean_host(value: str) -> str | None:
     """A server's host name (IDNA, returned in its ASCII form) or IP address literal; None if
     it is neither. One label is allowed (``localhost``, a container's name)."""
     raw = value.strip().rstrip(".")
-    if not raw or len(raw) > 253 or _CONTROL.search(raw):
+    if not raw or len(raw) > DOMAIN_MAX or _CONTROL.search(raw):
         return None
     try:
         return str(ipaddress.ip_address(raw.strip("[]")))
@@ -227,11 +268,85 @@ def clean_host(value: str) -> str | None:
     except (idna.IDNAError, UnicodeError, ValueError):
         return None
     labels = ascii_host.split(".")
-    if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(ascii_host) > DOMAIN_MAX or not all(_LABEL.match(label) for label in labels):
         return None
     if labels[-1].isdigit():  # 300.1.2.3 and friends: not an address, not a name
         return None
     return ascii_host
+
+
+def _clean_credential(spec, value, errors: FieldErrors, key: str):
+    if spec.kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+                value = int(value.strip())
+            else:
+                errors.add(key, "Must be a whole number.")
+                return None
+        if spec.name == "port" and not 1 <= value <= 65535:
+            errors.add(key, "Must be between 1 and 65535.")
+            return None
+        return value
+    if spec.kind == "boolean":
+        if not isinstance(value, bool):
+            errors.add(key, NOT_A_BOOLEAN)
+            return None
+        return value
+    if not isinstance(value, str):
+        errors.add(key, NOT_A_STRING)
+        return None
+    value = value.strip()
+    if len(value) > spec.max_length or _CONTROL.search(value):
+        errors.add(key, f"Must be at most {spec.max_length} printable characters.")
+        return None
+    if spec.kind == "host":
+        host = clean_host(value)
+        if host is None:
+            errors.add(key, INVALID_HOST)
+        return host
+    if spec.kind == "choice" and value not in spec.choices:
+        errors.add(key, "Must be one of: " + ", ".join(spec.choices) + ".")
+        return None
+    return value
+
+
+def clean_credentials(
+    provider: Provider, value: object, errors: FieldErrors, current: dict | None = None
+) -> dict | None:
+    """A provider's credentials. On update, omitted fields and masked secrets keep their value."""
+    if value is None and current is not None:
+        return dict(current)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        errors.add("credentials", "Must be an object.")
+        return None
+    result = dict(current or {})
+    before = len(errors.as_dict())
+    for key in value:
+        if provider.field(key) is None:
+            errors.add(f"credentials.{key}", f"Unknown credential for {provider.label}.")
+    for spec in provider.fields:
+        key = f"credentials.{spec.name}"
+        if spec.name in value:
+            raw = value[spec.name]
+            if spec.secret and raw == SECRET_MASK and current is not None:
+                continue  # the masked value sent back: keep the stored secret
+            if is_missing(raw) and not (spec.kind == "boolean" and raw is False):
+                if spec.required:
+                    errors.add(key, REQUIRED)
+                else:
+                    result.pop(spec.name, None)
+                continue
+            cleaned = _clean_credential(spec, raw, errors, key)
+            if cleaned is not None:
+                result[spec.name] = cleaned
+        elif spec.name not in result:
+            if spec.default is not None:
+                result[spec.name] = spec.default
+            elif spec.required:
+                errors.add(key, REQUIRED)
+    return result if len(errors.as_dict()) == before else None
 
 
 def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metadata") -> dict | None:
@@ -261,14 +376,3 @@ def clean_metadata(value: object, errors: FieldErrors, field_name: str = "metada
             errors.add(field_name, "Values must be finite numbers.")
             ok = False
     return dict(value) if ok else None
-
-
-def reject_fields(
-    data: dict, allowed: tuple[str, ...], read_only: tuple[str, ...], errors: FieldErrors
-):
-    """Read-only and unknown fields are rejected, field by field."""
-    for key in data:
-        if key in read_only:
-            errors.add(key, READ_ONLY)
-        elif key not in allowed:
-            errors.add(key, UNKNOWN)

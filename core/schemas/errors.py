@@ -1,0 +1,33 @@
+"""The error envelope (DESIGN §4), the same on every /api path and status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from core.schemas import Schema, declared
+
+
+@declared
+class ErrorDetail(Schema):
+    """What went wrong: a stable code, a sentence, and every failing field with its messages."""
+
+    code: Annotated[str, Field(description="Stable machine-readable code.")]
+    message: str
+    fields: Annotated[
+        dict[str, list[str]], Field(description="Every failing field with its messages.")
+    ] = None
+
+
+@declared
+class Error(Schema):
+    """The error envelope."""
+
+    error: ErrorDetail
+
+
+def render_error(code: str, message: str, fields: dict | None = None) -> dict:
+    """The envelope; ``fields`` only when some field failed."""
+    detail = ErrorDetail(code=code, message=message, **({"fields": fields} if fields else {}))
+    return Error(error=detail).model_dump(exclude_unset=True)
