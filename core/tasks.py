@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery, Task, shared_task
@@ -117,7 +118,7 @@ def dispatch_outbox() -> int:
     from core.delivery import due_deliveries
 
     ids = due_deliveries()
-    hand_over(ids)
+    hand_over(ids, force=True)
     return len(ids)
 
 
@@ -129,16 +130,27 @@ def sweep_outbox() -> int:
     ids = stale_deliveries()
     if ids:
         log.warning("outbox sweeper: %d deliveries handed over again", len(ids))
-    hand_over(ids)
+    hand_over(ids, force=True)
     return len(ids)
 
 
-def hand_over(delivery_ids: list[str]) -> None:
+# After a failed publish, this process leaves deliveries to the dispatcher for this long
+# instead of trying the broker again at every request: a dead broker costs one request one
+# connection attempt, not every request its timeout. (Per process on purpose: nothing another
+# process needs; the outbox rows are the shared truth.)
+BROKER_BACKOFF_SECONDS = 30.0
+_broker_down_until = 0.0
+
+
+def hand_over(delivery_ids: list[str], force: bool = False) -> None:
     """Give deliveries to the engine: the embedded one in this process, else the broker.
 
     A failure to publish is logged, never raised: the rows stay in the outbox and the
-    dispatcher hands them over again.
+    dispatcher hands them over again. After a failure, this process does not try the broker
+    again for ``BROKER_BACKOFF_SECONDS``, but for the dispatcher's and the sweeper's runs
+    (``force``), which keep trying.
     """
+    global _broker_down_until
     if not delivery_ids:
         return
     app = current_app._get_current_object()
@@ -148,12 +160,19 @@ def hand_over(delivery_ids: list[str]) -> None:
         return
     if not app.config["BROKER_URL"]:
         return  # no engine in this process: the dispatcher of the one that runs takes them
+    if not force and time.monotonic() < _broker_down_until:
+        return  # the broker failed a moment ago: the dispatcher hands these over
     for delivery_id in delivery_ids:
         try:
             deliver_webhook.apply_async(args=[delivery_id], retry=False)
         except Exception as exc:  # noqa: BLE001 - any broker failure; the outbox keeps the row
+            _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             log.warning(
-                "broker unavailable, delivery %s left to the dispatcher: %s", delivery_id, exc
+                "broker unavailable, delivery %s left to the dispatcher (no publish from this "
+                "process for %g s): %s",
+                delivery_id,
+                BROKER_BACKOFF_SECONDS,
+                exc,
             )
             return
 

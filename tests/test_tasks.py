@@ -54,3 +54,31 @@ def _fernet() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+def test_a_dead_broker_is_tried_once_then_left_to_the_dispatcher(database_url, monkeypatch):
+    """After a failed publish, requests of this process do not try the broker again for
+    BROKER_BACKOFF_SECONDS (a dead broker costs one request one attempt, not every request its
+    timeout); the dispatcher's runs keep trying; after the pause, requests try again."""
+    from core import tasks
+
+    app = create_app({**base_config(database_url), "BROKER_URL": "redis://127.0.0.1:1/5"})
+    tried: list[str] = []
+
+    def refuse(args, retry):
+        tried.append(args[0])
+        raise ConnectionRefusedError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", refuse)
+    monkeypatch.setattr(tasks, "_broker_down_until", 0.0)
+    clock = [1000.0]
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: clock[0])
+    with app.app_context():
+        tasks.hand_over(["a", "b"])  # fails on the first: the rest stay in the outbox
+        tasks.hand_over(["c"])  # within the pause: not tried
+        assert tried == ["a"]
+        tasks.hand_over(["d"], force=True)  # the dispatcher tries regardless
+        assert tried == ["a", "d"]
+        clock[0] += tasks.BROKER_BACKOFF_SECONDS + 1
+        tasks.hand_over(["e"])
+        assert tried == ["a", "d", "e"]
