@@ -34,13 +34,14 @@ from datetime import datetime, timedelta
 
 import httpx
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from core import net_guard
 from core.crypto import decrypt_secret
 from core.db_types import utcnow
 from core.events import body_of
 from core.extensions import db
+from core.metrics import WEBHOOK_DELIVERIES, OutboxState
 from core.models import WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("channels.webhooks")
@@ -241,6 +242,36 @@ def record_attempt(delivery_id: str, attempt: Attempt) -> None:
         "delivered" if attempt.ok else attempt.error,
     )
     db.session.commit()
+    # After the commit: an attempt counts once it is recorded. delivered | retry (another try
+    # is scheduled) | paused (the endpoint is disabled) | failed (no try left).
+    if attempt.ok:
+        outcome = "delivered"
+    elif delivery.status == "failed":
+        outcome = "failed"
+    elif endpoint.status != "enabled":
+        outcome = "paused"
+    else:
+        outcome = "retry"
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def outbox_state(now: datetime | None = None) -> OutboxState:
+    """The outbox as the metrics report it: pending deliveries not yet handed to the engine
+    whose time has come, and the age of the oldest of them (seconds)."""
+    now = now or utcnow()
+    waiting = and_(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.enqueued_at.is_(None),
+        WebhookDelivery.next_attempt_at <= now,
+    )
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(WebhookDelivery.next_attempt_at)).where(waiting)
+    ).one()
+    db.session.rollback()  # a scrape holds no transaction
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    return OutboxState(depth=count, oldest_age_seconds=age)
 
 
 # --- the dispatcher and the sweeper ------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from core.database import writing
 from core.events import ENDPOINTS_KEY, PENDING_KEY
 from core.extensions import db
+from core.metrics import TASK_FAILURES, register_outbox_probe
 
 log = logging.getLogger("channels.tasks")
 
@@ -50,8 +51,13 @@ def init_tasks(app: Flask) -> Celery:
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
-            with app.app_context(), writing():
-                return self.run(*args, **kwargs)
+            try:
+                with app.app_context(), writing():
+                    return self.run(*args, **kwargs)
+            except Exception:
+                # channels_task_failures{task}: on a worker and in the embedded engine alike.
+                TASK_FAILURES.labels(self.name).inc()
+                raise
 
     broker = app.config["BROKER_URL"]
     poll = app.config["OUTBOX_POLL_SECONDS"]
@@ -79,6 +85,9 @@ def init_tasks(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     _APPS[:] = [app]
+    from core.delivery import outbox_state
+
+    register_outbox_probe(outbox_state)  # channels_outbox_depth / _oldest_age_seconds
     return celery_app
 
 

@@ -242,3 +242,41 @@ def test_a_url_that_turns_private_is_refused_at_delivery(app, setup, receiver):
     assert deliver_all() == ["failed"]
     assert receiver.received == []
     assert "must use https" in only_delivery().last_error
+
+
+def _count(name: str, **labels) -> float:
+    from core.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_attempts_the_outbox_and_task_failures_are_measured(app, setup, receiver, monkeypatch):
+    """channels_webhook_deliveries_total{outcome} counts recorded attempts; the outbox probe
+    reports due rows not yet handed over and the oldest one's age; a task that raises counts
+    in channels_task_failures_total{task}."""
+    from core import tasks
+
+    factories.make_webhook_endpoint(setup.tenant, receiver.url, CREATED)
+    factories.make_channel(setup, "email", name="Support")
+    state = delivery.outbox_state(now=utcnow() + timedelta(seconds=90))
+    assert state.depth == 1 and 89 <= state.oldest_age_seconds <= 91
+    retry = _count("channels_webhook_deliveries_total", outcome="retry")
+    delivered = _count("channels_webhook_deliveries_total", outcome="delivered")
+    receiver.status = 503
+    assert deliver_all() == ["failed"]
+    assert _count("channels_webhook_deliveries_total", outcome="retry") == retry + 1
+    assert delivery.outbox_state().depth == 0  # the retry is not due yet
+    receiver.status = 200
+    with time_machine.travel(only_delivery().next_attempt_at + timedelta(seconds=1), tick=False):
+        assert deliver_all() == ["delivered"]
+    assert _count("channels_webhook_deliveries_total", outcome="delivered") == delivered + 1
+
+    failures = _count("channels_task_failures_total", task=tasks.DISPATCH)
+
+    def broken():
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(delivery, "due_deliveries", broken)
+    with pytest.raises(RuntimeError):
+        tasks.dispatch_outbox.apply(throw=True)
+    assert _count("channels_task_failures_total", task=tasks.DISPATCH) == failures + 1
