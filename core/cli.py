@@ -25,6 +25,7 @@ from core.models import (
 )
 from core.services import accounts, audit, mfa, platform_log
 from core.services.audit import Actor
+from core.tasks import supervise
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "admin@demo.example"
@@ -95,7 +96,9 @@ def register_tasks_cli(app: Flask) -> None:
         """Run a task worker (any number, on any machines); extra arguments go to Celery's
         worker (e.g. --concurrency 4)."""
         celery_app = app.extensions["celery"]
-        celery_app.worker_main(_celery_argv(app, "worker", celery_args))
+        argv = _celery_argv(app, "worker", celery_args)
+        # Supervised: a worker that dies on a broker outage is replaced (core.tasks.supervise).
+        raise SystemExit(supervise(lambda: celery_app.worker_main(argv)))
 
     @app.cli.command(
         "scheduler", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}

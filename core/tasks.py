@@ -22,8 +22,12 @@ found again in the database by the sweeper.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery, Task, shared_task
@@ -293,3 +297,46 @@ def register_embedded(app: Flask) -> None:
     @app.before_request
     def _start_engine():
         start_embedded_once(app)
+
+
+# --- the worker's supervisor -------------------------------------------------------------------
+
+WORKER_RESTART_DELAY = 1.0
+
+
+def supervise(run: Callable[[], object]) -> int:
+    """Run the Celery worker (``run``) in a child process and start a new one whenever it dies
+    without being asked to stop; returns the last exit code.
+
+    Why: kombu's Redis transport can kill a worker with "Unrecoverable error: AttributeError
+    ('NoneType' object has no attribute 'hostname')" when a late ack meets a lost broker
+    connection (celery#4652, kombu#582), so a Redis restart could leave a machine without a
+    worker. The outbox keeps every delivery meanwhile; the new worker takes them.
+
+    The child shares the process group, so a terminal's Ctrl-C, ``kill -TERM -PGID`` or
+    systemd's control-group kill reach it directly; a SIGTERM sent to this process alone (a
+    container's stop) is passed on. Either way this process then only waits for the child.
+    """
+    state: dict = {"stopping": False, "child": None}
+
+    def stop(signum, _frame) -> None:
+        state["stopping"] = True
+        child = state["child"]
+        if signum == signal.SIGTERM and child is not None and child.is_alive():
+            try:
+                os.kill(child.pid, signal.SIGTERM)  # a second SIGTERM is harmless to Celery
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, stop)
+    while True:
+        child = multiprocessing.get_context("fork").Process(target=run, name="celery-worker")
+        state["child"] = child
+        child.start()
+        child.join()
+        code = child.exitcode if child.exitcode is not None else 1
+        if state["stopping"] or code == 0:
+            return code
+        log.error("the worker exited (%s); starting a new one", code)
+        time.sleep(WORKER_RESTART_DELAY)

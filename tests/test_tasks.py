@@ -82,3 +82,60 @@ def test_a_dead_broker_is_tried_once_then_left_to_the_dispatcher(database_url, m
         clock[0] += tasks.BROKER_BACKOFF_SECONDS + 1
         tasks.hand_over(["e"])
         assert tried == ["a", "d", "e"]
+
+
+def test_the_worker_supervisor_replaces_a_worker_that_died(tmp_path, monkeypatch):
+    """A worker process that dies without being asked to (kombu's crash on a lost broker
+    connection exits non-zero) is replaced; one that ends cleanly ends the supervision."""
+    import os
+    import signal as signals
+
+    from core import tasks
+
+    monkeypatch.setattr(tasks, "WORKER_RESTART_DELAY", 0.0)
+    runs = tmp_path / "runs"
+
+    def run():
+        with runs.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if len(runs.read_text().split()) < 3:
+            os._exit(70)  # "Unrecoverable error": Celery's EX_SOFTWARE
+        os._exit(0)
+
+    handlers = {s: signals.getsignal(s) for s in (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT)}
+    try:
+        assert tasks.supervise(run) == 0
+    finally:
+        for signum, handler in handlers.items():
+            signals.signal(signum, handler)
+    pids = runs.read_text().split()
+    assert len(pids) == 3 and len(set(pids)) == 3 and str(os.getpid()) not in pids
+
+
+def test_a_stopped_worker_is_not_replaced(tmp_path):
+    """SIGTERM to the supervisor alone (a container's stop) reaches the worker, which ends,
+    and no new one starts."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "supervised.py"
+    runs = tmp_path / "runs"
+    script.write_text(
+        "import os, sys, time\n"
+        "from core import tasks\n"
+        "def run():\n"
+        f"    open({str(runs)!r}, 'a').write('run\\n')\n"
+        "    time.sleep(60)\n"
+        "sys.exit(tasks.supervise(run))\n"
+    )
+    from tests.reliability.live import ROOT
+
+    process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (runs.exists() and runs.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) != 0  # the worker was terminated, so was the supervision
+    assert runs.read_text().split() == ["run"]
