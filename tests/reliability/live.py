@@ -292,6 +292,17 @@ class LiveServer:
         return call(self.base, method, path, body=body, headers=headers, **kwargs)
 
 
+def csrf_of(page_text: str) -> str:
+    """The CSRF token of a console page: its form's hidden field, else the htmx headers."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page_text, "html.parser")
+    hidden = soup.find("input", attrs={"name": "csrf_token"})
+    if hidden is not None:
+        return hidden["value"]
+    return json.loads(soup.body["hx-headers"])["X-CSRFToken"]
+
+
 def statuses(replies: Iterable[object]) -> list[object]:
     """Status codes, or the exception class name for requests that got no response."""
     return [r.status if isinstance(r, Reply) else type(r).__name__ for r in replies]

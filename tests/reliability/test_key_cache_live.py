@@ -4,10 +4,7 @@ other workers serves it, although every worker had it cached."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
-from bs4 import BeautifulSoup
 from sqlalchemy import select
 
 from core.extensions import db
@@ -15,15 +12,7 @@ from core.models import ApiKey
 from tests import factories
 from tests.console.conftest import make_console_user
 from tests.console.helpers import PASSWORD
-from tests.reliability.live import in_parallel, statuses
-
-
-def _csrf(page: httpx.Response) -> str:
-    soup = BeautifulSoup(page.text, "html.parser")
-    hidden = soup.find("input", attrs={"name": "csrf_token"})
-    if hidden is not None:
-        return hidden["value"]
-    return json.loads(soup.body["hx-headers"])["X-CSRFToken"]
+from tests.reliability.live import csrf_of, in_parallel, statuses
 
 
 def test_a_key_revoked_in_one_worker_is_refused_by_every_other_at_once(live):
@@ -43,13 +32,13 @@ def test_a_key_revoked_in_one_worker_is_refused_by_every_other_at_once(live):
     with httpx.Client(base_url=live.url, timeout=30) as browser:
         login = browser.get("/login")
         signed_in = browser.post(
-            "/login", data={"csrf_token": _csrf(login), "email": email, "password": PASSWORD}
+            "/login", data={"csrf_token": csrf_of(login.text), "email": email, "password": PASSWORD}
         )
         assert signed_in.status_code == 303, signed_in.text
         keys_page = browser.get("/api-keys")
         assert keys_page.status_code == 200
         revoke_url = f"/api-keys/{key_id}/revoke"
-        revoked = browser.post(revoke_url, data={"csrf_token": _csrf(keys_page)})
+        revoked = browser.post(revoke_url, data={"csrf_token": csrf_of(keys_page.text)})
         assert revoked.status_code == 303, revoked.text
 
     after = in_parallel([get] * 40)

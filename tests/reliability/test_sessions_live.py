@@ -5,23 +5,12 @@ memory)."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
-from bs4 import BeautifulSoup
 
 from tests import factories
 from tests.console.conftest import make_console_user
 from tests.console.helpers import PASSWORD
-from tests.reliability.live import in_parallel
-
-
-def _csrf(page: httpx.Response) -> str:
-    soup = BeautifulSoup(page.text, "html.parser")
-    hidden = soup.find("input", attrs={"name": "csrf_token"})
-    if hidden is not None:
-        return hidden["value"]
-    return json.loads(soup.body["hx-headers"])["X-CSRFToken"]
+from tests.reliability.live import csrf_of, in_parallel
 
 
 def test_a_cookie_copied_before_sign_out_is_refused_by_every_worker_after_it(live):
@@ -34,7 +23,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_by_every_worker_after_it(liv
     with httpx.Client(base_url=live.url, timeout=30) as browser:
         login = browser.get("/login")
         signed_in = browser.post(
-            "/login", data={"csrf_token": _csrf(login), "email": email, "password": PASSWORD}
+            "/login", data={"csrf_token": csrf_of(login.text), "email": email, "password": PASSWORD}
         )
         assert signed_in.status_code == 303, signed_in.text
         copied = dict(browser.cookies)  # what an attacker copied
@@ -45,7 +34,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_by_every_worker_after_it(liv
 
         assert in_parallel([replay] * 40) == [200] * 40
         channels = browser.get("/channels")
-        signed_out = browser.post("/logout", data={"csrf_token": _csrf(channels)})
+        signed_out = browser.post("/logout", data={"csrf_token": csrf_of(channels.text)})
         assert signed_out.status_code == 303, signed_out.text
 
     def replay_after() -> tuple[int, str]:
