@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 FINDINGS = ROOT / "bench" / "FINDINGS.md"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-POSTGRES_BENCH_DB = "channels_bench"
+# BENCH_PG_DATABASE: another name, so that two benchmark runs on one machine do not share it.
+POSTGRES_BENCH_DB = os.environ.get("BENCH_PG_DATABASE", "channels_bench")
 RATIO_KEYS = (
     "create_vs_insert",
     "create_default_vs_insert",
