@@ -94,6 +94,15 @@ def body(
     }
 
 
+def streamed(description: str, content: dict[str, dict], headers: tuple[str, ...] = ()) -> dict:
+    """A streamed (non-JSON) response: ``content`` maps each media type to its schema."""
+    return {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in headers},
+        "content": {media_type: {"schema": schema} for media_type, schema in content.items()},
+    }
+
+
 def no_content(description: str, headers: tuple[str, ...] = ()) -> dict:
     """A response without a body."""
     return {
@@ -343,6 +352,11 @@ HEADERS = {
         "Present when the change moved the default: the id of the channel that became the "
         "default of the type, or `none` when no channel could.",
         {"type": "string"},
+    ),
+    "Content-Disposition": _header(
+        '`attachment; filename="channels-<tenant slug>-<UTC date>.<format>"`.',
+        {"type": "string"},
+        required=True,
     ),
     "Idempotent-Replayed": _header(
         "`true` when this is the stored response of an earlier request with the same "

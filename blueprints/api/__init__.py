@@ -11,6 +11,7 @@ from functools import wraps
 
 from flask import Blueprint, g, jsonify, make_response, request
 from sqlalchemy.exc import OperationalError
+from werkzeug.routing import BaseConverter
 
 from core.database import SAFE_METHODS, read_phase
 from core.errors import ServiceError
@@ -23,6 +24,23 @@ from core.services.audit import Actor
 
 bp = Blueprint("api", __name__)
 limit_api_blueprint(bp)  # RATELIMIT_API per API key (core.limits)
+
+# The words of /api/channels/<word> routes of the collection itself.
+CHANNEL_COLLECTION_WORDS = ("export", "bulk")
+
+
+class ChannelIdConverter(BaseConverter):
+    """``<channel_id:...>``: a channel id in a path, i.e. any segment but the collection's own
+    words, so that /api/channels/export answers only as itself (its ``Allow`` lists GET alone;
+    a PATCH there is 405, not "channel export not found")."""
+
+    regex = r"(?!(?:" + "|".join(CHANNEL_COLLECTION_WORDS) + r")(?:/|$))[^/]+"
+
+
+# Registered before any route of the blueprint is added (deferred functions run in order).
+bp.record_once(
+    lambda state: state.app.url_map.converters.setdefault("channel_id", ChannelIdConverter)
+)
 
 MAX_DEPTH = 32
 
@@ -202,6 +220,7 @@ from blueprints.api import (  # noqa: E402,F401  (routes register on bp)
     audit_events,
     channels,
     email_domains,
+    export,
     integrations,
     openapi,
     phone_numbers,

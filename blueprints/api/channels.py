@@ -105,14 +105,14 @@ def list_channels():
     return render_page(shapes.ChannelList, [channel_to_api(c) for c in rows], next_cursor)
 
 
-@bp.get("/channels/<channel_id>")
+@bp.get("/channels/<channel_id:channel_id>")
 @documented(CHANNELS.reading("getChannel", "Get a channel"))
 def get_channel(channel_id):
     """One channel of the tenant."""
     return channel_to_api(get_for_tenant(Channel, g.tenant_id, channel_id))
 
 
-@bp.patch("/channels/<channel_id>")
+@bp.patch("/channels/<channel_id:channel_id>")
 @documented(
     CHANNELS.changing(
         "updateChannel",
@@ -131,7 +131,7 @@ def update_channel(channel_id):
     return channel_to_api(outcome.channel), 200, handover_headers([outcome])
 
 
-@bp.delete("/channels/<channel_id>")
+@bp.delete("/channels/<channel_id:channel_id>")
 @documented(CHANNELS.deleting("deleteChannel", "Delete a channel", ("Default-Handover",)))
 @write_endpoint
 def delete_channel(channel_id):
@@ -140,7 +140,7 @@ def delete_channel(channel_id):
     return None, 204, handover_headers([outcome])
 
 
-@bp.post("/channels/<channel_id>/test")
+@bp.post("/channels/<channel_id:channel_id>/test")
 @documented(
     CHANNELS.changing(
         "testChannel",

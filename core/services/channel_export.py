@@ -1,0 +1,218 @@
+"""Export of a tenant's channels (issue 16, DESIGN §10): every channel the list's filters keep,
+as NDJSON (one API object a line) or CSV, streamed in constant memory.
+
+One place for the API (``GET /api/channels/export``) and the console's "Download CSV":
+
+- ``export_rows`` walks the filtered channels newest first, as the list does, by keyset over
+  (created_at, id) in chunks of ``EXPORT_CHUNK`` rows: one bounded query per chunk, never one
+  giant fetch, so memory stays the same at ten thousand rows and at a million. Between chunks
+  the read transaction ends (SQLite's WAL can checkpoint, PostgreSQL keeps no old snapshot); the
+  keyset makes that safe: a channel created meanwhile is newer than the first row and is not
+  exported, a deleted one is simply missing, none appears twice.
+- Rows are fetched as plain column tuples (no ORM objects, no joins) and rendered by
+  ``channel_object``, which builds the very object ``channel_to_api`` renders (same declared
+  model ``core.schemas.channels``, same field order, same values); tests/api/test_export.py
+  compares the two for every channel. A field added to the model that this module does not know
+  stops the import (``_RENDERERS``), rather than exporting a different shape.
+- Every CSV cell goes through ``core.csv_cells`` (formula escaping).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Response, stream_with_context
+from sqlalchemy import Select, tuple_
+
+from core.csv_cells import csv_line
+from core.db_types import rfc3339
+from core.extensions import db
+from core.models import Channel
+from core.schemas.channels import CHANNEL_MODELS
+from core.services.channel_queries import channel_list_query
+
+EXPORT_CHUNK = 1000  # rows per query (and per write to the client)
+EXPORT_FORMATS = ("ndjson", "csv")
+EXPORT_MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+# The CSV's columns, in this order (the API object's fields less tenant_id, which is the
+# caller's own; the other type's address fields are empty cells).
+CSV_HEADER = (
+    "id",
+    "name",
+    "channel_type",
+    "integration_id",
+    "send_from_email",
+    "email_domain_id",
+    "send_from_phone_number",
+    "phone_number_id",
+    "status",
+    "is_default",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+# The columns read for a channel: what its API object shows, nothing else.
+_COLUMNS = (
+    Channel.id,
+    Channel.tenant_id,
+    Channel.name,
+    Channel.channel_type,
+    Channel.integration_id,
+    Channel.send_from_email,
+    Channel.email_domain_id,
+    Channel.send_from_phone_number,
+    Channel.phone_number_id,
+    Channel.status,
+    Channel.is_default,
+    Channel.metadata_.label("metadata"),
+    Channel.created_at,
+    Channel.updated_at,
+)
+
+
+def _column(name: str):
+    def read(row):
+        return getattr(row, name)
+
+    return read
+
+
+# How each field of the declared response model (``CHANNEL_MODELS``) is read from a row, as
+# ``core.schemas.channels.as_channel`` and the model's serializers make it.
+_RENDERERS = {
+    name: _column(name)
+    for name in (
+        "id",
+        "tenant_id",
+        "name",
+        "channel_type",
+        "integration_id",
+        "send_from_email",
+        "email_domain_id",
+        "send_from_phone_number",
+        "phone_number_id",
+        "status",
+    )
+}
+_RENDERERS.update(
+    is_default=lambda row: bool(row.is_default),
+    metadata=lambda row: dict(row.metadata or {}),
+    created_at=lambda row: rfc3339(row.created_at),
+    updated_at=lambda row: rfc3339(row.updated_at or row.created_at),
+)
+_FIELDS = {
+    channel_type: tuple((name, _RENDERERS[name]) for name in model.model_fields)
+    for channel_type, model in CHANNEL_MODELS.items()
+}  # a KeyError here: the model gained a field this module must learn to export
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """The list's filters (DESIGN §4): all optional."""
+
+    channel_type: str | None = None
+    status: str | None = None
+    is_default: bool | None = None
+    q: str | None = None
+
+
+def channel_object(row) -> dict:
+    """The API object of a channel row (a result row of ``_COLUMNS``): ``channel_to_api``'s."""
+    return {name: read(row) for name, read in _FIELDS[row.channel_type]}
+
+
+def _query(tenant_id: str, filters: ExportFilters) -> Select:
+    return channel_list_query(
+        tenant_id,
+        channel_type=filters.channel_type,
+        status=filters.status,
+        is_default=filters.is_default,
+        q=filters.q,
+    ).with_only_columns(*_COLUMNS)
+
+
+def export_rows(
+    tenant_id: str, filters: ExportFilters, chunk_size: int | None = None
+) -> Iterator[list]:
+    """The tenant's filtered channels, newest first, as lists of at most ``chunk_size`` rows
+    (one query each, continuing after the last row of the previous chunk)."""
+    size = chunk_size or EXPORT_CHUNK
+    query = _query(tenant_id, filters).order_by(Channel.created_at.desc(), Channel.id.desc())
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = (
+            query if after is None else query.where(tuple_(Channel.created_at, Channel.id) < after)
+        )
+        rows = db.session.execute(page.limit(size)).all()
+        # End the read transaction between chunks (the keyset needs no snapshot).
+        db.session.commit()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _ndjson(chunks: Iterator[list]) -> Iterator[str]:
+    for rows in chunks:
+        yield "".join(
+            json.dumps(channel_object(row), ensure_ascii=False, separators=(",", ":")) + "\n"
+            for row in rows
+        )
+
+
+def csv_record(channel: dict) -> str:
+    """One CSV line of the export from a channel's API object (cells escaped)."""
+    cells = [channel.get(name) for name in CSV_HEADER]
+    cells[CSV_HEADER.index("metadata")] = json.dumps(
+        channel["metadata"], ensure_ascii=False, separators=(",", ":")
+    )
+    return csv_line(cells)
+
+
+def _csv(chunks: Iterator[list]) -> Iterator[str]:
+    yield csv_line(CSV_HEADER)
+    for rows in chunks:
+        yield "".join(csv_record(channel_object(row)) for row in rows)
+
+
+def export_channels(
+    tenant_id: str, filters: ExportFilters, export_format: str, chunk_size: int | None = None
+) -> Iterator[str]:
+    """The export document, as text pieces to stream (``export_format``: ndjson or csv).
+
+    The first chunk is read before this returns, so that a database that cannot answer fails
+    the request (503 and the error envelope) before any byte is sent.
+    """
+    chunks = export_rows(tenant_id, filters, chunk_size)
+    first = next(chunks, None)
+    pending = iter(()) if first is None else _chain(first, chunks)
+    return _ndjson(pending) if export_format == "ndjson" else _csv(pending)
+
+
+def _chain(first: list, rest: Iterator[list]) -> Iterator[list]:
+    yield first
+    yield from rest
+
+
+def export_response(
+    tenant, filters: ExportFilters, export_format: str, chunk_size: int | None = None
+) -> Response:
+    """The streamed download of ``tenant``'s export (the API's and the console's): the body is
+    produced chunk by chunk while it is sent, inside the request's context (its session)."""
+    pieces = export_channels(tenant.id, filters, export_format, chunk_size)
+    response = Response(stream_with_context(pieces), mimetype=None)
+    response.headers["Content-Type"] = EXPORT_MEDIA_TYPES[export_format]
+    filename = export_filename(tenant.slug, export_format)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def export_filename(tenant_slug: str, export_format: str, now: datetime | None = None) -> str:
+    """``channels-<tenant slug>-<UTC date>.<format>``."""
+    day = (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    return f"channels-{tenant_slug}-{day}.{export_format}"
