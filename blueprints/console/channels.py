@@ -33,6 +33,7 @@ from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel, PhoneNumber
 from core.pagination import keyset_window
 from core.services import channels as service
+from core.services.channel_export import ExportFilters, export_response
 from core.services.channel_queries import SEARCH_MAX, channel_choices, channel_list_query
 from core.services.test_send import send_test_message
 from core.tenancy import get_for_tenant
@@ -67,6 +68,15 @@ class ChannelFilters:
     def active(self) -> bool:
         """Whether anything narrows the table."""
         return bool(self.channel_type or self.status or self.q)
+
+    def export_url(self) -> str:
+        """The CSV download of every channel these filters keep ("Download CSV")."""
+        return url_for(
+            "console.channels_export",
+            channel_type=self.channel_type or None,
+            status=self.status or None,
+            q=self.q or None,
+        )
 
     def url(self, **extra) -> str:
         """The table's URL with these filters (and e.g. a cursor)."""
@@ -129,6 +139,18 @@ def channels_index():
         next_url=current_path(),
         channel_types=CHANNEL_TYPES,
         statuses=CHANNEL_STATUSES,
+    )
+
+
+@bp.get("/channels/export.csv")
+def channels_export():
+    """Download, as CSV, every channel the table's filters keep (the API's export; a read, so
+    support staff may)."""
+    filters = ChannelFilters.from_args(request.args)
+    return export_response(
+        current_tenant(),
+        ExportFilters(channel_type=filters.channel_type, status=filters.status, q=filters.q),
+        "csv",
     )
 
 

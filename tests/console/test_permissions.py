@@ -126,6 +126,7 @@ POLICIES: dict[str, Policy] = {
     "console.account_passkey_remove": OWN_PASSKEY,
     # channels
     "console.channels_index": CONSOLE_READ,
+    "console.channels_export": CONSOLE_READ,
     "console.channels_type_fields": CONSOLE_READ,
     "console.channels_edit": CONSOLE_READ,
     "console.channels_new": CONSOLE_WRITE,
@@ -196,6 +197,7 @@ POLICIES: dict[str, Policy] = {
     # JSON API
     "api.openapi": PUBLIC,
     "api.list_channels": API_READ,
+    "api.export_channels": API_READ,
     "api.get_channel": API_READ,
     "api.create_channel": API_WRITE,
     "api.update_channel": API_WRITE,
