@@ -133,8 +133,11 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _generate_sql(seed: Seed, start: int, stop: int, dialect: str) -> str:
-    """One INSERT ... SELECT that makes rows ``start``..``stop - 1`` inside the database."""
+def _generate_sql(
+    seed: Seed, start: int, stop: int, dialect: str, share: int = MEASURED_SHARE
+) -> str:
+    """One INSERT ... SELECT that makes rows ``start``..``stop - 1`` inside the database; every
+    ``share``-th row is the measured tenant's (1: all of them)."""
     tenants = ", ".join(
         "("
         + ", ".join(
@@ -182,14 +185,14 @@ w(idx, word) AS (VALUES {words}),
 s AS (
   SELECT k,
          CASE WHEN (k / 8) % 2 = 0 THEN 'email' ELSE 'sms' END AS ctype,
-         CASE WHEN k % {MEASURED_SHARE} = 0 THEN 0 ELSE 1 + k % {TENANTS - 1} END AS tidx
+         CASE WHEN k % {share} = 0 THEN 0 ELSE 1 + k % {TENANTS - 1} END AS tidx
   FROM seq
 ),
 n AS (
   SELECT s.k, s.ctype, s.tidx,
-         CASE WHEN s.tidx = 0 AND s.k < {MEASURED_SHARE * NEEDLE_ROWS} THEN 'Zephyr relay ' || s.k
+         CASE WHEN s.tidx = 0 AND s.k < {share * NEEDLE_ROWS} THEN 'Zephyr relay ' || s.k
               ELSE w.word || ' ' || s.ctype || ' ' || s.k END AS name
-  FROM s JOIN w ON w.idx = (s.k / {MEASURED_SHARE}) % {len(WORDS)}
+  FROM s JOIN w ON w.idx = (s.k / {share}) % {len(WORDS)}
 )
 INSERT INTO channels ({", ".join(COLUMNS)})
 SELECT {new_id}, t.id, n.name, lower(n.name), n.ctype,
@@ -226,8 +229,9 @@ def _secondary_structures(conn, dialect: str) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in rows]
 
 
-def grow(seed: Seed, total: int) -> float:
+def grow(seed: Seed, total: int, share: int = MEASURED_SHARE) -> float:
     """Bulk-load channel rows until ``total`` rows were loaded; returns the seconds it took.
+    Every ``share``-th row is the measured tenant's (``bench/export.py`` gives it all: 1).
 
     Large loads drop the secondary indexes (and SQLite's search triggers) first and re-create
     them from the database's own DDL afterwards, the usual way to bulk-load: the schema ends up
@@ -243,7 +247,7 @@ def grow(seed: Seed, total: int) -> float:
         structures = _secondary_structures(conn, dialect) if rebuild else []
         for kind, name, _ in structures:
             conn.execute(text(f"DROP {kind} {name}"))
-        conn.execute(text(_generate_sql(seed, seed.loaded, total, dialect)))
+        conn.execute(text(_generate_sql(seed, seed.loaded, total, dialect, share)))
         for _, _, ddl in structures:
             conn.execute(text(ddl))
         if (

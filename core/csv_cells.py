@@ -42,8 +42,16 @@ def unescape_cell(text: str) -> str:
 
 def csv_line(cells: Iterable[object]) -> str:
     """One CSV record (RFC 4180 quoting, CRLF line end), every cell escaped."""
+    return csv_block([cells])
+
+
+def csv_block(rows: Iterable[Iterable[object]]) -> str:
+    """Several CSV records at once, as ``csv_line`` writes each (one writer for them all: a
+    streamed export writes a chunk of rows at a time)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([escape_cell(cell) for cell in cells])
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [escape_cell(cell) for cell in row] for row in rows
+    )
     return buffer.getvalue()
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from flask import Response, stream_with_context
 from sqlalchemy import Select, tuple_
 
-from core.csv_cells import csv_line
+from core.csv_cells import csv_block, csv_line
 from core.db_types import rfc3339
 from core.extensions import db
 from core.models import Channel
@@ -74,17 +74,27 @@ _COLUMNS = (
 )
 
 
-def _column(name: str):
-    def read(row):
-        return getattr(row, name)
+_INDEX = {column.key: i for i, column in enumerate(_COLUMNS)}
+_CREATED, _UPDATED = _INDEX["created_at"], _INDEX["updated_at"]
 
-    return read
+
+def _timestamp(value: datetime) -> str:
+    """``core.db_types.rfc3339`` (what the model's ``Timestamp`` serializes with), without its
+    ``astimezone`` and ``strftime`` for the aware UTC datetimes the columns return (the same
+    text, tests/api/test_export.py); anything else goes to it."""
+    if value.tzinfo is UTC and value.year >= 1000:
+        return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    return rfc3339(value)
+
+
+def _column(index: int):
+    return lambda row: row[index]
 
 
 # How each field of the declared response model (``CHANNEL_MODELS``) is read from a row, as
 # ``core.schemas.channels.as_channel`` and the model's serializers make it.
 _RENDERERS = {
-    name: _column(name)
+    name: _column(_INDEX[name])
     for name in (
         "id",
         "tenant_id",
@@ -99,15 +109,18 @@ _RENDERERS = {
     )
 }
 _RENDERERS.update(
-    is_default=lambda row: bool(row.is_default),
-    metadata=lambda row: dict(row.metadata or {}),
-    created_at=lambda row: rfc3339(row.created_at),
-    updated_at=lambda row: rfc3339(row.updated_at or row.created_at),
+    is_default=lambda row: bool(row[_INDEX["is_default"]]),
+    metadata=lambda row: dict(row[_INDEX["metadata"]] or {}),
+    created_at=lambda row: _timestamp(row[_CREATED]),
+    updated_at=lambda row: _timestamp(row[_UPDATED] or row[_CREATED]),
 )
 _FIELDS = {
     channel_type: tuple((name, _RENDERERS[name]) for name in model.model_fields)
     for channel_type, model in CHANNEL_MODELS.items()
 }  # a KeyError here: the model gained a field this module must learn to export
+_TYPE = _INDEX["channel_type"]
+# One encoder for every line (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,7 @@ class ExportFilters:
 
 def channel_object(row) -> dict:
     """The API object of a channel row (a result row of ``_COLUMNS``): ``channel_to_api``'s."""
-    return {name: read(row) for name, read in _FIELDS[row.channel_type]}
+    return {name: read(row) for name, read in _FIELDS[row[_TYPE]]}
 
 
 def _query(tenant_id: str, filters: ExportFilters) -> Select:
@@ -159,25 +172,23 @@ def export_rows(
 
 def _ndjson(chunks: Iterator[list]) -> Iterator[str]:
     for rows in chunks:
-        yield "".join(
-            json.dumps(channel_object(row), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for row in rows
-        )
+        yield "".join([_JSON(channel_object(row)) + "\n" for row in rows])
 
 
-def csv_record(channel: dict) -> str:
-    """One CSV line of the export from a channel's API object (cells escaped)."""
+def csv_cells(channel: dict) -> list:
+    """The export's CSV cells (``CSV_HEADER``) of a channel's API object, before escaping."""
     cells = [channel.get(name) for name in CSV_HEADER]
-    cells[CSV_HEADER.index("metadata")] = json.dumps(
-        channel["metadata"], ensure_ascii=False, separators=(",", ":")
-    )
-    return csv_line(cells)
+    cells[_METADATA_CELL] = _JSON(channel["metadata"])
+    return cells
+
+
+_METADATA_CELL = CSV_HEADER.index("metadata")
 
 
 def _csv(chunks: Iterator[list]) -> Iterator[str]:
     yield csv_line(CSV_HEADER)
     for rows in chunks:
-        yield "".join(csv_record(channel_object(row)) for row in rows)
+        yield csv_block([csv_cells(channel_object(row)) for row in rows])
 
 
 def export_channels(
