@@ -174,11 +174,15 @@ def run_database(backend: str, sizes: tuple[int, ...], repeat: int, formats: tup
                 db.session.remove()
             log(f"{backend}: {size} channels loaded in {loaded:.1f}s")
             runs: dict[str, list[dict]] = {"select": [], **{f: [] for f in formats}}
-            for _ in range(repeat):
+            for round_ in range(repeat):
                 runs["select"].append(_run_child(["select", database_url, tenant_id]))
+                log(f"{backend} {size} select #{round_ + 1}: {runs['select'][-1]}")
                 for export_format in formats:
                     runs[export_format].append(
                         _run_child(["export", database_url, key, export_format, secret, fernet])
+                    )
+                    log(
+                        f"{backend} {size} {export_format} #{round_ + 1}: {runs[export_format][-1]}"
                     )
             at_size = {}
             for name, samples in runs.items():
