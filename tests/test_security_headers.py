@@ -40,7 +40,10 @@ def _assert_headers(app, response, url: str) -> None:
     if is_api(url):
         assert csp.startswith("default-src 'none'"), url
         assert response.headers.get("Cache-Control") == "no-store", url
-        assert response.mimetype == "application/json", url
+        # JSON, but for the export's own body (NDJSON by default; its errors are JSON).
+        streamed = url == "/api/channels/export" and response.status_code == 200
+        expected = "application/x-ndjson" if streamed else "application/json"
+        assert response.mimetype == expected, url
     elif response.mimetype == "text/html":
         script_src = re.search(r"script-src ([^;]*)", csp).group(1).split()
         assert script_src == ["'self'", app.config["HTMX_SRC"]], (url, csp)
