@@ -24,11 +24,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
+from functools import cache, wraps
 
 from flask import g, make_response, request
+from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
 from werkzeug.datastructures import ETags
 from werkzeug.http import parse_etags, quote_etag
 
@@ -53,10 +53,11 @@ class PreconditionFailed(ServiceError):
 
 def _phone_number_channel():
     # The number's ``channel_id`` as ``services.phone_numbers.channel_ids`` picks it: the oldest.
+    channels = Channel.__table__
     return (
-        select(Channel.id)
-        .where(Channel.phone_number_id == PhoneNumber.id)
-        .order_by(Channel.created_at, Channel.id)
+        select(channels.c.id)
+        .where(channels.c.phone_number_id == PhoneNumber.__table__.c.id)
+        .order_by(channels.c.created_at, channels.c.id)
         .limit(1)
         .scalar_subquery()
     )
@@ -68,10 +69,11 @@ DERIVED = {PhoneNumber: _phone_number_channel}
 VERSIONED = (Channel, Integration, EmailDomain, PhoneNumber, WebhookEndpoint)
 
 
-def _attributes(model) -> list:
+@cache
+def _attributes(model) -> tuple:
     """The mapped column attributes that make ``model``'s version, in table order."""
     skipped = UNRENDERED.get(model, ())
-    return [a for a in sa_inspect(model).column_attrs if a.key not in skipped]
+    return tuple(a for a in sa_inspect(model).column_attrs if a.key not in skipped)
 
 
 def _canonical(value):
@@ -95,24 +97,39 @@ def etag_of(row, *derived) -> str:
     """The tag of ``row`` as it stands in the session (loaded, or just written: the values the
     response renders), with its ``DERIVED`` value."""
     model = type(row)
-    return version_of(model, [getattr(row, a.key) for a in _attributes(model)] + list(derived))
+    return version_of(model, [*(getattr(row, a.key) for a in _attributes(model)), *derived])
+
+
+@cache
+def _version_query(model, lock: bool):
+    """The narrow query of ``model``'s version values by id and tenant, built once: plain table
+    columns and bound parameters, so that each call costs no statement building, no cache-key
+    walk and no ORM loading (the 304 path's whole cost is this one indexed lookup)."""
+    table = model.__table__
+    derived = DERIVED.get(model)
+    query = select(
+        *(a.columns[0] for a in _attributes(model)), *([derived()] if derived else [])
+    ).where(table.c.id == bindparam("object_id"), table.c.tenant_id == bindparam("tenant_id"))
+    return query.with_for_update(of=table) if lock else query
 
 
 def current_version(model, tenant_id: str, object_id: object, *, lock: bool = False) -> str | None:
     """The tag of the tenant's ``object_id`` read now (one narrow query), or None if there is
-    no such row (unknown, malformed or another tenant's id alike). ``lock``: inside a write,
-    hold the row until the transaction ends."""
+    no such row (unknown, malformed or another tenant's id alike).
+
+    ``lock``: inside a write, in the session's transaction, holding the row until it ends.
+    Without it, on a connection of its own, returned at once: a 304 never opens the ORM
+    session's transaction, so the request has nothing to tear down.
+    """
     clean = lookup_id(object_id)
     if clean is None:
         return None
-    columns = [a.columns[0] for a in _attributes(model)]
-    derived = DERIVED.get(model)
-    query = select(*columns, *([derived()] if derived else [])).where(
-        model.id == clean, model.tenant_id == tenant_id
-    )
+    parameters = {"object_id": clean, "tenant_id": tenant_id}
     if lock:
-        query = query.with_for_update(of=model)
-    row = db.session.execute(query).first()
+        row = db.session.connection().execute(_version_query(model, True), parameters).first()
+    else:
+        with db.engine.connect() as connection:
+            row = connection.execute(_version_query(model, False), parameters).first()
     return None if row is None else version_of(model, row)
 
 
