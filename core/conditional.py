@@ -34,7 +34,7 @@ from werkzeug.http import parse_etags, quote_etag
 
 from core.errors import NotFound, ServiceError
 from core.extensions import db
-from core.models import Channel, EmailDomain, Integration, PhoneNumber, WebhookEndpoint
+from core.models import Channel, PhoneNumber, WebhookEndpoint
 from core.tenancy import lookup_id
 
 FORMAT = "1"
@@ -65,8 +65,6 @@ def _phone_number_channel():
 
 # Parts of a representation that live outside the resource's row.
 DERIVED = {PhoneNumber: _phone_number_channel}
-
-VERSIONED = (Channel, Integration, EmailDomain, PhoneNumber, WebhookEndpoint)
 
 
 @cache

@@ -305,3 +305,45 @@ def test_require_version_holds_the_row(app, setup):
     _assert_tag(tag)
     if db.engine.dialect.name == "postgresql":
         assert "FOR UPDATE" in statements[-1]
+
+
+def test_every_get_of_one_resource_is_conditional(app):
+    """Every GET /api/<collection>/{id} route goes through core.conditional."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api.") and "GET" in rule.methods and rule.rule.endswith(">"):
+            found.append(rule.rule)
+            view = app.view_functions[rule.endpoint]
+            assert getattr(view, "conditional", False), rule.rule
+    assert len(found) == len(RESOURCES)
+
+
+def test_document_declares_the_conditional_headers_and_statuses(app):
+    """The OpenAPI document: ETag on the GET's 200, the PATCH's 200 and the POST's 201;
+    If-None-Match and 304 on GET; If-Match and 412 on PATCH and DELETE."""
+    from core.openapi import build_openapi
+
+    document = build_openapi(app)
+    etag = {"$ref": "#/components/headers/ETag"}
+    assert document["components"]["headers"]["ETag"]["schema"]["type"] == "string"
+    assert "Error412" in document["components"]["responses"]
+    for resource in RESOURCES.values():
+        collection = document["paths"][resource.collection]
+        one = next(
+            item
+            for path, item in document["paths"].items()
+            if path.startswith(resource.collection + "/{") and path.endswith("}")
+        )
+        params = {p.get("$ref", "").rsplit("/", 1)[-1] for p in one["get"]["parameters"]}
+        assert "IfNoneMatch" in params
+        assert one["get"]["responses"]["304"] == {"$ref": "#/components/responses/NotModified"}
+        assert one["get"]["responses"]["200"]["headers"]["ETag"] == etag
+        assert collection["post"]["responses"]["201"]["headers"]["ETag"] == etag
+        for method in ("patch", "delete"):
+            if method not in one:
+                continue
+            params = {p.get("$ref", "").rsplit("/", 1)[-1] for p in one[method]["parameters"]}
+            assert "IfMatch" in params
+            assert one[method]["responses"]["412"] == {"$ref": "#/components/responses/Error412"}
+        if "patch" in one:
+            assert one["patch"]["responses"]["200"]["headers"]["ETag"] == etag
