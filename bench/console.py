@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bench import loadgen
 from bench.dataset import Seed
 
-PASSWORD = "bench-password-123"
+PASSWORD = "quiet-lantern-orbit-4817"  # passes the password policy (not built on the email)
 EMAIL = "bench-admin@example.org"
 USER_AGENT = "channels-bench"
 PAGES = {  # name: (endpoint, query string, htmx request?)

@@ -42,6 +42,7 @@ RATIO_KEYS = (
     "create_p99_vs_p50",
     "list_vs_bare",
     "get_vs_bare",
+    "not_modified_vs_get",
     "list_1m_vs_1k",
     "get_1m_vs_1k",
     "create_1m_vs_1k",
@@ -217,6 +218,10 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
         ),
         (f"{base}/api/channels", dict(headers=headers)),
         (f"{base}/api/channels/{seed.sample_id}", dict(headers=headers)),
+        (
+            f"{base}/api/channels/{seed.sample_id}",
+            dict(headers=dict(headers, **{"If-None-Match": current_etag(base, seed, headers)})),
+        ),
         (f"{base}/api/channels?q={dataset.NEEDLE}", dict(headers=headers)),
         (f"{base}/api/channels?q={dataset.COMMON}", dict(headers=headers)),
         (f"{base}/api/channels", dict(post_body_template=body, headers=post_headers)),
@@ -242,7 +247,17 @@ THROUGHPUT_PAIRS = {
     "create_one_tenant": "bare_insert",
     "list": "bare_json",
     "get": "bare_json",
+    # GET of the same channel with If-None-Match naming its ETag (304, no body) against the
+    # full GET, measured right after it in each round.
+    "not_modified": "get",
 }
+
+
+def current_etag(base: str, seed: dataset.Seed, headers: dict) -> str:
+    """The sample channel's ETag, as a client that fetched it once holds it."""
+    request = urllib.request.Request(f"{base}/api/channels/{seed.sample_id}", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers["ETag"]
 
 
 def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profile, headers: dict):
@@ -287,6 +302,10 @@ def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profil
         ),
         "list": dict(url=f"{base}/api/channels", headers=headers),
         "get": dict(url=f"{base}/api/channels/{seed.sample_id}", headers=headers),
+        "not_modified": dict(
+            url=f"{base}/api/channels/{seed.sample_id}",
+            headers=dict(headers, **{"If-None-Match": current_etag(base, seed, headers)}),
+        ),
     }
     common = dict(connections=profile.connections, threads=2)  # warm already (warm_up)
     rounds: dict[str, list[loadgen.Result]] = {name: [] for name in specs}
@@ -417,6 +436,7 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
         "create_p99_vs_p50": spread("create"),
         "list_vs_bare": paired("list", "rps"),
         "get_vs_bare": paired("get", "rps"),
+        "not_modified_vs_get": paired("not_modified", "rps"),
         "list_1m_vs_1k": growth("list"),
         "get_1m_vs_1k": growth("get"),
         "create_1m_vs_1k": growth("create"),

@@ -20,7 +20,7 @@ E.g.::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
@@ -42,6 +42,8 @@ ERROR_DESCRIPTIONS = {
     404: "The id in the path is unknown, malformed, or another tenant's (`not_found`).",
     409: "The request conflicts with the current state (`conflict`), or an Idempotency-Key was "
     "reused with another request (`idempotency_conflict`).",
+    412: "`If-Match` names no current version: the resource changed since the caller read it "
+    "(`precondition_failed`). Fetch it again (its new `ETag`) and retry.",
     413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB (`payload_too_large`).",
     415: "A write body was sent without `Content-Type: application/json` "
     "(`unsupported_media_type`).",
@@ -238,7 +240,12 @@ def documented(operation: Operation | None = None, **fields):
     operation = operation or Operation(**fields)
 
     def attach(view):
-        view.openapi_operation = operation
+        # A route under ``core.conditional.conditional`` takes its headers: say so.
+        view.openapi_operation = (
+            replace(operation, conditional=True)
+            if getattr(view, "conditional", False)
+            else operation
+        )
         return view
 
     return attach
@@ -297,6 +304,8 @@ class Operation:
     description: str | None = None
     public: bool = False  # no API key needed
     request_examples: dict | None = None  # named examples of the JSON body
+    conditional: bool = False  # ETag, If-None-Match (GET), If-Match (PATCH, DELETE): set by
+    # ``documented`` from the view's ``core.conditional.conditional`` decorator
 
     def to_openapi(self, method: str) -> dict:
         """The OpenAPI operation object for ``method``."""
@@ -310,6 +319,10 @@ class Operation:
         parameters = list(self.parameters)
         if method == "post" and not self.public:
             parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+        if self.conditional and method == "get":
+            parameters.append({"$ref": "#/components/parameters/IfNoneMatch"})
+        if self.conditional and method in ("patch", "delete"):
+            parameters.append({"$ref": "#/components/parameters/IfMatch"})
         parameters.append({"$ref": "#/components/parameters/RequestId"})
         operation["parameters"] = parameters
         if self.request_schema:
@@ -331,15 +344,26 @@ class Operation:
                 headers["Idempotent-Replayed"] = {
                     "$ref": "#/components/headers/Idempotent-Replayed"
                 }
+            if self.conditional and (status, method) in ETAG_RESPONSES:
+                headers["ETag"] = {"$ref": "#/components/headers/ETag"}
             headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
             response["headers"] = headers
             responses[str(status)] = response
-        for status in self.errors:
+        if self.conditional and method == "get":
+            responses["304"] = {"$ref": "#/components/responses/NotModified"}
+        errors = self.errors
+        if self.conditional and method in ("patch", "delete"):
+            errors = tuple(sorted({*errors, 412}))
+        for status in errors:
             responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
         operation["responses"] = responses
         if self.public:
             operation["security"] = []
         return operation
+
+
+# The responses of a conditional route that carry the resource's new or current ETag.
+ETAG_RESPONSES = {(200, "get"), (200, "patch"), (201, "post")}
 
 
 def _header(description: str, schema: dict, required: bool = False) -> dict:
@@ -372,6 +396,13 @@ HEADERS = {
         {"type": "string", "pattern": REQUEST_ID_PATTERN},
         required=True,
     ),
+    "ETag": _header(
+        "The version of the resource (a strong entity tag): send it in `If-None-Match` to get "
+        "a 304 while it is unchanged, or in `If-Match` so that a change or delete fails with "
+        "412 if someone changed it since.",
+        {"type": "string", "pattern": r'^"[0-9a-f]{32}"$'},
+        required=True,
+    ),
     "WWW-Authenticate": _header(
         "The authentication scheme: `Bearer`.", {"type": "string"}, required=True
     ),
@@ -395,6 +426,23 @@ PARAMETERS = {
             "pattern": IDEMPOTENCY_KEY_PATTERN,
         },
     },
+    "IfNoneMatch": {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": "One or more entity tags (`ETag`), comma-separated, or `*`: when one names "
+        "the current version (weak comparison), the answer is 304 with the `ETag` and no body.",
+        "schema": {"type": "string"},
+    },
+    "IfMatch": {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": "One or more entity tags (`ETag`), comma-separated, or `*`: the change "
+        "is made only if one names the current version (strong comparison; a `W/` tag never "
+        "does), else 412 `precondition_failed` and nothing changes. Check and write are atomic.",
+        "schema": {"type": "string"},
+    },
     "RequestId": {
         "name": "X-Request-ID",
         "in": "header",
@@ -407,7 +455,15 @@ PARAMETERS = {
 
 
 def _error_responses() -> dict:
-    responses = {}
+    responses = {
+        "NotModified": {
+            "description": "`If-None-Match` names the current version: no body.",
+            "headers": {
+                "ETag": {"$ref": "#/components/headers/ETag"},
+                "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+            },
+        }
+    }
     for status, description in ERROR_DESCRIPTIONS.items():
         headers = {
             name: {"$ref": f"#/components/headers/{name}"} for name in ERROR_HEADERS.get(status, ())

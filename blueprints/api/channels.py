@@ -14,6 +14,7 @@ from blueprints.api import (
     query_limit,
     write_endpoint,
 )
+from core.conditional import conditional, etag_header
 from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
 from core.openapi import QUERY_BOOLEAN, ResourceDocs, body, documented, query
@@ -60,6 +61,7 @@ CHANNELS = ResourceDocs(
     )
 )
 @write_endpoint
+@conditional(Channel)
 def create_channel():
     """Create a channel (201), or with ?dry_run=true check it and save nothing (200)."""
     dry_run = query_bool("dry_run", False)
@@ -70,7 +72,7 @@ def create_channel():
     return (
         channel_to_api(channel),
         201,
-        {"Location": url_for("api.get_channel", channel_id=channel.id)},
+        {"Location": url_for("api.get_channel", channel_id=channel.id), **etag_header(channel)},
     )
 
 
@@ -107,9 +109,11 @@ def list_channels():
 
 @bp.get("/channels/<channel_id:channel_id>")
 @documented(CHANNELS.reading("getChannel", "Get a channel"))
+@conditional(Channel, "channel_id")
 def get_channel(channel_id):
-    """One channel of the tenant."""
-    return channel_to_api(get_for_tenant(Channel, g.tenant_id, channel_id))
+    """One channel of the tenant, with its ETag (304 when If-None-Match names it)."""
+    channel = get_for_tenant(Channel, g.tenant_id, channel_id)
+    return channel_to_api(channel), 200, etag_header(channel)
 
 
 @bp.patch("/channels/<channel_id:channel_id>")
@@ -125,15 +129,18 @@ def get_channel(channel_id):
     )
 )
 @write_endpoint
+@conditional(Channel, "channel_id")
 def update_channel(channel_id):
     """Partial update; disabling the default names its successor in Default-Handover."""
     outcome = service.update_channel(g.tenant_id, channel_id, json_body(), g.actor)
-    return channel_to_api(outcome.channel), 200, handover_headers([outcome])
+    headers = {**handover_headers([outcome]), **etag_header(outcome.channel)}
+    return channel_to_api(outcome.channel), 200, headers
 
 
 @bp.delete("/channels/<channel_id:channel_id>")
 @documented(CHANNELS.deleting("deleteChannel", "Delete a channel", ("Default-Handover",)))
 @write_endpoint
+@conditional(Channel, "channel_id")
 def delete_channel(channel_id):
     """Delete (204); deleting the default names its successor in Default-Handover."""
     outcome = service.delete_channel(g.tenant_id, channel_id, g.actor)

@@ -6,6 +6,7 @@ from flask import g, request, url_for
 from sqlalchemy import select
 
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
+from core.conditional import conditional, etag_header
 from core.extensions import db
 from core.models import EmailDomain
 from core.openapi import ResourceDocs, documented
@@ -36,11 +37,12 @@ EMAIL_DOMAINS = ResourceDocs(
     )
 )
 @write_endpoint
+@conditional(EmailDomain)
 def create_email_domain():
     """Add a domain (201, pending) with the DNS records to publish."""
     domain = service.create_email_domain(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_email_domain", domain_id=domain.id)
-    return email_domain_to_api(domain), 201, {"Location": location}
+    return email_domain_to_api(domain), 201, {"Location": location, **etag_header(domain)}
 
 
 @bp.get("/email_domains")
@@ -56,9 +58,11 @@ def list_email_domains():
 
 @bp.get("/email_domains/<domain_id>")
 @documented(EMAIL_DOMAINS.reading("getEmailDomain", "Get an email domain"))
+@conditional(EmailDomain, "domain_id")
 def get_email_domain(domain_id):
-    """One domain with its DNS records."""
-    return email_domain_to_api(get_for_tenant(EmailDomain, g.tenant_id, domain_id))
+    """One domain with its DNS records and its ETag (304 when If-None-Match names it)."""
+    domain = get_for_tenant(EmailDomain, g.tenant_id, domain_id)
+    return email_domain_to_api(domain), 200, etag_header(domain)
 
 
 @bp.post("/email_domains/<domain_id>/verify")
@@ -90,6 +94,7 @@ def verify_email_domain(domain_id):
     )
 )
 @write_endpoint
+@conditional(EmailDomain, "domain_id")
 def delete_email_domain(domain_id):
     """Delete (204); 409 naming the channels that still use it."""
     service.delete_email_domain(g.tenant_id, domain_id, g.actor)

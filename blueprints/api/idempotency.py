@@ -23,7 +23,7 @@ from core.http import error_response
 from core.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, IdempotencyRecord
 
 TTL = timedelta(hours=24)
-REPLAYED_HEADERS = ("Location", "Default-Handover")
+REPLAYED_HEADERS = ("Location", "Default-Handover", "ETag")
 
 
 def fingerprint() -> str:

@@ -13,6 +13,7 @@ from blueprints.api import (
     query_limit,
     write_endpoint,
 )
+from core.conditional import conditional, etag_header
 from core.extensions import db
 from core.models import CHANNEL_TYPES, Integration
 from core.openapi import ResourceDocs, documented, query
@@ -48,11 +49,12 @@ INTEGRATIONS = ResourceDocs(
     )
 )
 @write_endpoint
+@conditional(Integration)
 def create_integration():
     """Create an integration (201); its secrets are encrypted and never shown again."""
     integration = service.create_integration(g.tenant_id, json_body(), g.actor)
     location = url_for("api.get_integration", integration_id=integration.id)
-    return integration_to_api(integration), 201, {"Location": location}
+    return integration_to_api(integration), 201, {"Location": location, **etag_header(integration)}
 
 
 @bp.get("/integrations")
@@ -77,9 +79,11 @@ def list_integrations():
 
 @bp.get("/integrations/<integration_id>")
 @documented(INTEGRATIONS.reading("getIntegration", "Get an integration"))
+@conditional(Integration, "integration_id")
 def get_integration(integration_id):
-    """One integration, secrets masked."""
-    return integration_to_api(get_for_tenant(Integration, g.tenant_id, integration_id))
+    """One integration, secrets masked, with its ETag (304 when If-None-Match names it)."""
+    integration = get_for_tenant(Integration, g.tenant_id, integration_id)
+    return integration_to_api(integration), 200, etag_header(integration)
 
 
 @bp.patch("/integrations/<integration_id>")
@@ -96,12 +100,14 @@ def get_integration(integration_id):
     )
 )
 @write_endpoint
+@conditional(Integration, "integration_id")
 def update_integration(integration_id):
     """Rename, replace credentials (omitted or masked secrets are kept), enable/disable."""
     integration, outcomes = service.update_integration(
         g.tenant_id, integration_id, json_body(), g.actor
     )
-    return integration_to_api(integration), 200, handover_headers(outcomes)
+    headers = {**handover_headers(outcomes), **etag_header(integration)}
+    return integration_to_api(integration), 200, headers
 
 
 @bp.post("/integrations/<integration_id>/check")
@@ -132,6 +138,7 @@ def check_integration(integration_id):
     )
 )
 @write_endpoint
+@conditional(Integration, "integration_id")
 def delete_integration(integration_id):
     """Delete (204); 409 naming the channels or numbers that still use it."""
     service.delete_integration(g.tenant_id, integration_id, g.actor)

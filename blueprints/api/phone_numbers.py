@@ -6,6 +6,7 @@ from flask import g, request, url_for
 from sqlalchemy import select
 
 from blueprints.api import bp, handover_headers, json_body, query_limit, write_endpoint
+from core.conditional import conditional, etag_header
 from core.extensions import db
 from core.models import PhoneNumber
 from core.openapi import ResourceDocs, documented
@@ -36,13 +37,15 @@ PHONE_NUMBERS = ResourceDocs(
     )
 )
 @write_endpoint
+@conditional(PhoneNumber)
 def create_phone_number():
     """Add a number (201); its SMS channel is created unless create_channel is false."""
     outcome = service.add_phone_number(g.tenant_id, json_body(), g.actor)
     number = outcome.phone_number
     location = url_for("api.get_phone_number", phone_number_id=number.id)
     channel_id = outcome.channel.id if outcome.channel else None
-    return phone_number_to_api(number, channel_id), 201, {"Location": location}
+    headers = {"Location": location, **etag_header(number, channel_id)}
+    return phone_number_to_api(number, channel_id), 201, headers
 
 
 @bp.get("/phone_numbers")
@@ -63,10 +66,12 @@ def list_phone_numbers():
 
 @bp.get("/phone_numbers/<phone_number_id>")
 @documented(PHONE_NUMBERS.reading("getPhoneNumber", "Get a phone number"))
+@conditional(PhoneNumber, "phone_number_id")
 def get_phone_number(phone_number_id):
-    """One number, with the id of its SMS channel."""
+    """One number, with the id of its SMS channel and its ETag (304 when If-None-Match names it)."""
     number = get_for_tenant(PhoneNumber, g.tenant_id, phone_number_id)
-    return phone_number_to_api(number, service.channel_ids([number]).get(number.id))
+    channel_id = service.channel_ids([number]).get(number.id)
+    return phone_number_to_api(number, channel_id), 200, etag_header(number, channel_id)
 
 
 @bp.post("/phone_numbers/<phone_number_id>/release")
@@ -101,6 +106,7 @@ def release_phone_number(phone_number_id):
     )
 )
 @write_endpoint
+@conditional(PhoneNumber, "phone_number_id")
 def delete_phone_number(phone_number_id):
     """Delete (204); 409 naming the channels that still use it."""
     service.delete_phone_number(g.tenant_id, phone_number_id, g.actor)

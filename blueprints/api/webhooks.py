@@ -6,6 +6,7 @@ from flask import g, request, url_for
 from sqlalchemy import select
 
 from blueprints.api import bp, json_body, query_choice, query_limit, write_endpoint
+from core.conditional import conditional, etag_header
 from core.extensions import db
 from core.models import WEBHOOK_DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
 from core.openapi import (
@@ -54,6 +55,7 @@ DELIVERIES = ResourceDocs(
     )
 )
 @write_endpoint
+@conditional(WebhookEndpoint)
 def create_webhook_endpoint():
     """Create an endpoint (201) and answer its secret, once."""
     data = parse_body(
@@ -61,7 +63,8 @@ def create_webhook_endpoint():
     )
     endpoint, secret = service.create_endpoint(g.tenant_id, data, g.actor)
     location = url_for("api.get_webhook_endpoint", endpoint_id=endpoint.id)
-    return webhook_endpoint_to_api(endpoint, secret), 201, {"Location": location}
+    headers = {"Location": location, **etag_header(endpoint)}
+    return webhook_endpoint_to_api(endpoint, secret), 201, headers
 
 
 @bp.get("/webhook_endpoints")
@@ -77,9 +80,11 @@ def list_webhook_endpoints():
 
 @bp.get("/webhook_endpoints/<endpoint_id>")
 @documented(ENDPOINTS.reading("getWebhookEndpoint", "Get a webhook endpoint"))
+@conditional(WebhookEndpoint, "endpoint_id")
 def get_webhook_endpoint(endpoint_id):
-    """One endpoint; its secret is never shown again."""
-    return webhook_endpoint_to_api(get_for_tenant(WebhookEndpoint, g.tenant_id, endpoint_id))
+    """One endpoint (its secret never shown again), with its ETag (304 on If-None-Match)."""
+    endpoint = get_for_tenant(WebhookEndpoint, g.tenant_id, endpoint_id)
+    return webhook_endpoint_to_api(endpoint), 200, etag_header(endpoint)
 
 
 @bp.patch("/webhook_endpoints/<endpoint_id>")
@@ -94,13 +99,14 @@ def get_webhook_endpoint(endpoint_id):
     )
 )
 @write_endpoint
+@conditional(WebhookEndpoint, "endpoint_id")
 def update_webhook_endpoint(endpoint_id):
     """Change url, events, description or status."""
     data = parse_body(
         WebhookEndpointUpdate, json_body(), "The webhook endpoint could not be updated."
     )
     endpoint = service.update_endpoint(g.tenant_id, endpoint_id, data, g.actor)
-    return webhook_endpoint_to_api(endpoint), 200
+    return webhook_endpoint_to_api(endpoint), 200, etag_header(endpoint)
 
 
 @bp.delete("/webhook_endpoints/<endpoint_id>")
@@ -112,6 +118,7 @@ def update_webhook_endpoint(endpoint_id):
     )
 )
 @write_endpoint
+@conditional(WebhookEndpoint, "endpoint_id")
 def delete_webhook_endpoint(endpoint_id):
     """Delete (204)."""
     service.delete_endpoint(g.tenant_id, endpoint_id, g.actor)

@@ -27,11 +27,14 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
+from blueprints.console.stale_edits import stale_edit
 from blueprints.console.writes import console_check, console_write
+from core.conditional import PreconditionFailed, etag_of, require_version
 from core.errors import ValidationFailed
 from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel, PhoneNumber
 from core.pagination import keyset_window
+from core.rules import CHANNEL_TYPE_FIELDS
 from core.services import channels as service
 from core.services.channel_export import ExportFilters, export_response
 from core.services.channel_queries import SEARCH_MAX, channel_choices, channel_list_query
@@ -235,25 +238,32 @@ def _form_data(form: ChannelForm, tenant_id: str, channel: Channel | None) -> di
 
 
 def _save(form: ChannelForm, tenant_id: str, channel: Channel | None):
-    """Create or update through the service; on failure the errors are on the form (None)."""
+    """Create or update through the service: (outcome, None), or (None, the refusal) with the
+    errors on the form. An edit saves only over the version the form was rendered from."""
     data = _form_data(form, tenant_id, channel)
     if form.coercion_errors():
         # Not saved, but every rule that fails is still listed: the rules alone, no write.
         with console_check(form):
             service.validate_channel(tenant_id, data, channel)
-        return None
+        return None, None
     with console_write(form) as write:
         if channel is None:
             outcome = service.create_channel(tenant_id, data, current_actor())
         else:
+            if form.version.data:
+                require_version(Channel, tenant_id, channel.id, form.version.data)
             outcome = service.update_channel(tenant_id, channel.id, data, current_actor())
-    return None if write.failed else outcome
+    return (None, write.error) if write.failed else (outcome, None)
 
 
-def _render_form(form: ChannelForm, channel: Channel | None, status: int = 200, test_send=None):
-    """The channel form page (with the test-send card's outcome, if any)."""
+def _render_form(
+    form: ChannelForm, channel: Channel | None, status: int = 200, test_send=None, stale=None
+):
+    """The channel form page (with the test-send card's outcome, or the stale-edit notice)."""
     return (
-        render_template("channels/form.html", form=form, channel=channel, test_send=test_send),
+        render_template(
+            "channels/form.html", form=form, channel=channel, test_send=test_send, stale=stale
+        ),
         status,
     )
 
@@ -289,7 +299,7 @@ def channels_new():
         )
         return _render_form(form, None, 422)
     if form.validate():
-        outcome = _save(form, tenant.id, None)
+        outcome, _ = _save(form, tenant.id, None)
         if outcome is not None:
             channel = outcome.channel
             message = f"Channel “{channel.name}” created."
@@ -315,23 +325,45 @@ def channels_type_fields():
     return render_template("channels/_type_fields.html", form=form, channel=None)
 
 
-def _edit_form(channel: Channel) -> ChannelForm:
-    """The edit form, filled from the stored channel (the posted values win on POST)."""
-    form = ChannelForm(
-        data={
-            "name": channel.name,
-            "channel_type": channel.channel_type,
+def _stored_values(channel: Channel) -> dict:
+    """The stored channel as the edit form shows it (its status in the page header)."""
+    values = {"name": channel.name, "status": channel.status}
+    values.update(
+        {name: getattr(channel, name) for name in CHANNEL_TYPE_FIELDS[channel.channel_type]}
+    )
+    values.update(
+        {
             "integration_id": channel.integration_id,
-            "send_from_email": channel.send_from_email,
-            "email_domain_id": channel.email_domain_id,
-            "send_from_phone_number": channel.send_from_phone_number,
-            "phone_number_id": channel.phone_number_id,
             "is_default": channel.is_default,
             "metadata": dict(channel.metadata_ or {}),
         }
     )
+    return values
+
+
+def _edit_form(channel: Channel) -> ChannelForm:
+    """The edit form, filled from the stored channel (the posted values win on POST)."""
+    values = _stored_values(channel)
+    del values["status"]
+    form = ChannelForm(data={"channel_type": channel.channel_type, **values})
     form.channel_type.data = channel.channel_type
     return form
+
+
+def _stale_channel(form: ChannelForm, channel: Channel):
+    """The notice for an edit form rendered from an older version of ``channel``."""
+
+    def display(name, value):
+        if name == "status":
+            return channel_status_label(value)
+        if name.endswith("_id"):
+            labels = {str(choice[0]): choice[1] for choice in form[name].choices}
+            return labels.get(value, value)
+        return None
+
+    labels = {name: field.label.text for name, field in form._fields.items()}
+    labels["status"] = "Status"
+    return stale_edit(form, "channel", etag_of(channel), _stored_values(channel), labels, display)
 
 
 @bp.get("/channels/<channel_id>/edit")
@@ -340,6 +372,7 @@ def channels_edit(channel_id):
     tenant = current_tenant()
     channel = get_for_tenant(Channel, tenant.id, channel_id)
     form = _edit_form(channel)
+    form.stamp(etag_of(channel), _stored_values(channel))
     _choices_for(form, tenant.id, channel)
     return _render_form(form, channel)
 
@@ -353,11 +386,14 @@ def channels_update(channel_id):
     form = _edit_form(channel)
     _choices_for(form, tenant.id, channel)
     if form.validate():
-        outcome = _save(form, tenant.id, channel)
+        outcome, error = _save(form, tenant.id, channel)
         if outcome is not None:
             flash(f"Channel “{outcome.channel.name}” saved." + _handover_text(outcome), "success")
             return see_other(url_for("console.channels_index"))
         channel = get_for_tenant(Channel, tenant.id, channel_id)  # the rollback expired it
+        if isinstance(error, PreconditionFailed):
+            _choices_for(form, tenant.id, channel)
+            return _render_form(form, channel, 409, stale=_stale_channel(form, channel))
     return _render_form(form, channel, 422)
 
 

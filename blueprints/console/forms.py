@@ -24,6 +24,7 @@ from wtforms import (
 from wtforms.utils import unset_value
 from wtforms.validators import InputRequired
 
+from blueprints.console.stale_edits import VersionedForm
 from core.errors import ServiceError
 from core.models import CHANNEL_TYPES
 from core.rules import CHANNEL_TYPE_FIELDS
@@ -89,7 +90,7 @@ class MetadataField(Field):
         return result
 
 
-class ChannelForm(FlaskForm):
+class ChannelForm(VersionedForm):
     """New/edit channel: coercion and rendering only; the rules are the service's."""
 
     name = StringField("Name")

@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask import flash, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectChoice, SelectField, StringField
 
@@ -29,8 +28,10 @@ from blueprints.console.responses import (
     render_page,
     see_other,
 )
+from blueprints.console.stale_edits import VersionedForm, stale_edit
 from blueprints.console.step_up import requires_recent_auth
 from blueprints.console.writes import console_write
+from core.conditional import PreconditionFailed, etag_of, require_version
 from core.db_types import rfc3339
 from core.errors import ServiceError
 from core.extensions import db
@@ -64,7 +65,7 @@ def provider_label(name: str) -> str:
     return provider.label if provider else name
 
 
-class IntegrationForm(FlaskForm):
+class IntegrationForm(VersionedForm):
     """Name, type and provider; the credential inputs are read by ``credentials_from``."""
 
     name = StringField("Name")
@@ -144,8 +145,9 @@ def credential_errors(exc: ServiceError | None) -> dict[str, list[str]]:
     return errors
 
 
-def _render_form(form, integration=None, values=None, errors=None, status=200):
-    """The integration form with the provider's credential inputs (secrets never filled)."""
+def _render_form(form, integration=None, values=None, errors=None, status=200, stale=None):
+    """The integration form with the provider's credential inputs (secrets never filled), and
+    the stale-edit notice when someone else saved it meanwhile."""
     provider = PROVIDERS[integration.provider] if integration else form.chosen_provider()
     return (
         render_template(
@@ -156,8 +158,36 @@ def _render_form(form, integration=None, values=None, errors=None, status=200):
             values=values if values is not None else credential_values(provider, None),
             credential_errors=errors or {},
             stored_secrets=_stored_secrets(integration),
+            stale=stale,
         ),
         status,
+    )
+
+
+def _stored_values(integration) -> dict:
+    """What the edit form shows of the stored integration: never a secret."""
+    provider = PROVIDERS[integration.provider]
+    stored = service.credentials_of(integration)
+    values = {"name": integration.name, "status": integration.status}
+    for spec in provider.fields:
+        if not spec.secret:
+            values[f"credentials.{spec.name}"] = stored.get(spec.name, "")
+    return values
+
+
+def _stale_integration(form, integration):
+    """The notice for an edit form rendered from an older version of ``integration``."""
+    labels = {"name": "Name", "status": "Status"}
+    for spec in PROVIDERS[integration.provider].fields:
+        labels[f"credentials.{spec.name}"] = spec.label
+
+    def display(name, value):
+        if name == "status":
+            return "Active" if value == "active" else "Disabled"
+        return None
+
+    return stale_edit(
+        form, "integration", etag_of(integration), _stored_values(integration), labels, display
     )
 
 
@@ -258,6 +288,7 @@ def integrations_edit(integration_id):
     integration = get_for_tenant(Integration, tenant.id, integration_id)
     provider = PROVIDERS[integration.provider]
     form = IntegrationForm(data={"name": integration.name})
+    form.stamp(etag_of(integration), _stored_values(integration))
     values = credential_values(provider, service.credentials_of(integration))
     return _render_form(form, integration, values)
 
@@ -278,11 +309,16 @@ def integrations_update(integration_id):
             "credentials": credentials_from(request.form, provider, editing=True),
         }
         with console_write(form, elsewhere=CREDENTIALS) as write:
+            if form.version.data:  # saves only over the version the form was rendered from
+                require_version(Integration, tenant.id, integration.id, form.version.data)
             integration, outcomes = service.update_integration(
                 tenant.id, integration.id, data, current_actor()
             )
         if write.failed:
             integration = get_for_tenant(Integration, tenant.id, integration_id)
+            if isinstance(write.error, PreconditionFailed):
+                stale = _stale_integration(form, integration)
+                return _render_form(form, integration, values, status=409, stale=stale)
             errors = credential_errors(write.error)
             return _render_form(form, integration, values, errors, write.status)
         flash(f"Integration “{integration.name}” saved.", "success")

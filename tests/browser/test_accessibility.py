@@ -12,6 +12,8 @@ import pytest
 from flask import current_app, url_for
 from playwright.sync_api import Page, expect
 
+from core.extensions import db
+from core.services import channels as channel_service
 from tests import factories
 from tests.browser.conftest import end_test_transaction
 
@@ -97,6 +99,14 @@ def test_channel_pages_have_no_serious_violations(audit_page, axe_path, sign_in,
 
     page.goto(url_for("console.channels_edit", channel_id=channel.id))
     found += _audit(page, axe_path, "edit channel")
+    end_test_transaction()
+    channel_service.update_channel(
+        setup.tenant.id, channel.id, {"name": "Support Email (renamed)"}, factories.ACTOR
+    )
+    db.session.commit()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#stale-notice")).to_be_visible()
+    found += _audit(page, axe_path, "edit channel, changed meanwhile")
 
     page.goto(url_for("console.channels_confirm_delete", channel_id=channel.id))
     found += _audit(page, axe_path, "delete channel")

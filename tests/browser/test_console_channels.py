@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.models import AuditEvent, Channel
+from core.services import channels as channel_service
 from tests import factories
 from tests.browser.conftest import end_test_transaction
 
@@ -227,6 +228,34 @@ def test_edit_form_saves_changes(page, sign_in, admin, setup, screenshot):
     expect(_row(page, "New Name")).to_be_visible()
     stored = _stored_channels()
     assert [(c.name, c.metadata_) for c in stored] == [("New Name", {"team": "care"})]
+
+
+def test_saving_over_someone_elses_change_keeps_what_was_typed(
+    page, sign_in, admin, setup, screenshot
+):
+    """Someone renames the channel while the edit form is open: saving shows what changed (the
+    new name) and keeps the typed name; saving again applies it."""
+    channel = factories.make_channel(setup, "email", name="Support", metadata={"team": "care"})
+    sign_in(page, admin)
+    page.goto(url_for("console.channels_edit", channel_id=channel.id))
+    page.get_by_label("Name").fill("Support (mine)")
+    end_test_transaction()
+    channel_service.update_channel(
+        setup.tenant.id, channel.id, {"name": "Support (theirs)"}, factories.ACTOR
+    )
+    db.session.commit()
+    page.get_by_role("button", name="Save changes").click()
+    notice = page.get_by_role("alert").filter(has_text="was changed while you were editing it")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Name: Support (theirs)")
+    expect(page.get_by_label("Name")).to_have_value("Support (mine)")
+    screenshot(page, "channel-edit-stale")
+    assert [c.name for c in _stored_channels()] == ["Support (theirs)"]
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#flash")).to_contain_text("Channel “Support (mine)” saved.")
+    assert [(c.name, c.metadata_) for c in _stored_channels()] == [
+        ("Support (mine)", {"team": "care"})
+    ]
 
 
 def test_make_default_updates_both_rows_in_place(page, sign_in, admin, setup):

@@ -38,7 +38,8 @@ allow-x00 = false
 database = "none"
 
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+# 304: If-None-Match naming the current version; 412: If-Match naming an older one.
+expected-statuses = ["2xx", "304", "401", "403", "404", "409", "412", "422"]
 """
 
 
