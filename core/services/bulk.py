@@ -76,7 +76,7 @@ def _id_set(items: list, key: str) -> set[str]:
 
 
 def _key_of(name: object) -> str | None:
-    """The name key ``rules.clean_name`` would lead to (a guess to read ahead; ``load`` is exact)."""
+    """The name key ``rules.clean_name`` would lead to (read ahead; ``load`` is exact)."""
     if not isinstance(name, str):
         return None
     return rules.name_key(unicodedata.normalize("NFC", name.strip()))
