@@ -16,6 +16,8 @@ from core.schemas.errors import render_error
 
 # The largest JSON body the API reads (DESIGN §4): Flask's MAX_CONTENT_LENGTH and the document.
 MAX_BODY_BYTES = 64 * 1024
+# The bulk routes (DESIGN §10: up to 1,000 items) read larger bodies: set per request.
+BULK_MAX_BODY_BYTES = 4 * 1024 * 1024
 # A caller's X-Request-ID is kept when it matches this; else a fresh id is used.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -71,6 +73,8 @@ def register_http(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         message = MESSAGES.get(status) or exc.description or "Error."
+        if status == 413 and request.max_content_length:
+            message = f"The request body is larger than {request.max_content_length // 1024} KiB."
         if status == 429:
             return rate_limited(exc)
         if is_api_request():

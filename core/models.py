@@ -505,3 +505,33 @@ class WebhookDelivery(db.Model):
 
     endpoint: Mapped[WebhookEndpoint] = relationship(lazy="joined")
     event: Mapped[Event] = relationship(lazy="joined")
+
+
+IMPORT_KINDS = ("channels", "phone_numbers")
+IMPORT_STATUSES = ("previewed", "queued", "running", "done", "cancelled", "failed")
+
+
+class ImportJob(db.Model):
+    """A CSV import of the console (DESIGN §10): the uploaded file, kept server-side with its
+    tenant, and the background task's progress (``core.services.imports``)."""
+
+    __tablename__ = "import_jobs"
+    LABEL = "Import"
+    __table_args__ = (Index("ix_import_jobs_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = _id_column()
+    tenant_id: Mapped[str] = _tenant_column(index=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="previewed")
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    total_rows: Mapped[int] = mapped_column(nullable=False, default=0)
+    processed_rows: Mapped[int] = mapped_column(nullable=False, default=0)
+    created_rows: Mapped[int] = mapped_column(nullable=False, default=0)
+    refused_rows: Mapped[int] = mapped_column(nullable=False, default=0)
+    refused_csv: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_by: Mapped[str] = mapped_column(String(320), nullable=False)
+    created_at: Mapped[datetime] = _created_column()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

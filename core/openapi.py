@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
+from core.http import BULK_MAX_BODY_BYTES, MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from core.models import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from core.pagination import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from core.schemas import component_schemas
@@ -44,7 +44,8 @@ ERROR_DESCRIPTIONS = {
     "reused with another request (`idempotency_conflict`).",
     412: "`If-Match` names no current version: the resource changed since the caller read it "
     "(`precondition_failed`). Fetch it again (its new `ETag`) and retry.",
-    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB (`payload_too_large`).",
+    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB, or "
+    f"{BULK_MAX_BODY_BYTES // 1024 // 1024} MiB for the bulk routes (`payload_too_large`).",
     415: "A write body was sent without `Content-Type: application/json` "
     "(`unsupported_media_type`).",
     422: "One or more rules failed; `error.fields` lists every failing field at once "
@@ -278,6 +279,9 @@ TAG_DESCRIPTIONS = {
     "MessageBird, console) that channels send through; secrets are write-only.",
     "Email domains": "The tenant's sending domains and the DNS records that verify them.",
     "Phone numbers": "The tenant's numbers; adding an SMS-capable one creates its SMS channel.",
+    "Bulk": "Channels and phone numbers by the thousand: up to 1,000 items per request, each "
+    "judged by the rules of a single create and against the other items; all or nothing "
+    "(`atomic`, the default) or item by item.",
     "Webhooks": "Endpoints that receive the tenant's events (signed following Standard "
     "Webhooks, delivered at least once, retried for about three days) and their delivery logs. "
     "The events themselves are described under `webhooks`.",

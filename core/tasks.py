@@ -46,6 +46,7 @@ log = logging.getLogger("channels.tasks")
 DELIVER = "channels.deliver_webhook"
 DISPATCH = "channels.dispatch_outbox"
 SWEEP = "channels.sweep_outbox"
+IMPORT = "channels.run_import"
 EMBEDDED_WORKERS = 4
 SWEEP_EVERY_MAX = 60.0  # seconds between sweeps at most
 
@@ -147,6 +148,32 @@ def sweep_outbox() -> int:
     return len(ids)
 
 
+@shared_task(name=IMPORT, ignore_result=True)
+def run_import(job_id: str) -> str:
+    """A console CSV import, chunk by chunk (``core.services.imports.run_job``)."""
+    from core.services.imports import run_job
+
+    return run_job(job_id)
+
+
+def start_import(job_id: str) -> bool:
+    """Hand a queued import (committed) to the engine: the embedded one in this process, else
+    the broker. False when neither runs here (tests, a CLI): the job stays queued."""
+    app = current_app._get_current_object()
+    engine = app.extensions.get("embedded_engine")
+    if engine is not None:
+        engine.pool.submit(engine.run_task, run_import, job_id)
+        return True
+    if not app.config["BROKER_URL"]:
+        return False
+    try:
+        run_import.apply_async(args=[job_id], retry=False)
+    except Exception as exc:  # noqa: BLE001 - the job stays queued; the page says so
+        log.warning("broker unavailable, import %s stays queued: %s", job_id, exc)
+        return False
+    return True
+
+
 # After a failed publish, this process leaves deliveries to the dispatcher for this long
 # instead of trying the broker again at every request: a dead broker costs one request one
 # connection attempt, not every request its timeout. (Per process on purpose: nothing another
@@ -243,6 +270,13 @@ class EmbeddedEngine:
             if self.stopping.is_set():
                 return
             self.pool.submit(self._deliver, delivery_id)
+
+    def run_task(self, task, *args) -> None:
+        """Run ``task`` on this worker thread (a console import)."""
+        try:
+            task.apply(args=list(args), throw=True)
+        except Exception:  # noqa: BLE001 - logged; the job's row says where it stopped
+            log.exception("embedded worker: %s%r failed", task.name, args)
 
     def _deliver(self, delivery_id: str) -> None:
         try:

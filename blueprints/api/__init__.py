@@ -218,6 +218,7 @@ def handover_headers(outcomes) -> dict:
 
 from blueprints.api import (  # noqa: E402,F401  (routes register on bp)
     audit_events,
+    bulk,
     channels,
     email_domains,
     export,

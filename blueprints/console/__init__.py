@@ -64,6 +64,7 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     channels,
     context,
     email_domains,
+    imports,
     integrations,
     mfa,
     phone_numbers,

@@ -36,6 +36,7 @@ RESOURCE_LABELS = {
     "api_key": "API key",
     "channel": "Channel",
     "email_domain": "Email domain",
+    "import": "CSV import",
     "integration": "Integration",
     "phone_number": "Phone number",
     "webhook_endpoint": "Webhook endpoint",

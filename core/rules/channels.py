@@ -113,11 +113,15 @@ def name_taken(tenant_id: str, name: str, exclude_id: str | None = None) -> bool
     return load_channel_refs(tenant_id, name=name, exclude_id=exclude_id).name_taken
 
 
-def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -> ChannelDraft:
+def check_channel(
+    tenant_id: str, data: dict, existing: Channel | None = None, *, load_refs=None
+) -> ChannelDraft:
     """Every rule of DESIGN §3 for a new channel (``existing`` None) or a change to one.
 
     ``data`` holds JSON values as the API received them (the console's form builds the same
     dict). Raises ValidationFailed with every failing field; returns the cleaned channel.
+    ``load_refs`` reads the rows the rules need (``load_channel_refs`` by default); a batch
+    (``core.services.bulk``) passes one that answers from rows it read for every item at once.
     """
     # Imported here: core.schemas builds its field types from core.rules.values.
     from core.schemas import channels as shapes
@@ -171,7 +175,7 @@ def check_channel(tenant_id: str, data: dict, existing: Channel | None = None) -
     domain_id = values.get("email_domain_id") if domain_given else None
     phone_given = channel_type == "sms" and (creating or "phone_number_id" in data)
     phone_id = values.get("phone_number_id") if phone_given else None
-    refs = load_channel_refs(
+    refs = (load_refs or load_channel_refs)(
         tenant_id,
         name=name,
         exclude_id=existing.id if existing else None,

@@ -25,9 +25,25 @@ class PhoneNumberDraft:
     create_channel: bool
 
 
-def check_phone_number(tenant_id: str, data: dict) -> PhoneNumberDraft:
+def number_in_use(number: str) -> bool:
+    """Is ``number`` active anywhere on the platform?"""
+    return bool(
+        db.session.scalar(
+            select(func.count())
+            .select_from(PhoneNumber)
+            .where(PhoneNumber.phone_number == number, PhoneNumber.status == "active")
+        )
+    )
+
+
+def check_phone_number(
+    tenant_id: str, data: dict, *, in_use=number_in_use, find_integration=None
+) -> PhoneNumberDraft:
     """A number in E.164 (or as typed nationally with ``country``), free platform-wide, on one of
-    the tenant's active SMS integrations, with capabilities a non-empty subset of sms/voice."""
+    the tenant's active SMS integrations, with capabilities a non-empty subset of sms/voice.
+
+    ``in_use(number)`` and ``find_integration(id)`` read the rows (one query each by default);
+    a batch (``core.services.bulk``) passes lookups answering from rows read for every item."""
     # Imported here: core.schemas builds its field types from core.rules.values.
     from core.schemas.phone_numbers import PhoneNumberCreate
 
@@ -43,19 +59,16 @@ def check_phone_number(tenant_id: str, data: dict) -> PhoneNumberDraft:
             number = normalize_phone_number(
                 values["phone_number"], errors, "phone_number", values.get("country")
             )
-    if number is not None:
-        in_use = db.session.scalar(
-            select(func.count())
-            .select_from(PhoneNumber)
-            .where(PhoneNumber.phone_number == number, PhoneNumber.status == "active")
-        )
-        if in_use:
-            errors.add("phone_number", NUMBER_IN_USE)
+    if number is not None and in_use(number):
+        errors.add("phone_number", NUMBER_IN_USE)
 
     integration = None
     integration_id = values.get("integration_id")
     if integration_id is not None:
-        integration = find_for_tenant(Integration, tenant_id, integration_id)
+        if find_integration is None:
+            integration = find_for_tenant(Integration, tenant_id, integration_id)
+        else:
+            integration = find_integration(integration_id)
         if integration is None:
             errors.add("integration_id", "Integration not found.")
         elif integration.channel_type != "sms":

@@ -17,6 +17,7 @@ RESOURCE_TYPES = (
     "api_key",
     "channel",
     "email_domain",
+    "import",
     "integration",
     "phone_number",
     "tenant",

@@ -86,7 +86,7 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
     return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
-def _clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Channel, dict]:
+def clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Channel, dict]:
     """The type's current default (as the rules' query read it) stops being it, before a new
     one is written; returns it (for the ``channel.default_changed`` payload) and its audit event,
     for the caller to write with its own events (one statement for all of them).
@@ -154,21 +154,10 @@ def validate_channel(
     return rules.check_channel(tenant_id, data, existing=channel)
 
 
-def create_channel(
-    tenant_id: str, data: dict, actor: Actor, *, dry_run: bool = False
-) -> ChannelOutcome:
-    """Create a channel from API-shaped ``data``. With ``dry_run`` nothing is written and the
-    returned channel has no id. The first channel of a type becomes default unless told not to.
-
-    The write is one flush: the channel gets its id up front, so its audit event goes in with it.
-    """
-    if not dry_run:
-        lock_tenant(tenant_id)
-    draft = rules.check_channel(tenant_id, data)
-    is_default = draft.is_default
-    if is_default is None:
-        is_default = draft.current_default_id is None
-    channel = Channel(
+def new_channel(tenant_id: str, draft: rules.ChannelDraft, is_default: bool, make=Channel):
+    """The channel a checked draft makes (not written yet: no id, no timestamps). ``make``: the
+    class of the object (a batch passes a plain one: ``core.services.bulk.NewChannel``)."""
+    return make(
         tenant_id=tenant_id,
         name=draft.name,
         name_key=rules.name_key(draft.name),
@@ -183,12 +172,29 @@ def create_channel(
         is_default=is_default,
         metadata_=draft.metadata,
     )
+
+
+def create_channel(
+    tenant_id: str, data: dict, actor: Actor, *, dry_run: bool = False
+) -> ChannelOutcome:
+    """Create a channel from API-shaped ``data``. With ``dry_run`` nothing is written and the
+    returned channel has no id. The first channel of a type becomes default unless told not to.
+
+    The write is one flush: the channel gets its id up front, so its audit event goes in with it.
+    """
+    if not dry_run:
+        lock_tenant(tenant_id)
+    draft = rules.check_channel(tenant_id, data)
+    is_default = draft.is_default
+    if is_default is None:
+        is_default = draft.current_default_id is None
+    channel = new_channel(tenant_id, draft, is_default)
     if dry_run:
         return ChannelOutcome(channel)
     audited = []
     previous_default = None
     if is_default and draft.current_default_id is not None:
-        previous_default, cleared = _clear_default(tenant_id, actor, draft.current_default_id)
+        previous_default, cleared = clear_default(tenant_id, actor, draft.current_default_id)
         audited.append(cleared)
     channel.id = new_id()
     channel.created_at = utcnow()
@@ -232,6 +238,16 @@ def _insert(channel: Channel) -> None:
     db.session.add(channel)
 
 
+def insert_channels(channels: list[Channel]) -> None:
+    """INSERT many new channels (every column set) as one executemany: a batch's write
+    (``core.services.bulk``). The objects stay out of the session: nothing reads them back."""
+    db.session.flush()
+    db.session.connection().execute(
+        _INSERT_CHANNEL,
+        [{column: getattr(c, attr) for attr, column in _CHANNEL_COLUMNS} for c in channels],
+    )
+
+
 def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) -> ChannelOutcome:
     """Apply a partial change (DESIGN §4 PATCH); disabling the default hands it over."""
     lock_tenant(tenant_id)
@@ -243,7 +259,7 @@ def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) ->
     previous_default = None
     if draft.is_default and not channel.is_default and draft.current_default_id is not None:
         # The rules' query read the current default (is_default: true always asks for it).
-        previous_default, cleared = _clear_default(tenant_id, actor, draft.current_default_id)
+        previous_default, cleared = clear_default(tenant_id, actor, draft.current_default_id)
         audit.write(cleared)
     channel.name = draft.name
     channel.name_key = rules.name_key(draft.name)
