@@ -370,12 +370,13 @@ def run_backend(backend: str, profile: Profile, workdir: Path) -> BackendRun:
 
 
 def explain_queries(seed: dataset.Seed) -> dict[str, str]:
-    """The database's plan for the list, search and get queries on the largest table."""
+    """The database's plan for the API's list and search queries on the largest table (the
+    columns the API renders, as ``GET /api/channels`` selects them)."""
     from sqlalchemy import text
 
     from core.extensions import db
     from core.models import Channel
-    from core.services.channel_queries import channel_list_query
+    from core.services.channel_queries import API_COLUMNS, channel_list_query
 
     dialect = db.engine.dialect
     prefix = "EXPLAIN" if dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
@@ -387,7 +388,11 @@ def explain_queries(seed: dataset.Seed) -> dict[str, str]:
     }
     plans = {}
     for name, query in queries.items():
-        query = query.order_by(Channel.created_at.desc(), Channel.id.desc()).limit(51)
+        query = (
+            query.with_only_columns(*API_COLUMNS)
+            .order_by(Channel.created_at.desc(), Channel.id.desc())
+            .limit(51)
+        )
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         rows = db.session.execute(text(f"{prefix} {sql}")).all()
         plans[name] = "\n".join(" | ".join(str(c) for c in row) for row in rows)
