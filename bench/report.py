@@ -17,6 +17,9 @@ TARGETS = {
     "get_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
     "create_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
     "search_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
+    "search_common_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
+    "get_vs_bare": ("≥ 0.4", lambda v: v >= 0.4),
+    "list_vs_bare": ("≥ 0.2", lambda v: v >= 0.2),
 }
 
 

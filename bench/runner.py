@@ -47,6 +47,8 @@ RATIO_KEYS = (
     "get_1m_vs_1k",
     "create_1m_vs_1k",
     "search_1m_vs_1k",
+    "search_common_1m_vs_1k",
+    "worker_peak_rss_mib",
 )
 
 
@@ -80,6 +82,7 @@ class BackendRun:
     load_seconds: dict[int, float] = field(default_factory=dict)
     console: dict[str, dict] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)  # the app's workers' peak RSS
     ratios: dict[str, float | int | str] = field(default_factory=dict)
 
 
@@ -105,9 +108,25 @@ def server_env(database_url: str, secret_key: str, credentials_key: str) -> dict
     return env
 
 
+def worker_peak_rss_kib(master_pid: int) -> int:
+    """The largest peak resident set (VmHWM) among the live children of ``master_pid``."""
+    peak = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            continue  # the process ended meanwhile
+        if fields.get("PPid", "").strip() == str(master_pid) and "VmHWM" in fields:
+            peak = max(peak, int(fields["VmHWM"].split()[0]))
+    return peak
+
+
 @contextmanager
-def gunicorn(app_spec: str, env: dict, workers: int, probe: str):
-    """gunicorn with ``workers`` sync workers serving ``app_spec``, ready when ``probe`` answers."""
+def gunicorn(app_spec: str, env: dict, workers: int, probe: str, memory: dict | None = None):
+    """gunicorn with ``workers`` sync workers serving ``app_spec``, ready when ``probe`` answers.
+    ``memory`` gets ``peak_rss_kib``: the workers' largest peak RSS, read before they stop."""
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn",
@@ -138,6 +157,8 @@ def gunicorn(app_spec: str, env: dict, workers: int, probe: str):
                 time.sleep(0.2)
         yield base
     finally:
+        if memory is not None and process.poll() is None:
+            memory["peak_rss_kib"] = worker_peak_rss_kib(process.pid)
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -341,7 +362,7 @@ def run_backend(backend: str, profile: Profile, workdir: Path) -> BackendRun:
     workers = profile.workers
     with (
         gunicorn("bench.bare_app:create_bare_app()", env, workers, "/bare/json") as bare,
-        gunicorn("bench.served_app:app", env, workers, "/api/channels") as base,
+        gunicorn("bench.served_app:app", env, workers, "/api/channels", result.memory) as base,
     ):
         for size in profile.sizes:
             with app.app_context():
@@ -368,12 +389,13 @@ def run_backend(backend: str, profile: Profile, workdir: Path) -> BackendRun:
 
 
 def explain_queries(seed: dataset.Seed) -> dict[str, str]:
-    """The database's plan for the list, search and get queries on the largest table."""
+    """The database's plan for the API's list and search queries on the largest table (the
+    columns the API renders, as ``GET /api/channels`` selects them)."""
     from sqlalchemy import text
 
     from core.extensions import db
     from core.models import Channel
-    from core.services.channel_queries import channel_list_query
+    from core.services.channel_queries import API_COLUMNS, channel_list_query
 
     dialect = db.engine.dialect
     prefix = "EXPLAIN" if dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
@@ -385,7 +407,11 @@ def explain_queries(seed: dataset.Seed) -> dict[str, str]:
     }
     plans = {}
     for name, query in queries.items():
-        query = query.order_by(Channel.created_at.desc(), Channel.id.desc()).limit(51)
+        query = (
+            query.with_only_columns(*API_COLUMNS)
+            .order_by(Channel.created_at.desc(), Channel.id.desc())
+            .limit(51)
+        )
         sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         rows = db.session.execute(text(f"{prefix} {sql}")).all()
         plans[name] = "\n".join(" | ".join(str(c) for c in row) for row in rows)
@@ -454,6 +480,8 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
         "get_p99_vs_bare": paired("get", "p99_ms"),
         "search_common_1m_vs_1k": growth("search_common"),
         "bare_json_1m_vs_1k": growth("bare_json"),
+        # The app's gunicorn workers at the end of the run (every size loaded and read).
+        "worker_peak_rss_mib": round(run.memory.get("peak_rss_kib", 0) / 1024, 1),
     }
     for name in ("list", "get", "create", "search", "search_common"):
         values[f"{name}_1m_vs_1k_p10"] = growth(name, "p10_ms")

@@ -41,7 +41,10 @@ FORMAT = "1"
 
 # Columns that change without changing the representation: left out, so that a delivery's
 # bookkeeping does not make an editor's If-Match fail.
-UNRENDERED = {WebhookEndpoint: ("last_success_at",)}
+# A channel's tag is made of exactly the columns the API renders (``channel_queries.API_COLUMNS``),
+# so that a GET computes it from the row it read for the body: ``name_key`` follows ``name`` and
+# ``enabled`` shows in ``status``.
+UNRENDERED = {WebhookEndpoint: ("last_success_at",), Channel: ("name_key", "enabled")}
 
 
 class PreconditionFailed(ServiceError):
@@ -91,10 +94,11 @@ def version_of(model, values) -> str:
     return quote_etag(hashlib.blake2b(payload.encode(), digest_size=16).hexdigest())
 
 
-def etag_of(row, *derived) -> str:
+def etag_of(row, *derived, model=None) -> str:
     """The tag of ``row`` as it stands in the session (loaded, or just written: the values the
-    response renders), with its ``DERIVED`` value."""
-    model = type(row)
+    response renders), with its ``DERIVED`` value. ``model``: when ``row`` is a result row of
+    the model's columns (``channel_queries.channel_row``) rather than an instance."""
+    model = model or type(row)
     return version_of(model, [*(getattr(row, a.key) for a in _attributes(model)), *derived])
 
 
@@ -211,10 +215,10 @@ def conditional(model, id_param: str | None = None) -> Callable:
     return decorate
 
 
-def etag_header(row, *derived) -> dict:
+def etag_header(row, *derived, model=None) -> dict:
     """The ``ETag`` header of a response carrying ``row`` (a GET's, or a write's after the
     change), from the row in hand: no further query."""
-    return {"ETag": etag_of(row, *derived)}
+    return {"ETag": etag_of(row, *derived, model=model)}
 
 
 # --- edit forms ----------------------------------------------------------------------------------

@@ -209,7 +209,10 @@ def read_phase() -> Iterator[None]:
         db.session.rollback()
         raise
     else:
-        db.session.commit()  # a read transaction: nothing to write, only ends it
+        # A read transaction: nothing to write, only ends it. A cached key ran no statement and
+        # began no transaction: nothing to end (a commit would still run the ORM's machinery).
+        if db.session().in_transaction():
+            db.session.commit()
     finally:
         _READ_PHASE.reset(token)
 

@@ -43,4 +43,6 @@ def rfc3339(value: datetime | None) -> str | None:
     """Render a timestamp as RFC 3339 in UTC with second precision: 2024-10-03T12:00:00Z."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not UTC:  # the database's own values are UTC already
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"

@@ -27,8 +27,9 @@ default was deleted or disabled and the oldest available channel took over, or n
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import String, func, insert, literal, select
+from sqlalchemy import String, bindparam, func, insert, select
 
 from core.db_types import new_id, utcnow
 from core.extensions import db
@@ -108,39 +109,24 @@ def emit(
     if change is not None:
         stored["change"] = change
     event_id = new_id()
-    connection = session.connection()
     # One statement: the sequence is computed in the INSERT (the tenant lock, or SQLite's single
     # writer, orders concurrent changes of one resource; the unique index is the last word).
-    sequence = connection.execute(
-        insert(Event.__table__)
-        .from_select(
-            [
-                "id",
-                "tenant_id",
-                "type",
-                "resource_type",
-                "resource_id",
-                "sequence",
-                "payload",
-                "created_at",
-            ],
-            select(
-                literal(event_id, String),
-                literal(tenant_id, String),
-                literal(event_type, String),
-                literal(resource_type, String),
-                literal(resource_id, String),
-                func.coalesce(func.max(Event.sequence), 0) + 1,
-                literal(stored, Event.__table__.c.payload.type),
-                literal(now, Event.__table__.c.created_at.type),
-            ).where(
-                Event.tenant_id == tenant_id,
-                Event.resource_type == resource_type,
-                Event.resource_id == resource_id,
-            ),
+    sequence = (
+        session.connection()
+        .execute(
+            _insert_event_statement(),
+            {
+                "event_id": event_id,
+                "event_tenant_id": tenant_id,
+                "event_type": event_type,
+                "event_resource_type": resource_type,
+                "event_resource_id": resource_id,
+                "event_payload": stored,
+                "event_created_at": now,
+            },
         )
-        .returning(Event.__table__.c.sequence)
-    ).scalar_one()
+        .scalar_one()
+    )
     if only_endpoint is not None:
         targets = [only_endpoint.id]
     else:
@@ -163,7 +149,7 @@ def emit(
             }
             for endpoint_id in targets
         ]
-        connection.execute(_INSERT_DELIVERY, rows)
+        session.connection().execute(_INSERT_DELIVERY, rows)
         session.info.setdefault(PENDING_KEY, []).extend(row["id"] for row in rows)
     return Event(
         id=event_id,
@@ -192,13 +178,60 @@ def _endpoints(tenant_id: str) -> list[tuple[str, list[str]]]:
     if tenant_id not in cache:
         cache[tenant_id] = [
             (row.id, list(row.events or []))
-            for row in db.session.execute(
-                select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-                    WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.status == "enabled"
-                )
+            for row in db.session.connection().execute(
+                _endpoints_statement(), {"tenant_id": tenant_id}
             )
         ]
     return cache[tenant_id]
+
+
+@cache
+def _insert_event_statement():
+    """The event's INSERT ... SELECT, built once with bind parameters (its compiled form is
+    cached; building it per event cost as much as running it)."""
+    table = Event.__table__
+    tenant_id, resource_type, resource_id = (
+        bindparam(f"event_{name}", type_=String)
+        for name in ("tenant_id", "resource_type", "resource_id")
+    )
+    return (
+        insert(table)
+        .from_select(
+            [
+                "id",
+                "tenant_id",
+                "type",
+                "resource_type",
+                "resource_id",
+                "sequence",
+                "payload",
+                "created_at",
+            ],
+            select(
+                bindparam("event_id", type_=String),
+                tenant_id,
+                bindparam("event_type", type_=String),
+                resource_type,
+                resource_id,
+                func.coalesce(func.max(table.c.sequence), 0) + 1,
+                bindparam("event_payload", type_=table.c.payload.type),
+                bindparam("event_created_at", type_=table.c.created_at.type),
+            ).where(
+                table.c.tenant_id == tenant_id,
+                table.c.resource_type == resource_type,
+                table.c.resource_id == resource_id,
+            ),
+        )
+        .returning(table.c.sequence)
+    )
+
+
+@cache
+def _endpoints_statement():
+    table = WebhookEndpoint.__table__
+    return select(table.c.id, table.c.events).where(
+        table.c.tenant_id == bindparam("tenant_id"), table.c.status == "enabled"
+    )
 
 
 def forget_endpoints() -> None:

@@ -41,16 +41,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from exc
 
 
-def keyset_page(session, query: Select, model, limit: int, cursor: str | None):
-    """One page of ``query`` ordered by (created_at, id) descending, and the next cursor."""
+def keyset_page(
+    session, query: Select, model, limit: int, cursor: str | None, *, columns: bool = False
+):
+    """One page of ``query`` ordered by (created_at, id) descending, and the next cursor.
+
+    ``columns``: ``query`` selects columns (``created_at`` and ``id`` among them), the page is
+    its rows, read on the session's connection (no ORM loading); otherwise it selects one
+    entity, the page is its objects."""
     if cursor:
         when, last_id = decode_cursor(cursor)
         query = query.where(
             or_(model.created_at < when, and_(model.created_at == when, model.id < last_id))
         )
-    rows = list(
-        session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1))
-    )
+    page = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    rows = list(session.connection().execute(page) if columns else session.scalars(page))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -3,7 +3,8 @@ declared response model in ``core.schemas``, which is also the document's compon
 
 from __future__ import annotations
 
-from core.db_types import rfc3339
+from sqlalchemy import Row
+
 from core.models import (
     AuditEvent,
     Channel,
@@ -13,18 +14,20 @@ from core.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from core.schemas import render
+from core.schemas import render, render_values
 from core.schemas.audit_events import as_audit_event
-from core.schemas.channels import as_channel
+from core.schemas.channels import channel_values
 from core.schemas.email_domains import as_email_domain
 from core.schemas.integrations import as_integration
 from core.schemas.phone_numbers import as_phone_number
+from core.schemas.webhooks import delivery_values, endpoint_values
 
 
-def channel_to_api(channel: Channel) -> dict:
+def channel_to_api(channel: Channel | Row) -> dict:
     """id, tenant_id, name, channel_type, integration_id, the type's two fields, status,
-    is_default, metadata, created_at, updated_at. A dry-run channel has no id nor timestamps."""
-    return render(as_channel(channel))
+    is_default, metadata, created_at, updated_at. A dry-run channel has no id nor timestamps.
+    ``channel`` may also be a row of ``channel_queries.API_COLUMNS`` (the API's reads)."""
+    return render_values(*channel_values(channel))
 
 
 def integration_to_api(integration: Integration) -> dict:
@@ -49,39 +52,9 @@ def audit_event_to_api(event: AuditEvent) -> dict:
 
 def webhook_endpoint_to_api(endpoint: WebhookEndpoint, secret: str | None = None) -> dict:
     """The endpoint; ``secret`` only right after creation or rotation (shown once)."""
-    data = {
-        "id": endpoint.id,
-        "tenant_id": endpoint.tenant_id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "events": list(endpoint.events or []),
-        "status": endpoint.status,
-        "disabled_reason": endpoint.disabled_reason,
-        "failing_since": rfc3339(endpoint.failing_since),
-        "previous_secret_expires_at": rfc3339(endpoint.previous_secret_expires_at),
-        "created_at": rfc3339(endpoint.created_at),
-        "updated_at": rfc3339(endpoint.updated_at or endpoint.created_at),
-    }
-    if secret is not None:
-        data["secret"] = secret
-    return data
+    return render_values(*endpoint_values(endpoint, secret))
 
 
 def webhook_delivery_to_api(delivery: WebhookDelivery) -> dict:
-    return {
-        "id": delivery.id,
-        "endpoint_id": delivery.endpoint_id,
-        "event_id": delivery.event_id,
-        "event_type": delivery.event.type,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "last_response": delivery.last_response,
-        "last_attempt_at": rfc3339(delivery.last_attempt_at),
-        "next_attempt_at": rfc3339(delivery.next_attempt_at)
-        if delivery.status == "pending"
-        else None,
-        "delivered_at": rfc3339(delivery.delivered_at),
-        "created_at": rfc3339(delivery.created_at),
-    }
+    """One event for one endpoint: its attempts so far."""
+    return render_values(*delivery_values(delivery))

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+import core.schemas
 from app import create_app
 from core.extensions import db
 from tests import factories
@@ -28,6 +29,9 @@ from tests.dns_zone import running_zone
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+# Every object the API renders without validation (core.schemas.render_values) is also validated
+# by its declared model here: a value of the wrong type or shape fails the test that rendered it.
+core.schemas.CHECK_RENDERED = True
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,7 +6,7 @@ import inspect
 from typing import Annotated
 
 import pytest
-from pydantic import AfterValidator, Field, PlainValidator
+from pydantic import AfterValidator, Field, PlainValidator, ValidationError
 
 import core.openapi
 from core import rules, schemas
@@ -226,3 +226,75 @@ def test_the_documented_seed_examples_follow_the_declarations(channel_type):
     response = channel_shapes.SEED_CHANNEL_EXAMPLES[channel_type]["value"]
     rendered = schemas.render(channel_shapes.Channel.model_validate(response))
     assert list(rendered.items()) == list(response.items())
+
+
+def _rendered_like_the_model(model, values: dict) -> dict:
+    """render_values without the suite's own check, compared with the model's validated dump."""
+    checking = schemas.CHECK_RENDERED
+    schemas.CHECK_RENDERED = False
+    try:
+        fast = schemas.render_values(model, values)
+    finally:
+        schemas.CHECK_RENDERED = checking
+    slow = schemas.render(model.model_validate(values))
+    assert fast == slow
+    assert list(fast) == list(slow)  # the declaration's order, as the document shows it
+    return fast
+
+
+def test_render_values_is_the_models_own_dump_without_validating():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from core.schemas import webhooks as webhook_shapes
+    from core.schemas.errors import Error, ErrorDetail
+
+    created = datetime(2026, 12, 2, 11, 0, 0, 123456, tzinfo=UTC)
+    elsewhere = created.astimezone(timezone(timedelta(hours=-5)))
+    channel = {
+        "updated_at": elsewhere,  # given out of order, rendered in the declaration's
+        "id": "123e4567-e89b-12d3-a456-426614174000",
+        "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
+        "name": "Support",
+        "channel_type": "sms",
+        "integration_id": "123e4567-e89b-12d3-a456-426614174002",
+        "send_from_phone_number": "+15551234567",
+        "phone_number_id": "123e4567-e89b-12d3-a456-426614174003",
+        "status": "available",
+        "is_default": True,
+        "metadata": {"team": "ops", "n": 1},
+        "created_at": created,
+    }
+    out = _rendered_like_the_model(channel_shapes.SmsChannel, channel)
+    assert out["created_at"] == out["updated_at"] == "2026-12-02T11:00:00Z"
+    assert list(out)[0] == "id"
+    preview = {k: v for k, v in channel.items() if k not in ("id", "created_at", "updated_at")}
+    assert "id" not in _rendered_like_the_model(channel_shapes.SmsChannelPreview, preview)
+    endpoint = {
+        "id": "123e4567-e89b-12d3-a456-426614174000",
+        "tenant_id": "123e4567-e89b-12d3-a456-426614174001",
+        "url": "https://example.com/hook",
+        "description": "",
+        "events": ["*"],
+        "status": "disabled",
+        "disabled_reason": "failing",
+        "failing_since": created,
+        "previous_secret_expires_at": None,
+        "created_at": created,
+        "updated_at": created,
+    }
+    out = _rendered_like_the_model(webhook_shapes.WebhookEndpoint, endpoint)
+    assert out["failing_since"] == "2026-12-02T11:00:00Z"
+    assert out["previous_secret_expires_at"] is None
+    _rendered_like_the_model(
+        webhook_shapes.WebhookEndpointWithSecret, {**endpoint, "secret": "whsec_abc="}
+    )
+    _rendered_like_the_model(
+        Error, {"error": {"code": "validation_error", "message": "No.", "fields": {"a": ["b"]}}}
+    )
+    assert "fields" not in _rendered_like_the_model(ErrorDetail, {"code": "x", "message": "y"})
+
+
+def test_the_suite_checks_every_rendered_object_by_its_model():
+    assert schemas.CHECK_RENDERED  # set by tests/conftest.py
+    with pytest.raises(ValidationError):  # not a boolean, not a string: the model refuses them
+        schemas.render_values(channel_shapes.TestMessageResult, {"ok": "maybe", "message": 2})

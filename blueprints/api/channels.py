@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import g, request, url_for
-from sqlalchemy.orm import lazyload
 
 from blueprints.api import (
     bp,
@@ -25,9 +24,8 @@ from core.schemas.channels import SEED_CHANNEL_EXAMPLES, SEED_CREATE_EXAMPLES
 from core.schemas.values import enum
 from core.serializers import channel_to_api
 from core.services import channels as service
-from core.services.channel_queries import channel_list_query
+from core.services.channel_queries import API_COLUMNS, channel_list_query, channel_row
 from core.services.test_send import send_test_message
-from core.tenancy import get_for_tenant
 
 CHANNELS = ResourceDocs(
     "Channels",
@@ -95,14 +93,9 @@ def list_channels():
         status=query_choice("status", CHANNEL_STATUSES),
         is_default=query_bool("is_default"),
         q=request.args.get("q"),
-    ).options(
-        # The API object carries only the ids: skip the joins the console's table needs.
-        lazyload(Channel.integration),
-        lazyload(Channel.email_domain),
-        lazyload(Channel.phone_number),
-    )
+    ).with_only_columns(*API_COLUMNS)  # what the API renders: rows, no ORM objects nor joins
     rows, next_cursor = keyset_page(
-        db.session, query, Channel, query_limit(), request.args.get("cursor")
+        db.session, query, Channel, query_limit(), request.args.get("cursor"), columns=True
     )
     return render_page(shapes.ChannelList, [channel_to_api(c) for c in rows], next_cursor)
 
@@ -112,8 +105,8 @@ def list_channels():
 @conditional(Channel, "channel_id")
 def get_channel(channel_id):
     """One channel of the tenant, with its ETag (304 when If-None-Match names it)."""
-    channel = get_for_tenant(Channel, g.tenant_id, channel_id)
-    return channel_to_api(channel), 200, etag_header(channel)
+    row = channel_row(g.tenant_id, channel_id)
+    return channel_to_api(row), 200, etag_header(row, model=Channel)
 
 
 @bp.patch("/channels/<channel_id:channel_id>")

@@ -6,9 +6,12 @@ class then:
 
 - parses a request body (``parse_body(Model, data)``: every error at once, keyed by field path,
   raised as the API's ``ValidationFailed`` so the envelope and status stay the same),
-- serializes a response (``render(instance)``; a list page with ``render_page(XList, items,
-  next_cursor)``, the envelope made by ``list_of``): the object is validated by its model,
-  then dumped in declaration order,
+- serializes a response (``render_values(Model, values)``; a list page with
+  ``render_page(XList, items, next_cursor)``, the envelope made by ``list_of``): the values,
+  read from our own rows, are put in the model's declaration order and its fields' serializers
+  (timestamps) applied, without validating them again (``render(instance)`` dumps a model
+  already built). The test suite sets ``CHECK_RENDERED``, which validates every rendered
+  object by its model as well, and the conformance tests check the shapes against the document,
 - is a component of ``/api/openapi.json`` under its class name (``component_schemas()``, merged
   by ``core.openapi.build_openapi``). Names are the class names, never prose titles: the JSON
   Schema generator below writes no ``title`` at all, so client generators name models after
@@ -46,6 +49,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     TypeAdapter,
     ValidationError,
@@ -310,6 +314,38 @@ def render(instance: BaseModel) -> dict:
     """A response model as the API's JSON object (its fields in declaration order; an optional
     field that was not set, such as a channel's ``updated_at``, is absent rather than null)."""
     return instance.model_dump(mode="json", exclude_unset=True)
+
+
+# Set by the test suite: render_values also validates what it renders by the declared model, and
+# fails the test when it differs from the model's own dump.
+CHECK_RENDERED = False
+
+
+@cache
+def _render_plan(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """(name, serializer or None) of each field of ``model``, in declaration order, read once."""
+    plan = []
+    for name, field in model.model_fields.items():
+        serializers = [m.func for m in field.metadata if isinstance(m, PlainSerializer)]
+        plan.append((name, serializers[-1] if serializers else None))
+    return tuple(plan)
+
+
+def render_values(model: type[BaseModel], values: dict[str, Any]) -> dict:
+    """``values`` as ``model`` renders them: what ``render(model.model_validate(values))``
+    returns (fields in declaration order, a field absent from ``values`` absent from the
+    object, each field's serializer applied), without validating values read from our own rows
+    again on every response. Values must already be JSON types but for the serialized fields
+    (timestamps); ``CHECK_RENDERED`` (the test suite) proves it for every object rendered."""
+    rendered = {}
+    for name, serializer in _render_plan(model):
+        if name in values:
+            value = values[name]
+            rendered[name] = value if serializer is None else serializer(value)
+    if CHECK_RENDERED:
+        expected = render(model.model_validate(values))
+        assert rendered == expected and list(rendered) == list(expected), (rendered, expected)
+    return rendered
 
 
 def render_page(model: type[Schema], items: list[dict], next_cursor: str | None) -> dict:

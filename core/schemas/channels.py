@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, RootModel, WithJsonSchema, create_model
 
-from core import models
 from core.models import (
     CHANNEL_STATUS_CHOICES,
     CHANNEL_STATUSES,
@@ -129,20 +128,24 @@ class ChannelPreview(
 ChannelList = list_of(Channel, "ChannelList", "channels")
 
 
-def as_channel(channel: models.Channel) -> Schema:
-    """The channel's response model (a dry run's channel, without id: its preview model)."""
+def channel_values(channel: Any) -> tuple[type[Schema], dict[str, Any]]:
+    """The channel's response model (a dry run's channel, without id: its preview model) and
+    its values, from a ``Channel`` or a row of ``channel_queries.API_COLUMNS`` (same names)."""
     model = (CHANNEL_MODELS if channel.id else PREVIEW_MODELS)[channel.channel_type]
-    values = {name: getattr(channel, name) for name in model.model_fields if name in _COLUMNS}
+    values = {name: getattr(channel, name) for name in _ROW_FIELDS[model]}
     values["is_default"] = bool(channel.is_default)
     values["metadata"] = dict(channel.metadata_ or {})
     if channel.id:
         values["updated_at"] = channel.updated_at or channel.created_at
-    return model.model_validate(values)
+    return model, values
 
 
-# The fields read from the row as they are (the others are computed above).
-_COLUMNS = frozenset(EmailChannel.model_fields) | frozenset(SmsChannel.model_fields)
-_COLUMNS -= {"is_default", "metadata", "updated_at"}
+# The fields read from the row as they are (the others are computed above), per model.
+_COMPUTED = {"is_default", "metadata", "updated_at"}
+_ROW_FIELDS = {
+    model: tuple(name for name in model.model_fields if name not in _COMPUTED)
+    for model in (*CHANNEL_MODELS.values(), *PREVIEW_MODELS.values())
+}
 
 
 # --- requests -----------------------------------------------------------------------------------

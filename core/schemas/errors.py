@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from core.schemas import Schema, declared
+from core.schemas import Schema, declared, render_values
 
 
 @declared
@@ -29,5 +29,7 @@ class Error(Schema):
 
 def render_error(code: str, message: str, fields: dict | None = None) -> dict:
     """The envelope; ``fields`` only when some field failed."""
-    detail = ErrorDetail(code=code, message=message, **({"fields": fields} if fields else {}))
-    return Error(error=detail).model_dump(exclude_unset=True)
+    detail = {"code": code, "message": message}
+    if fields:
+        detail["fields"] = fields
+    return render_values(Error, {"error": render_values(ErrorDetail, detail)})

@@ -11,16 +11,13 @@ from core.events import EVENT_TYPES, WILDCARD
 from core.models import WEBHOOK_DELIVERY_STATUSES, WEBHOOK_ENDPOINT_STATUSES
 from core.net_guard import MAX_URL_LENGTH
 from core.schemas import Schema, declared
+from core.schemas.values import OptionalTimestamp, Timestamp
 
 ENDPOINTS_MAX = 20  # per tenant
 DESCRIPTION_MAX = 500
 EVENT_CHOICES = (WILDCARD, *EVENT_TYPES)
-TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
 EventName = Literal[EVENT_CHOICES]  # type: ignore[valid-type]
-Timestamp = Annotated[
-    str, Field(pattern=TIMESTAMP_PATTERN, json_schema_extra={"format": "date-time"})
-]
 Id = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
 
 
@@ -85,10 +82,10 @@ class WebhookEndpoint(Schema):
     disabled_reason: Literal["manual", "failing"] | None = Field(
         description="`failing`: disabled after three days without a successful delivery."
     )
-    failing_since: Timestamp | None = Field(
+    failing_since: OptionalTimestamp = Field(
         description="The first failed attempt since the last success."
     )
-    previous_secret_expires_at: Timestamp | None = Field(
+    previous_secret_expires_at: OptionalTimestamp = Field(
         description="Until then, the secret before the last rotation signs too."
     )
     created_at: Timestamp
@@ -126,9 +123,9 @@ class WebhookDelivery(Schema):
     last_status_code: int | None
     last_error: str | None
     last_response: str | None = Field(description="The first 1 KiB of the last answer.")
-    last_attempt_at: Timestamp | None
-    next_attempt_at: Timestamp | None
-    delivered_at: Timestamp | None
+    last_attempt_at: OptionalTimestamp
+    next_attempt_at: OptionalTimestamp
+    delivered_at: OptionalTimestamp
     created_at: Timestamp
 
 
@@ -138,3 +135,44 @@ class WebhookDeliveryList(Schema):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
+
+
+def endpoint_values(endpoint, secret: str | None = None) -> tuple[type[Schema], dict]:
+    """The endpoint's response model (with its secret right after creation or rotation) and
+    its values."""
+    values = {
+        "id": endpoint.id,
+        "tenant_id": endpoint.tenant_id,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "events": list(endpoint.events or []),
+        "status": endpoint.status,
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": endpoint.failing_since,
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "created_at": endpoint.created_at,
+        "updated_at": endpoint.updated_at or endpoint.created_at,
+    }
+    if secret is None:
+        return WebhookEndpoint, values
+    values["secret"] = secret
+    return WebhookEndpointWithSecret, values
+
+
+def delivery_values(delivery) -> tuple[type[Schema], dict]:
+    """The delivery's response model and its values (``next_attempt_at`` only while pending)."""
+    return WebhookDelivery, {
+        "id": delivery.id,
+        "endpoint_id": delivery.endpoint_id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event.type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "last_response": delivery.last_response,
+        "last_attempt_at": delivery.last_attempt_at,
+        "next_attempt_at": delivery.next_attempt_at if delivery.status == "pending" else None,
+        "delivered_at": delivery.delivered_at,
+        "created_at": delivery.created_at,
+    }

@@ -21,6 +21,7 @@ from functools import cache
 from sqlalchemy import Select, and_, bindparam, func, select, text
 
 from core import rules
+from core.errors import NotFound
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, EmailDomain, Integration, PhoneNumber, Tenant
 from core.rules.values import CONTROL_CHARACTERS, name_key
@@ -52,6 +53,55 @@ def _use_sqlite_trigram_index(key: str) -> bool:
     )
     count = db.session.scalar(select(func.count()).select_from(matches))
     return count <= SEARCH_FTS_MAX_MATCHES
+
+
+# What the API renders of a channel (``core.serializers.channel_to_api`` reads these names): its
+# reads select these columns and render the rows, without loading ORM objects and the joined
+# integration, email domain and phone number that the console and the rules need.
+API_COLUMNS = tuple(
+    Channel.__table__.c[Channel.__mapper__.attrs[name].columns[0].key].label(name)
+    for name in (
+        "id",
+        "tenant_id",
+        "name",
+        "channel_type",
+        "integration_id",
+        "send_from_email",
+        "email_domain_id",
+        "send_from_phone_number",
+        "phone_number_id",
+        "status",
+        "is_default",
+        "metadata_",
+        "created_at",
+        "updated_at",
+    )
+)
+
+
+@cache
+def _channel_row_statement():
+    table = Channel.__table__
+    return select(*API_COLUMNS).where(
+        table.c.id == bindparam("channel_id"), table.c.tenant_id == bindparam("tenant_id")
+    )
+
+
+def channel_row(tenant_id: str, channel_id: object):
+    """The tenant's channel ``channel_id`` as a row of ``API_COLUMNS`` (what the API renders),
+    or NotFound as ``get_for_tenant`` answers it (malformed, unknown, other tenant's id alike).
+    One prebuilt statement: its compiled form is cached."""
+    clean = lookup_id(channel_id)
+    row = None
+    if clean is not None:
+        row = (
+            db.session.connection()
+            .execute(_channel_row_statement(), {"channel_id": clean, "tenant_id": tenant_id})
+            .first()
+        )
+    if row is None:
+        raise NotFound(f"{Channel.LABEL} not found.")
+    return row
 
 
 def _escape_like(value: str) -> str:

@@ -368,7 +368,7 @@ def _boom(*args, **kwargs):
     "method, target",
     [
         ("post", "create_channel"),
-        ("get", "get_for_tenant"),  # the view's one lookup (core.tenancy)
+        ("get", "channel_row"),  # the view's one lookup (core.services.channel_queries)
         ("patch", "update_channel"),
         ("delete", "delete_channel"),
     ],
@@ -380,7 +380,7 @@ def test_an_unexpected_error_is_a_500_envelope_without_a_stack_trace(
     import blueprints.api.channels as view_module
 
     channel = factories.make_channel(setup, "email")
-    owner = view_module if target == "get_for_tenant" else channel_service
+    owner = view_module if target == "channel_row" else channel_service
     monkeypatch.setattr(owner, target, _boom)
     path = "/api/channels" if method == "post" else f"/api/channels/{channel.id}"
     kwargs = {"json": setup.email_payload()} if method in ("post", "patch") else {}
