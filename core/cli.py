@@ -105,14 +105,17 @@ def register_tasks_cli(app: Flask) -> None:
     )
     @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
     def scheduler(celery_args):
-        """Run the periodic scheduler (Celery beat: the outbox dispatcher and sweeper). Run
-        exactly one."""
+        """Run the periodic scheduler (Celery beat: the outbox dispatcher and sweeper, the
+        re-checks of domains and integrations). Run exactly one."""
         celery_app = app.extensions["celery"]
         celery_app.start(_celery_argv(app, "beat", celery_args))
 
 
 def register_cli(app: Flask) -> None:
+    from core.cli_rechecks import register_recheck_cli
+
     register_tasks_cli(app)
+    register_recheck_cli(app)
 
     @app.cli.command("create-tenant")
     @click.argument("name")
