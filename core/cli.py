@@ -391,19 +391,22 @@ def seed_demo_data() -> SeedReport:
             done.append(f"Created the {channel_type} integration {DEMO_IDS[key]} ({name}).")
     if db.session.get(EmailDomain, DEMO_IDS["domain"]) is None:
         now = utcnow()
-        db.session.add(
-            EmailDomain(
-                id=DEMO_IDS["domain"],
-                tenant_id=tenant.id,
-                domain="example.com",
-                status="verified",  # demo shortcut: no DNS to publish for example.com
-                verification_token="demo0000000000000000000000000000",
-                verified_at=now,
-                last_checked_at=now,
-                record_statuses={"verification": "verified", "spf": "verified", "dkim": "verified"},
-                created_at=now,
-            )
+        demo_domain = EmailDomain(
+            id=DEMO_IDS["domain"],
+            tenant_id=tenant.id,
+            domain="example.com",
+            status="verified",  # demo shortcut: no DNS to publish for example.com
+            verification_token="demo0000000000000000000000000000",
+            verified_at=now,
+            last_checked_at=now,
+            record_statuses={"verification": "verified", "spf": "verified", "dkim": "verified"},
+            created_at=now,
         )
+        db.session.add(demo_domain)
+        db.session.flush()
+        # Nobody can publish records for example.com: the scheduler leaves it alone (checked,
+        # it would be at risk, then failed, three days into a demo).
+        demo_domain.next_check_at = None
         done.append(f"Created the verified domain example.com {DEMO_IDS['domain']}.")
     db.session.flush()
     if db.session.get(PhoneNumber, DEMO_IDS["phone_number"]) is None:
