@@ -222,14 +222,14 @@ def test_recheck_warnings_have_no_serious_violations(
     page = audit_page
     sign_in(page, admin)
     found = []
-    for endpoint, kwargs in (
-        ("console.channels_index", {}),
-        ("console.email_domains_index", {}),
-        ("console.email_domains_show", {"domain_id": domain.id}),
-        ("console.integrations_index", {}),
+    for endpoint, kwargs, notice in (
+        ("console.channels_index", {}, "Needs attention"),
+        ("console.email_domains_index", {}, "Needs attention"),
+        ("console.email_domains_show", {"domain_id": domain.id}, "At risk since"),
+        ("console.integrations_index", {}, "Needs attention"),
     ):
         page.goto(url_for(endpoint, **kwargs))
-        expect(page.get_by_text("Needs attention")).to_be_visible()
+        expect(page.get_by_text(notice)).to_be_visible()
         found += _audit(page, axe_path, f"{endpoint} with warnings")
         screenshot(page, endpoint.removeprefix("console.").replace("_", "-") + "-warnings")
     _assert_no_violations(found)
