@@ -34,7 +34,7 @@ from werkzeug.http import parse_etags, quote_etag
 
 from core.errors import NotFound, ServiceError
 from core.extensions import db
-from core.models import Channel, PhoneNumber, WebhookEndpoint
+from core.models import Channel, EmailDomain, Integration, PhoneNumber, WebhookEndpoint
 from core.tenancy import lookup_id
 
 FORMAT = "1"
@@ -44,7 +44,15 @@ FORMAT = "1"
 # A channel's tag is made of exactly the columns the API renders (``channel_queries.API_COLUMNS``),
 # so that a GET computes it from the row it read for the body: ``name_key`` follows ``name`` and
 # ``enabled`` shows in ``status``.
-UNRENDERED = {WebhookEndpoint: ("last_success_at",), Channel: ("name_key", "enabled")}
+# The scheduler's bookkeeping (when the next re-check is due, its claim and lease) is left out
+# too: a scheduled check that changes nothing the API shows must not fail an editor's If-Match.
+SCHEDULER = ("check_claim", "check_lease_until")
+UNRENDERED = {
+    WebhookEndpoint: ("last_success_at",),
+    Channel: ("name_key", "enabled"),
+    Integration: ("next_check_at", *SCHEDULER),
+    EmailDomain: SCHEDULER,
+}
 
 
 class PreconditionFailed(ServiceError):

@@ -22,6 +22,12 @@ at once (``core.tasks.enqueue_committed``), so a healthy system delivers within 
 channel: its ``data`` is ``{"channel_type", "previous_default", "new_default"}`` (channels or
 null) and ``cause`` says why (``admin``: set, unset, created as default; ``handover``: the
 default was deleted or disabled and the oldest available channel took over, or none could).
+
+The re-checks of DESIGN §9 (``core.services.domain_checks``, ``record_check``): ``email_domain.
+at_risk`` has ``{"records", "consecutive_checks"}``, ``verification_failed`` ``{"records"}`` (each
+DNS record's status), ``records_changed`` (SPF or DKIM moved on a sending domain: a warning)
+``{"records", "changed"}``; ``integration.unhealthy`` and ``recovered`` have
+``{"consecutive_failures", "message"}``.
 """
 
 from __future__ import annotations
@@ -45,10 +51,14 @@ EVENT_TYPES = (
     "integration.updated",
     "integration.deleted",
     "integration.status_changed",
+    "integration.unhealthy",
+    "integration.recovered",
     "email_domain.created",
     "email_domain.deleted",
     "email_domain.verified",
+    "email_domain.at_risk",
     "email_domain.verification_failed",
+    "email_domain.records_changed",
     "phone_number.added",
     "phone_number.released",
     "phone_number.deleted",

@@ -34,8 +34,13 @@ CHANNEL_STATUSES = ("available", "pending_verification", "disabled")
 # A PATCH may also set ``status`` (to "disabled", or back to "available").
 CHANNEL_STATUS_CHOICES = ("available", "disabled")
 INTEGRATION_STATUSES = ("active", "disabled")
-EMAIL_DOMAIN_STATUSES = ("pending", "verified", "failed")
-DNS_RECORD_STATUSES = ("pending", "verified", "missing", "error")
+# ``at_risk``: verified, but the last scheduled check(s) did not find the ownership record; its
+# channels still send until DOMAIN_GRACE_CHECKS such checks in a row make it ``failed``.
+EMAIL_DOMAIN_STATUSES = ("pending", "verified", "at_risk", "failed")
+EMAIL_DOMAIN_SENDING_STATUSES = ("verified", "at_risk")
+# ``pending``: never checked; ``missing``: no such record; ``mismatch``: found, another value;
+# ``error``: DNS did not answer (timeout, SERVFAIL, refused): temporary, never counted.
+DNS_RECORD_STATUSES = ("pending", "verified", "missing", "mismatch", "error")
 PHONE_NUMBER_STATUSES = ("active", "released")
 
 
@@ -219,6 +224,16 @@ class Integration(db.Model):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_check_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     last_check_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Health (DESIGN §9): failed checks in a row; unhealthy since INTEGRATION_FAILURE_CHECKS.
+    failed_checks: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    unhealthy_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The scheduler's bookkeeping: when the next check is due, and the lease of the worker
+    # checking it now (``check_claim`` is that worker's claim token).
+    next_check_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), nullable=True, default=utcnow, index=True
+    )
+    check_claim: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    check_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class EmailDomain(db.Model):
@@ -238,7 +253,20 @@ class EmailDomain(db.Model):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Outcome of the last DNS check, per record purpose: {"verification": "verified", ...}.
     record_statuses: Mapped[dict] = mapped_column(PortableJSON, nullable=False, default=dict)
+    # Per purpose: {"found": [values, truncated], "last_checked_at", "last_verified_at"}.
+    record_details: Mapped[dict | None] = mapped_column(PortableJSON, nullable=True, default=dict)
     created_at: Mapped[datetime] = _created_column()
+    # The lifecycle of DESIGN §9: the verification window (opened by adding the domain,
+    # "Verify", or a lost verification), the grace count and since when the domain is at risk.
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failed_checks: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    at_risk_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The scheduler's bookkeeping, as on integrations.
+    next_check_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), nullable=True, default=utcnow, index=True
+    )
+    check_claim: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    check_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PhoneNumber(db.Model):

@@ -306,6 +306,8 @@ def setting(
 
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # minutes or hours
+WholeAtLeastOne = Annotated[int, BeforeValidator(_whole_number), Field(ge=1)]
 RateLimit = Annotated[str, BeforeValidator(_rate_limit)]
 DnsName = Annotated[str, BeforeValidator(_dns_name)]
 LEVELS = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -535,6 +537,71 @@ class Settings(BaseModel):
         "a delivery handed to the workers this long ago and still unfinished (broker outage, "
         "killed worker) is handed over again by the sweeper",
         expected="a number of seconds greater than 0",
+    )
+    DOMAIN_PENDING_CHECK_MINUTES: Positive = setting(
+        10.0,
+        "how often the scheduler re-checks the DNS records of a domain not verified yet, while "
+        "its verification window is open",
+        expected="a number of minutes greater than 0",
+    )
+    DOMAIN_VERIFY_WINDOW_HOURS: Positive = setting(
+        72.0,
+        "how long a domain is re-checked before it is `failed` without success (adding it, "
+        '"Verify" and a lost verification each open a new window)',
+        expected="a number of hours greater than 0",
+    )
+    DOMAIN_RECHECK_HOURS: Positive = setting(
+        24.0,
+        "how often a verified domain's DNS records are checked again",
+        expected="a number of hours greater than 0",
+    )
+    DOMAIN_GRACE_CHECKS: WholeAtLeastOne = setting(
+        3,
+        "consecutive scheduled checks that find a verified domain's ownership record missing or "
+        "changed before the domain is `failed` (it is `at_risk`, still sending, from the first; "
+        "DNS errors never count)",
+        expected="a whole number, at least 1",
+    )
+    INTEGRATION_CHECK_HOURS: Positive = setting(
+        24.0,
+        'how often active integrations are checked with their provider ("Test connection")',
+        expected="a number of hours greater than 0",
+    )
+    INTEGRATION_FAILURE_CHECKS: WholeAtLeastOne = setting(
+        3,
+        "consecutive failed checks after which an integration is `unhealthy` (never disabled "
+        "by it; the next successful check recovers it)",
+        expected="a whole number, at least 1",
+    )
+    RECHECK_TICK_SECONDS: Seconds = setting(
+        60.0,
+        "how often the scheduler looks for domains and integrations due for a check and hands "
+        "them to the workers in batches",
+        expected="a number of seconds greater than 0",
+    )
+    RECHECK_BATCH_SIZE: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=5000)] = (
+        setting(
+            200,
+            "how many domains (or integrations) one task checks; a tick hands over as many "
+            "batches as are due, to any number of workers",
+            expected="a whole number from 1 to 5000",
+        )
+    )
+    RECHECK_LEASE_SECONDS: Seconds = setting(
+        600.0,
+        "how long a worker holds the objects of its batch: until then no other worker checks "
+        "them; a killed worker's objects are due again after it",
+        expected="a number of seconds greater than 0",
+    )
+    DNS_CONCURRENCY: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=512)] = setting(
+        32,
+        "DNS lookups one worker process runs at once when re-checking domains",
+        expected="a whole number from 1 to 512",
+    )
+    INTEGRATION_CHECKS_PER_MINUTE: WholeAtLeastOne = setting(
+        60,
+        "scheduled integration checks one worker process sends to one provider per minute",
+        expected="a whole number, at least 1",
     )
     API_KEY_CACHE: Annotated[str | None, BeforeValidator(_api_key_cache)] = setting(
         None,

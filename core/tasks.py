@@ -6,12 +6,15 @@ an application context (``FlaskTask``). Work reaches it two ways:
 - **With ``BROKER_URL``** (production): ``flask --app app worker`` processes (any number, on any
   machines) take tasks from the broker, and exactly one ``flask --app app scheduler`` (Celery
   beat) sends the periodic jobs: the outbox dispatcher every ``OUTBOX_POLL_SECONDS`` and the
-  sweeper. A change's new deliveries are also published right after its commit (``hand_over``).
+  sweeper, and the re-check tick every ``RECHECK_TICK_SECONDS`` (DESIGN §9: due domains and
+  integrations claimed in batches, one task per batch, ``core.services.rechecks``). A change's
+  new deliveries are also published right after its commit (``hand_over``).
 - **Without it** (the embedded default, development only): the development server runs an
-  ``EmbeddedEngine`` in its own process — one scheduler thread running the same dispatcher and
-  sweeper, and a few worker threads running the same task (``Task.apply``: Celery's own local
-  execution, in an application context). Nothing is queued anywhere but in the outbox table, so
-  a restart loses nothing either. It starts with the first request the process serves (so the
+  ``EmbeddedEngine`` in its own process — one scheduler thread running the same dispatcher,
+  sweeper and re-check tick, and a few worker threads running the same tasks (``Task.apply``:
+  Celery's own local execution, in an application context). Nothing is queued anywhere but in
+  the outbox table (and the re-checks' schedule columns), so a restart loses nothing either.
+  It starts with the first request the process serves (so the
   reloader's watching parent never runs one) and only when ``CHANNELS_ENV=development``; tests
   and CLI commands do not start it.
 
@@ -47,6 +50,9 @@ DELIVER = "channels.deliver_webhook"
 DISPATCH = "channels.dispatch_outbox"
 SWEEP = "channels.sweep_outbox"
 IMPORT = "channels.run_import"
+RECHECK_TICK = "channels.schedule_rechecks"
+CHECK_DOMAINS = "channels.check_domains"
+CHECK_INTEGRATIONS = "channels.check_integrations"
 EMBEDDED_WORKERS = 4
 SWEEP_EVERY_MAX = 60.0  # seconds between sweeps at most
 
@@ -84,6 +90,10 @@ def init_tasks(app: Flask) -> Celery:
         beat_schedule={
             "dispatch-outbox": {"task": DISPATCH, "schedule": poll},
             "sweep-outbox": {"task": SWEEP, "schedule": sweep_interval(app)},
+            "schedule-rechecks": {
+                "task": RECHECK_TICK,
+                "schedule": app.config["RECHECK_TICK_SECONDS"],
+            },
         },
         task_always_eager=False,
     )
@@ -162,7 +172,7 @@ def start_import(job_id: str) -> bool:
     app = current_app._get_current_object()
     engine = app.extensions.get("embedded_engine")
     if engine is not None:
-        engine.pool.submit(engine.run_task, run_import, job_id)
+        engine.run_task(run_import, job_id)
         return True
     if not app.config["BROKER_URL"]:
         return False
@@ -172,6 +182,54 @@ def start_import(job_id: str) -> bool:
         log.warning("broker unavailable, import %s stays queued: %s", job_id, exc)
         return False
     return True
+
+
+@shared_task(name=RECHECK_TICK, ignore_result=True)
+def schedule_rechecks() -> int:
+    """The re-check tick: claim the due domains and integrations in batches, hand each batch to
+    the workers; returns how many batches."""
+    from core.models import EmailDomain, Integration
+    from core.services.rechecks import MAX_BATCHES_PER_TICK, claim_due
+
+    handed = 0
+    for model, task in ((EmailDomain, check_domains), (Integration, check_integrations)):
+        for batch in claim_due(model, max_batches=MAX_BATCHES_PER_TICK):
+            run_check(task, batch.token)
+            handed += 1
+    return handed
+
+
+@shared_task(name=CHECK_DOMAINS, ignore_result=True)
+def check_domains(token: str) -> int:
+    """Check one claimed batch of domains (``core.services.rechecks``)."""
+    from core.services.rechecks import check_domain_batch
+
+    return len(check_domain_batch(token))
+
+
+@shared_task(name=CHECK_INTEGRATIONS, ignore_result=True)
+def check_integrations(token: str) -> int:
+    """Check one claimed batch of integrations with their providers."""
+    from core.services.rechecks import check_integration_batch
+
+    return len(check_integration_batch(token))
+
+
+def run_check(task, token: str) -> None:
+    """A batch to the engine: the embedded one's threads, else the broker; with neither (a
+    test, a one-off call) it runs here and now. A failed publish leaves the batch leased: its
+    rows are due again when the lease runs out."""
+    app = current_app._get_current_object()
+    engine = app.extensions.get("embedded_engine")
+    if engine is not None:
+        engine.run_task(task, token)
+    elif app.config["BROKER_URL"]:
+        try:
+            task.apply_async(args=[token], retry=False)
+        except Exception as exc:  # noqa: BLE001 - the lease brings the rows back
+            log.warning("broker unavailable, re-check batch %s left to its lease: %s", token, exc)
+    else:
+        task.apply(args=[token], throw=True)
 
 
 # After a failed publish, this process leaves deliveries to the dispatcher for this long
@@ -246,6 +304,7 @@ class EmbeddedEngine:
         self.app = app
         self.poll = app.config["OUTBOX_POLL_SECONDS"]
         self.sweep_every = sweep_interval(app)
+        self.recheck_every = app.config["RECHECK_TICK_SECONDS"]
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedded-worker")
         self.stopping = threading.Event()
         self.wake = threading.Event()
@@ -272,11 +331,15 @@ class EmbeddedEngine:
             self.pool.submit(self._deliver, delivery_id)
 
     def run_task(self, task, *args) -> None:
-        """Run ``task`` on this worker thread (a console import)."""
+        """Run a task on a worker thread (a re-check batch, a console import)."""
+        if not self.stopping.is_set():
+            self.pool.submit(self._run_task, task, args)
+
+    def _run_task(self, task, args) -> None:
         try:
             task.apply(args=list(args), throw=True)
-        except Exception:  # noqa: BLE001 - logged; the job's row says where it stopped
-            log.exception("embedded worker: %s%r failed", task.name, args)
+        except Exception:  # noqa: BLE001 - logged; the rows are due again after their lease
+            log.exception("embedded worker: %s failed", task.name)
 
     def _deliver(self, delivery_id: str) -> None:
         try:
@@ -285,24 +348,26 @@ class EmbeddedEngine:
             log.exception("embedded worker: delivery %s failed", delivery_id)
 
     def _run(self) -> None:
-        """Dispatch every OUTBOX_POLL_SECONDS, sweep every sweep interval."""
-        since_sweep = self.sweep_every
+        """Dispatch every OUTBOX_POLL_SECONDS, sweep every sweep interval, tick the re-checks
+        every RECHECK_TICK_SECONDS (each on the clock, whatever the others take)."""
+        next_run = {dispatch_outbox: 0.0, sweep_outbox: 0.0, schedule_rechecks: 0.0}
+        every = {
+            dispatch_outbox: self.poll,
+            sweep_outbox: self.sweep_every,
+            schedule_rechecks: self.recheck_every,
+        }
         while not self.stopping.is_set():
-            for task, due in (
-                (dispatch_outbox, True),
-                (sweep_outbox, since_sweep >= self.sweep_every),
-            ):
-                if not due:
+            for task, due_at in next_run.items():
+                if time.monotonic() < due_at:
                     continue
+                next_run[task] = time.monotonic() + every[task]
                 try:
                     task.apply(throw=True)
                 except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
                     log.exception("embedded scheduler: %s failed", task.name)
-            if since_sweep >= self.sweep_every:
-                since_sweep = 0.0
-            self.wake.wait(self.poll)
+            wait = max(0.0, min(next_run.values()) - time.monotonic())
+            self.wake.wait(wait)
             self.wake.clear()
-            since_sweep += self.poll
 
 
 _embedded_lock = threading.Lock()

@@ -6,16 +6,26 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from dnslib import CNAME, QTYPE, RCODE, RR, TXT
+from dnslib import CNAME, QTYPE, RCODE, RR, TXT, DNSError
 from dnslib.server import DNSLogger, DNSServer
+
+SERVFAIL = "servfail"
+SILENT = "silent"  # the query is received and never answered: the client times out
 
 
 class ZoneResolver:
-    """Answers from ``records``: {(name without trailing dot, "TXT"|"CNAME"): [values]}."""
+    """Answers from ``records``: {(name without trailing dot, "TXT"|"CNAME"): [values]}.
+
+    ``failing`` makes names fail instead: {name: SERVFAIL} answers SERVFAIL, {name: SILENT}
+    answers nothing (a timeout); ``failing["*"]`` applies to every name."""
 
     def __init__(self):
         self.records: dict[tuple[str, str], list[str]] = {}
+        self.failing: dict[str, str] = {}
         self.port: int | None = None
+
+    def unpublish(self, host: str, rtype: str) -> None:
+        self.records.pop((host.lower().rstrip("."), rtype), None)
 
     def publish(self, host: str, rtype: str, value: str) -> None:
         self.records.setdefault((host.lower().rstrip("."), rtype), []).append(value)
@@ -24,6 +34,12 @@ class ZoneResolver:
         reply = request.reply()
         qname = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
+        failure = self.failing.get(qname) or self.failing.get("*")
+        if failure == SILENT:
+            raise DNSError("dropped on purpose")  # the server logs it and sends nothing
+        if failure == SERVFAIL:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
         values = self.records.get((qname, qtype), [])
         for value in values:
             rdata = TXT(value) if qtype == "TXT" else CNAME(value + ".")

@@ -166,7 +166,11 @@ def test_email_domain_writes_are_recorded(api, tenant, monkeypatch):
     monkeypatch.setattr(
         email_domain_service,
         "check_records",
-        lambda domain: {"verification": "verified", "spf": "missing", "dkim": "missing"},
+        lambda domain: {
+            "verification": email_domain_service.RecordCheck("verified", ["x"]),
+            "spf": email_domain_service.RecordCheck("missing", []),
+            "dkim": email_domain_service.RecordCheck("missing", []),
+        },
     )
     assert api.post(f"/api/email_domains/{created['id']}/verify").status_code == 200
     verify = only(tenant.id, "email_domain.verify")

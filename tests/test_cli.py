@@ -217,6 +217,7 @@ def test_seed_demo_builds_the_seed_pages_world(cli):
         "example.com",
         "verified",
     )
+    assert domain.next_check_at is None  # no DNS to publish for example.com: never re-checked
     assert (number.tenant_id, number.phone_number, number.integration_id) == (
         tenant.id,
         "+15551234567",

@@ -69,6 +69,7 @@ from blueprints.console import (  # noqa: E402,F401  (routes register on bp)
     mfa,
     phone_numbers,
     platform_log,
+    rechecks,
     sign_in_steps,
     step_up,
     support,

@@ -29,11 +29,17 @@ from core.services import email_domains as service
 from core.services.channels import channels_using
 from core.tenancy import get_for_tenant
 
-DOMAIN_STATUS_LABELS = {"pending": "Pending", "verified": "Verified", "failed": "Not verified"}
+DOMAIN_STATUS_LABELS = {
+    "pending": "Pending",
+    "verified": "Verified",
+    "at_risk": "At risk",
+    "failed": "Not verified",
+}
 RECORD_STATUS_LABELS = {
     "pending": "Not checked",
     "verified": "Found",
     "missing": "Not found",
+    "mismatch": "Wrong value",
     "error": "DNS did not answer",
 }
 PURPOSE_LABELS = {
@@ -139,10 +145,14 @@ def email_domains_verify(domain_id):
     tenant = current_tenant()
     with console_write():
         domain, outcomes = service.verify_email_domain(tenant.id, domain_id, current_actor())
-    message = (
-        f"{domain.domain} is verified."
-        if domain.status == "verified"
-        else f"{domain.domain} is not verified yet: the ownership record was not found."
+    message = {
+        "verified": f"{domain.domain} is verified.",
+        "at_risk": f"{domain.domain} is at risk: the ownership record was not found. Its "
+        "channels still send; publish the record again.",
+    }.get(
+        domain.status,
+        f"{domain.domain} is not verified yet: the ownership record was not found. It is checked "
+        "again automatically for a while.",
     )
     changed = [o.channel.name for o in outcomes]
     if changed:

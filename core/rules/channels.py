@@ -15,6 +15,7 @@ from core.models import (
     CHANNEL_STATUS_CHOICES,
     CHANNEL_TYPE_FIELDS,
     CHANNEL_TYPES,
+    EMAIL_DOMAIN_SENDING_STATUSES,
     Channel,
     EmailDomain,
     Integration,
@@ -35,12 +36,13 @@ def derive_status(
     phone_number: PhoneNumber | None = None,
 ) -> str:
     """``disabled`` when switched off, its integration disabled or its number released;
-    ``pending_verification`` while its email domain is not verified; else ``available``."""
+    ``pending_verification`` while its email domain is not verified (an ``at_risk`` domain is
+    still verified: it keeps sending through its grace checks); else ``available``."""
     if not enabled or integration.status != "active":
         return "disabled"
     if phone_number is not None and phone_number.status != "active":
         return "disabled"
-    if email_domain is not None and email_domain.status != "verified":
+    if email_domain is not None and email_domain.status not in EMAIL_DOMAIN_SENDING_STATUSES:
         return "pending_verification"
     return "available"
 

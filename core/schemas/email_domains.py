@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from core.models import DNS_RECORD_STATUSES, EMAIL_DOMAIN_STATUSES
 from core.schemas import Schema, declared, list_of
@@ -19,6 +19,8 @@ EMAIL_DOMAIN_READ_ONLY = (
     "last_checked_at",
     "created_at",
     "dns_records",
+    "at_risk_since",
+    "next_check_at",
 )
 DNS_RECORD_TYPES = ("TXT", "CNAME")
 DNS_RECORD_PURPOSES = ("verification", "spf", "dkim")
@@ -33,12 +35,28 @@ class DnsRecord(Schema):
     host: str
     value: str
     purpose: Annotated[str, WithJsonSchema(enum(DNS_RECORD_PURPOSES))]
-    status: Annotated[str, WithJsonSchema(enum(DNS_RECORD_STATUSES))]
+    status: Annotated[str, WithJsonSchema(enum(DNS_RECORD_STATUSES))] = Field(
+        description="`pending` (not checked yet), `verified`, `missing` (no such record), "
+        "`mismatch` (found, with another value) or `error` (DNS did not answer: timeout, "
+        "SERVFAIL, refused; temporary, never counted against the domain)."
+    )
+    found: list[str] | None = Field(
+        description="What the last check that got an answer found at the host (at most 5 "
+        "values, each cut to 255 characters; for SPF only `v=spf1` records); null: never "
+        "answered."
+    )
+    last_checked_at: OptionalTimestamp
+    last_verified_at: OptionalTimestamp = Field(
+        description="The last check that found the record as published."
+    )
+    hint: str | None = Field(description="What to do about the record; null when it is fine.")
 
 
 @declared
 class EmailDomain(Schema):
-    """A sending domain and the DNS records that verify it."""
+    """A sending domain and the DNS records that verify it. `status`: `pending` (not verified
+    yet), `verified`, `at_risk` (verified, but the ownership record was not found by the last
+    check(s): still sending), `failed`."""
 
     id: Id
     tenant_id: Id
@@ -47,6 +65,14 @@ class EmailDomain(Schema):
     dns_records: list[DnsRecord]
     verified_at: OptionalTimestamp
     last_checked_at: OptionalTimestamp
+    at_risk_since: OptionalTimestamp = Field(
+        description="When a verified domain's ownership record was first found missing or "
+        "changed (status `at_risk`: still sending until the grace checks run out)."
+    )
+    next_check_at: OptionalTimestamp = Field(
+        description="When the scheduler checks the records next (null: not scheduled; "
+        '"verify" opens a new verification window).'
+    )
     created_at: Timestamp
 
 
@@ -75,6 +101,8 @@ def as_email_domain(domain) -> EmailDomain:
             "dns_records": dns_records(domain),
             "verified_at": domain.verified_at,
             "last_checked_at": domain.last_checked_at,
+            "at_risk_since": domain.at_risk_since,
+            "next_check_at": domain.next_check_at,
             "created_at": domain.created_at,
         }
     )

@@ -89,8 +89,49 @@ class RecordsChange(Schema):
     records: dict[str, Literal[DNS_RECORD_STATUSES]]  # type: ignore[valid-type]
 
 
+@declared
+class AtRiskChange(Schema):
+    """The ``change`` of ``email_domain.at_risk``: each DNS record's status, and how many checks
+    in a row found the ownership record missing or changed."""
+
+    records: dict[str, Literal[DNS_RECORD_STATUSES]]  # type: ignore[valid-type]
+    consecutive_checks: int = Field(ge=1)
+
+
+@declared
+class RecordStatusChange(Schema):
+    """One DNS record's status before and after a check."""
+
+    before: Literal[DNS_RECORD_STATUSES] | None  # type: ignore[valid-type]
+    after: Literal[DNS_RECORD_STATUSES]  # type: ignore[valid-type]
+
+
+@declared
+class RecordsChangedChange(Schema):
+    """The ``change`` of ``email_domain.records_changed``: the SPF or DKIM record of a sending
+    domain moved (a warning: they never block sending)."""
+
+    records: dict[str, Literal[DNS_RECORD_STATUSES]]  # type: ignore[valid-type]
+    changed: dict[str, RecordStatusChange]
+
+
+@declared
+class HealthChange(Schema):
+    """The ``change`` of ``integration.unhealthy`` and ``integration.recovered``: failed checks
+    in a row (0 once recovered) and the last check's message."""
+
+    consecutive_failures: int = Field(ge=0)
+    message: str | None
+
+
 def _change_model(event_type: str) -> type[Schema] | None:
     action = event_type.split(".", 1)[1]
+    if action == "at_risk":
+        return AtRiskChange
+    if action == "records_changed":
+        return RecordsChangedChange
+    if action in ("unhealthy", "recovered"):
+        return HealthChange
     if event_type == "channel.default_changed":
         return DefaultChange
     if action == "updated":

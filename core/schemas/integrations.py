@@ -21,6 +21,7 @@ from core.schemas.values import (
     Name,
     NameInput,
     OptionalText,
+    OptionalTimestamp,
     Timestamp,
     choice,
     enum,
@@ -34,6 +35,9 @@ INTEGRATION_READ_ONLY = (
     "updated_at",
     "last_checked_at",
     "last_check",
+    "unhealthy",
+    "unhealthy_since",
+    "failed_checks",
 )
 
 
@@ -130,6 +134,21 @@ def _integration_model(provider: Provider) -> type[Schema]:
             ),
             status=(Annotated[str, WithJsonSchema(enum(INTEGRATION_STATUSES))], ...),
             last_check=(IntegrationCheck | None, ...),
+            unhealthy=(
+                bool,
+                Field(
+                    description="INTEGRATION_FAILURE_CHECKS connection checks in a row failed "
+                    '(scheduled or "Test connection"); a warning only: it still sends, and the '
+                    "next successful check clears it."
+                ),
+            ),
+            unhealthy_since=(OptionalTimestamp, ...),
+            failed_checks=(
+                int,
+                Field(
+                    ge=0, description="Connection checks failed in a row since the last success."
+                ),
+            ),
             created_at=(Timestamp, ...),
             updated_at=(Timestamp, ...),
         )
@@ -172,6 +191,9 @@ def as_integration(integration) -> Schema:
                 "message": integration.last_check_message,
                 "checked_at": checked,
             },
+            "unhealthy": integration.unhealthy_since is not None,
+            "unhealthy_since": integration.unhealthy_since,
+            "failed_checks": integration.failed_checks or 0,
             "created_at": integration.created_at,
             "updated_at": integration.updated_at or integration.created_at,
         }

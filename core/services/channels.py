@@ -365,6 +365,20 @@ def resync_statuses(
                 tenant_id, channel.channel_type, channel.id, actor
             )
             outcome.lost_default = outcome.new_default is None
+        elif (
+            channel.is_default
+            and old_status == "available"
+            and channel.status == "pending_verification"
+            and default_successor(tenant_id, channel.channel_type, channel.id) is not None
+        ):
+            # Its domain lost its verification: an available channel takes over; with none,
+            # it stays the default (never silently no default), pending like its domain.
+            channel.is_default = False
+            db.session.flush()  # one default at a time: the partial unique index
+            changes["is_default"] = {"before": True, "after": False}
+            outcome.new_default = _promote_successor(
+                tenant_id, channel.channel_type, channel.id, actor
+            )
         changes["reason"] = reason
         audit.record(tenant_id, actor, "channel.status_changed", "channel", channel.id, changes)
         events.channel_changed(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from core import events, rules
@@ -166,11 +168,24 @@ def delete_integration(tenant_id: str, integration_id: str, actor: Actor) -> Non
 def record_check(
     tenant_id: str, integration: Integration, result: ProviderResult, actor: Actor
 ) -> CheckOutcome:
-    """Store a connection check's outcome on the integration (``last_check_*``) and audit it."""
+    """Store a connection check's outcome on the integration (``last_check_*``) and audit it;
+    then its health (DESIGN §9): INTEGRATION_FAILURE_CHECKS failed checks in a row make it
+    ``unhealthy`` (``integration.unhealthy``), the next successful one recovers it
+    (``integration.recovered``). Health never disables an integration: it only warns."""
     before = {"ok": integration.last_check_ok, "message": integration.last_check_message}
-    integration.last_checked_at = utcnow()
+    now = utcnow()
+    integration.last_checked_at = now
     integration.last_check_ok = result.ok
     integration.last_check_message = result.message
+    integration.next_check_at = now + timedelta(hours=current_app.config["INTEGRATION_CHECK_HOURS"])
+    was_unhealthy = integration.unhealthy_since is not None
+    if result.ok:
+        integration.failed_checks = 0
+        integration.unhealthy_since = None
+    else:
+        integration.failed_checks = (integration.failed_checks or 0) + 1
+        if integration.failed_checks >= current_app.config["INTEGRATION_FAILURE_CHECKS"]:
+            integration.unhealthy_since = integration.unhealthy_since or now
     db.session.flush()
     log.info(
         "integration %s (%s) checked: %s",
@@ -189,4 +204,22 @@ def record_check(
             "last_check_message": {"before": before["message"], "after": result.message},
         },
     )
+    is_unhealthy = integration.unhealthy_since is not None
+    if is_unhealthy != was_unhealthy:
+        event_type = "integration.unhealthy" if is_unhealthy else "integration.recovered"
+        audit.record(
+            tenant_id,
+            actor,
+            event_type,
+            "integration",
+            integration.id,
+            {"unhealthy": {"before": was_unhealthy, "after": is_unhealthy}},
+        )
+        events.emit(
+            tenant_id,
+            event_type,
+            integration.id,
+            integration_to_api(integration),
+            {"consecutive_failures": integration.failed_checks, "message": result.message},
+        )
     return CheckOutcome(integration, result)

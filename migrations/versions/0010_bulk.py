@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_bulk"
-down_revision = "0008_webhooks"
+down_revision = "0009_recheck"
 branch_labels = None
 depends_on = None
 

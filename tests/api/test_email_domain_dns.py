@@ -53,7 +53,22 @@ def test_a_new_domain_is_pending_with_its_records(domain):
     assert records["dkim"]["type"] == "CNAME"
     assert all(record["status"] == "pending" for record in domain["dns_records"])
     assert all(
-        set(record) == {"type", "host", "value", "purpose", "status"}
+        set(record)
+        == {
+            "type",
+            "host",
+            "value",
+            "purpose",
+            "status",
+            "found",
+            "last_checked_at",
+            "last_verified_at",
+            "hint",
+        }
+        for record in domain["dns_records"]
+    )
+    assert all(
+        record["found"] is None and record["last_checked_at"] is None and record["hint"]
         for record in domain["dns_records"]
     )
 
@@ -135,23 +150,35 @@ def test_no_records_fails_with_every_record_missing(api, setup, zone, domain):
     assert api.get(f"/api/channels/{channel.id}").get_json()["status"] == "pending_verification"
 
 
-def test_a_wrong_token_is_missing(api, zone, domain):
-    """A verification TXT with another token does not verify."""
+def test_a_wrong_token_is_a_mismatch(api, zone, domain):
+    """A verification TXT with another token does not verify: ``mismatch``, with what was found
+    and a hint."""
     host = records_of(domain)["verification"]["host"]
     zone.publish(host, "TXT", "channels-verification=someone-elses-token")
     body = api.post(f"/api/email_domains/{domain['id']}/verify").get_json()
     assert body["status"] == "failed"
-    assert records_of(body)["verification"]["status"] == "missing"
+    record = records_of(body)["verification"]
+    assert record["status"] == "mismatch"
+    assert record["found"] == ["channels-verification=someone-elses-token"]
+    assert "another value" in record["hint"]
+    assert record["last_checked_at"] and record["last_verified_at"] is None
 
 
-def test_a_verified_domain_stays_verified_when_a_later_check_fails(api, zone, domain):
-    """Records removed after verification: still verified; the record statuses tell the truth."""
+def test_a_verified_domain_is_at_risk_not_failed_when_a_later_check_fails(api, setup, zone, domain):
+    """Records removed after verification: ``at_risk`` (DESIGN §9), never failed by "Verify";
+    its channels still send; the record statuses tell the truth."""
+    channel = factories.make_channel(
+        setup, "email", email_domain_id=domain["id"], send_from_email="hi@mail.example.net"
+    )
     publish(zone, domain, "verification")
     api.post(f"/api/email_domains/{domain['id']}/verify")
     zone.records.clear()
-    body = api.post(f"/api/email_domains/{domain['id']}/verify").get_json()
-    assert body["status"] == "verified"
-    assert records_of(body)["verification"]["status"] == "missing"
+    for _ in range(4):
+        body = api.post(f"/api/email_domains/{domain['id']}/verify").get_json()
+        assert body["status"] == "at_risk" and body["at_risk_since"]
+    record = records_of(body)["verification"]
+    assert record["status"] == "missing" and record["last_verified_at"]
+    assert api.get(f"/api/channels/{channel.id}").get_json()["status"] == "available"
 
 
 def test_verify_accepts_an_empty_json_body(api, zone, domain):

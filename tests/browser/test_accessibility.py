@@ -194,3 +194,53 @@ def test_support_view_has_no_serious_violations(audit_page, axe_path, sign_in, s
     expect(page.get_by_label("Name")).to_be_disabled()
     found += _audit(page, axe_path, "channel as support")
     _assert_no_violations(found)
+
+
+def test_recheck_warnings_have_no_serious_violations(
+    audit_page, axe_path, sign_in, admin, setup, screenshot
+):
+    """Issue 15's console pieces: the "Needs attention" banner (a domain at risk, an unhealthy
+    integration), their badges on the channels, domains and integrations tables, and a domain's
+    records with their hints, what was found and when."""
+    from datetime import timedelta
+
+    from core.db_types import rfc3339, utcnow
+    from core.extensions import db
+
+    factories.make_channel(setup, "email", name="Support Email")
+    now = utcnow()
+    domain = setup.domain
+    domain.status = "at_risk"
+    domain.at_risk_since = now
+    domain.failed_checks = 1
+    domain.last_checked_at = now
+    domain.record_statuses = {"verification": "missing", "spf": "mismatch", "dkim": "error"}
+    earlier = rfc3339(now - timedelta(days=1))
+    domain.record_details = {
+        "verification": {"found": [], "last_checked_at": rfc3339(now), "last_verified_at": earlier},
+        "spf": {"found": ["v=spf1 include:other.example -all"], "last_checked_at": rfc3339(now)},
+        "dkim": {"found": None, "last_checked_at": rfc3339(now), "last_verified_at": earlier},
+    }
+    integration = setup.email_integration
+    integration.unhealthy_since = now
+    integration.failed_checks = 3
+    integration.last_checked_at = now
+    integration.last_check_ok = False
+    integration.last_check_message = "The provider refused the credentials (401)."
+    db.session.commit()
+    end_test_transaction()
+
+    page = audit_page
+    sign_in(page, admin)
+    found = []
+    for endpoint, kwargs, notice in (
+        ("console.channels_index", {}, "Needs attention"),
+        ("console.email_domains_index", {}, "Needs attention"),
+        ("console.email_domains_show", {"domain_id": domain.id}, "At risk since"),
+        ("console.integrations_index", {}, "Needs attention"),
+    ):
+        page.goto(url_for(endpoint, **kwargs))
+        expect(page.get_by_text(notice)).to_be_visible()
+        found += _audit(page, axe_path, f"{endpoint} with warnings")
+        screenshot(page, endpoint.removeprefix("console.").replace("_", "-") + "-warnings")
+    _assert_no_violations(found)

@@ -142,7 +142,11 @@ def test_domain_number_and_key_writes_from_the_console(console, admin, tenant, m
     monkeypatch.setattr(
         email_domain_service,
         "check_records",
-        lambda domain: {"verification": "verified", "spf": "missing", "dkim": "missing"},
+        lambda domain: {
+            "verification": email_domain_service.RecordCheck("verified", ["x"]),
+            "spf": email_domain_service.RecordCheck("missing", []),
+            "dkim": email_domain_service.RecordCheck("missing", []),
+        },
     )
     assert post(console, f"/email-domains/{domain_id}/verify").status_code == 303
     verify = by_admin(tenant.id, "email_domain.verify", admin)
