@@ -161,19 +161,38 @@ def matches(header: str, tag: str) -> bool:
     return etags.contains(_unquoted(tag))
 
 
+def locked_version(model, tenant_id: str, object_id: object) -> str:
+    """Inside a write's transaction: the row's current tag, the row locked until the transaction
+    ends; NotFound for an unknown or foreign id."""
+    tag = current_version(model, tenant_id, object_id, lock=True)
+    if tag is None:
+        raise NotFound(f"{model.LABEL} not found.")
+    return tag
+
+
 def require_version(model, tenant_id: str, object_id: object, expected: str) -> str:
     """Inside a write's transaction: the row is locked and still at a version ``expected``
     names (an If-Match value, or an edit form's version), or PreconditionFailed. Returns the
     current tag. An unknown or foreign id is NotFound, whatever ``expected`` says."""
-    tag = current_version(model, tenant_id, object_id, lock=True)
-    if tag is None:
-        raise NotFound(f"{model.LABEL} not found.")
+    tag = locked_version(model, tenant_id, object_id)
     if not matches(expected, tag):
-        raise PreconditionFailed(
-            f"The {model.LABEL.lower()} changed since the version you have; its current ETag "
-            f"is {tag}. Fetch it again and retry."
-        )
+        raise precondition_failed(model, tag)
     return tag
+
+
+def precondition_failed(model, tag: str) -> PreconditionFailed:
+    """The 412 of a resource whose current tag is ``tag``."""
+    return PreconditionFailed(
+        f"The {model.LABEL.lower()} changed since the version you have; its current ETag "
+        f"is {tag}. Fetch it again and retry."
+    )
+
+
+def _status_of(result) -> int:
+    """The status a view's return value answers with (a response, or a Flask return tuple)."""
+    if isinstance(result, tuple) and len(result) > 1 and isinstance(result[1], int):
+        return result[1]
+    return getattr(result, "status_code", 200)
 
 
 # --- the API's decorators ----------------------------------------------------------------------
@@ -188,8 +207,9 @@ def conditional(model, id_param: str | None = None) -> Callable:
 
     - GET: ``If-None-Match`` naming the current tag answers 304 (the tag, no body) from one
       narrow query, before the view loads or renders anything.
-    - PATCH, DELETE: ``If-Match`` is checked, the row locked, before the view writes: 412 when
-      the resource changed since, and nothing is written.
+    - PATCH, DELETE: with ``If-Match``, the row is locked and its version read before the view
+      runs; when the resource changed since and the view would have succeeded, 412, and the
+      view's writes roll back (a request the view refuses, 400, 415 or 422, answers that).
 
     The view puts the ETag of its 200/201 itself (``etag_header``), from the row it loaded or
     wrote: no further query. Without those headers the route behaves exactly as without the
@@ -214,7 +234,15 @@ def conditional(model, id_param: str | None = None) -> Callable:
             elif id_param is not None:
                 header = request.headers.get("If-Match")
                 if header is not None:
-                    require_version(model, g.tenant_id, object_id, header)
+                    # The row is locked and its version read first; the precondition is judged
+                    # once the request has passed every other check (RFC 9110 §13.2.1: a request
+                    # that would fail without If-Match, a 415, 400 or 422, answers that, not
+                    # 412), and a 412 raised here rolls the view's writes back with it.
+                    tag = locked_version(model, g.tenant_id, object_id)
+                    result = view(*args, **kwargs)
+                    if not matches(header, tag) and _status_of(result) < 400:
+                        raise precondition_failed(model, tag)
+                    return result
             return view(*args, **kwargs)
 
         wrapper.conditional = True

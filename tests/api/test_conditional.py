@@ -145,6 +145,32 @@ def test_patch_with_if_match(api, setup, name):
     assert api.get(path).headers["ETag"] == new_tag
 
 
+@pytest.mark.parametrize("name", WITH_PATCH)
+@pytest.mark.parametrize(
+    ("send", "status", "code"),
+    [
+        ({}, 415, "unsupported_media_type"),  # no body, no JSON media type
+        ({"data": "not json", "content_type": "application/json"}, 400, "bad_request"),
+        ({"data": "[1]", "content_type": "application/json"}, 400, "bad_request"),
+        ({"json": {"status": 1, "unknown_field": True}}, 422, "validation_error"),
+    ],
+)
+def test_a_patch_refused_without_if_match_answers_that_not_412(
+    api, setup, name, send, status, code
+):
+    """RFC 9110 §13.2.1: a stale (or empty) If-Match on a PATCH that would fail without it (no
+    JSON, not an object, a body the rules refuse) answers that failure, not 412; nothing
+    changes."""
+    path = _path(name, setup)
+    tag = api.get(path).headers["ETag"]
+    for if_match in ('"0123456789abcdef0123456789abcdef"', ""):
+        response = api.patch(path, headers={"If-Match": if_match}, **send)
+        assert response.status_code == status, response.get_json()
+        assert response.get_json()["error"]["code"] == code
+    fresh_session()
+    assert api.get(path).headers["ETag"] == tag
+
+
 @pytest.mark.parametrize("name", RESOURCES)
 def test_delete_with_if_match(api, setup, name):
     """DELETE with a stale tag is 412 and deletes nothing; with the current one, 204."""
