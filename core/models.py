@@ -545,7 +545,10 @@ class ImportJob(db.Model):
 
     __tablename__ = "import_jobs"
     LABEL = "Import"
-    __table_args__ = (Index("ix_import_jobs_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_import_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_import_jobs_status_lease", "status", "lease_until"),
+    )
 
     id: Mapped[str] = _id_column()
     tenant_id: Mapped[str] = _tenant_column(index=False)
@@ -563,3 +566,8 @@ class ImportJob(db.Model):
     created_at: Mapped[datetime] = _created_column()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The lease (``core.services.imports.claim``): a queued job must be started, a running one
+    # must commit its next chunk, before ``lease_until``; else the sweeper queues it again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why a job failed

@@ -148,14 +148,21 @@ def dispatch_outbox() -> int:
 
 @shared_task(name=SWEEP, ignore_result=True)
 def sweep_outbox() -> int:
-    """The sweeper: hand over again what was handed over long ago and never finished."""
+    """The sweeper: hand over again what was handed over long ago and never finished: webhook
+    deliveries, and console imports not started or not renewed within their lease."""
     from core.delivery import stale_deliveries
+    from core.services.imports import stale_jobs
 
     ids = stale_deliveries()
     if ids:
         log.warning("outbox sweeper: %d deliveries handed over again", len(ids))
     hand_over(ids, force=True)
-    return len(ids)
+    jobs = stale_jobs()
+    if jobs:
+        log.warning("outbox sweeper: %d imports handed over again", len(jobs))
+    for job_id in jobs:
+        start_import(job_id)
+    return len(ids) + len(jobs)
 
 
 @shared_task(name=IMPORT, ignore_result=True)

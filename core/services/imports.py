@@ -14,6 +14,16 @@
   errors, written through ``core.csv_cells`` (formula cells escaped), for the result page's
   download.
 
+No job is ever stuck: ``confirm`` gives a queued job a lease (``LEASE``) to be started, a
+worker takes it with a conditional UPDATE (``claim``: one worker per job, a claim token), and
+each chunk's commit renews the lease, under that token. The sweeper (``stale_jobs``, run by
+``channels.sweep_outbox``) queues again a job not started within its lease (its hand-over to the
+broker failed) or whose worker stopped renewing it (killed), with a new token: the next worker
+goes on from the committed counters, and a worker that lost its claim commits nothing more. A
+chunk whose bulk write raises (a number taken meanwhile by another tenant) is written again row
+by row, each in its own savepoint, a failing row refused; any other error marks the job
+``failed`` with a sentence for the result page.
+
 Cells are read back through ``csv_cells.unescape_cell``, so a file downloaded from the product
 imports unchanged. Blank cells are omitted (the rules then say "required" where it matters).
 """
@@ -23,14 +33,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core.csv_cells import csv_line, unescape_cell
-from core.db_types import utcnow
-from core.errors import ServiceError
+from core.db_types import new_id, utcnow
+from core.errors import Conflict, ServiceError
 from core.extensions import db
 from core.models import ImportJob, User
 from core.services import audit, bulk
@@ -41,6 +54,15 @@ MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 50_000
 CHUNK_ROWS = 1000
 PREVIEW_ROWS = 100
+LEASE = timedelta(minutes=2)  # to start a queued job, or to commit a running job's next chunk
+FAILED_MESSAGE = (
+    "The import stopped on an unexpected error at rows {first:,}–{last:,}; the rows before "
+    "them stay imported. Upload the refused and remaining rows again, or ask support."
+)
+
+TAKEN_MEANWHILE = "Added by another request meanwhile (a number is unique platform-wide)."
+
+log = logging.getLogger("channels.imports")
 
 COLUMNS = {
     "channels": (
@@ -288,6 +310,7 @@ def confirm(job: ImportJob, actor: Actor) -> None:
     if job.status != "previewed":
         return
     job.status = "queued"
+    job.lease_until = utcnow() + LEASE  # else the sweeper hands it over again
     audit.record(
         job.tenant_id,
         actor,
@@ -321,16 +344,72 @@ def _job_actor(job: ImportJob) -> Actor:
     return Actor("user", user.id, user.email)
 
 
+def claim(job_id: str) -> str | None:
+    """Take a queued job for this worker (committed): its claim token, or None when another
+    worker has it (or it is finished). A conditional UPDATE: two workers never run one job."""
+    now = utcnow()
+    token = new_id()
+    result = db.session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.status == "queued")
+        .values(status="running", claim_token=token, lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return token if result.rowcount == 1 else None
+
+
+def _expired(now: datetime):
+    return or_(ImportJob.lease_until.is_(None), ImportJob.lease_until < now)
+
+
+def stale_jobs(now: datetime | None = None) -> list[str]:
+    """The sweeper: jobs queued and not started within their lease, or running and not renewed
+    within it, queued again (a new lease, no claim) and returned to be handed over (committed)."""
+    now = now or utcnow()
+    stale = _expired(now), ImportJob.status.in_(("queued", "running"))
+    ids = []
+    for job_id in db.session.scalars(select(ImportJob.id).where(*stale)).all():
+        result = db.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, *stale)
+            .values(status="queued", claim_token=None, lease_until=now + LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            ids.append(job_id)
+    db.session.commit()
+    return ids
+
+
+def _row_by_row(tenant_id: str, kind: str, items: list[dict], actor: Actor) -> list:
+    """A chunk whose bulk write raised, again one row at a time, each in its own savepoint: a
+    row the database refuses (its number taken meanwhile) is a refused row with why."""
+    results = []
+    for index, item in enumerate(items):
+        try:
+            with db.session.begin_nested():
+                [result] = _run_batch(tenant_id, kind, [item], actor, dry_run=False)
+        except (IntegrityError, Conflict):
+            result = bulk.ItemResult(
+                index, {"": [TAKEN_MEANWHILE]}, "The row could not be imported."
+            )
+        result.index = index
+        results.append(result)
+    return results
+
+
 def run_job(job_id: str) -> str:
     """The background task's work: every remaining row, a chunk at a time (see the module doc).
-    Returns the job's final status."""
+    Returns the job's final status (``lost`` when another worker took the job over)."""
+    token = claim(job_id)
     job = db.session.get(ImportJob, job_id)
-    if job is None or job.status not in ("queued", "running"):
+    if job is None or token is None:
         return job.status if job else "missing"
     tenant_id, kind, text = job.tenant_id, job.kind, job.content
     actor = _job_actor(job)
-    job.status = "running"
-    job.started_at = job.started_at or utcnow()
+    if job.started_at is None:
+        job.started_at = utcnow()
     skip = job.processed_rows
     db.session.commit()
     header = _header(kind, text)
@@ -350,10 +429,21 @@ def run_job(job_id: str) -> str:
         if not chunk:
             break
         if db.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == job_id)):
-            _finish(job_id, "cancelled")
+            _finish(job_id, token, "cancelled")
             return "cancelled"
         items = [row_item(kind, header, cells) for _, cells in chunk]
-        results = _run_batch(tenant_id, kind, items, actor, dry_run=False)
+        try:
+            try:
+                with db.session.begin_nested():
+                    results = _run_batch(tenant_id, kind, items, actor, dry_run=False)
+            except (IntegrityError, Conflict):
+                results = _row_by_row(tenant_id, kind, items, actor)
+        except Exception:  # noqa: BLE001 - the job says it failed; the log has the details
+            log.exception("import %s failed at rows %s-%s", job_id, chunk[0][0], chunk[-1][0])
+            db.session.rollback()
+            message = FAILED_MESSAGE.format(first=chunk[0][0], last=chunk[-1][0])
+            _finish(job_id, token, "failed", error=message)
+            return "failed"
         report = []
         created = refused = 0
         for (number, cells), result in zip(chunk, results, strict=True):
@@ -367,25 +457,38 @@ def run_job(job_id: str) -> str:
             ]
             ordered = [unescape_cell(cell) for cell in ordered]
             report.append(csv_line([number, *ordered, "; ".join(_messages(result))]))
-        db.session.execute(
+        renewed = db.session.execute(
             update(ImportJob)
-            .where(ImportJob.id == job_id)
+            .where(
+                ImportJob.id == job_id,
+                ImportJob.claim_token == token,
+                ImportJob.status == "running",
+            )
             .values(
                 processed_rows=ImportJob.processed_rows + len(chunk),
                 created_rows=ImportJob.created_rows + created,
                 refused_rows=ImportJob.refused_rows + refused,
                 refused_csv=ImportJob.refused_csv + "".join(report),
+                lease_until=utcnow() + LEASE,
             )
+            .execution_options(synchronize_session=False)
         )
+        if renewed.rowcount != 1:  # the sweeper gave the job to another worker: write nothing
+            db.session.rollback()
+            log.warning("import %s: claim lost, chunk at row %s not written", job_id, chunk[0][0])
+            return "lost"
         db.session.commit()  # the chunk and the progress, together
         db.session.expunge_all()  # the chunk's objects are not needed again: memory stays flat
-    _finish(job_id, "done")
+    _finish(job_id, token, "done")
     return "done"
 
 
-def _finish(job_id: str, status: str) -> None:
+def _finish(job_id: str, token: str, status: str, error: str | None = None) -> None:
     db.session.execute(
-        update(ImportJob).where(ImportJob.id == job_id).values(status=status, finished_at=utcnow())
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.claim_token == token)
+        .values(status=status, finished_at=utcnow(), lease_until=None, error=error)
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()
 

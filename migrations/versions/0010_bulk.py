@@ -36,14 +36,19 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("lease_until", sa.DateTime(), nullable=True),
+        sa.Column("claim_token", sa.String(length=36), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_import_jobs_tenant_id_tenants")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_jobs")),
     )
     op.create_index("ix_import_jobs_tenant_created", "import_jobs", ["tenant_id", "created_at"])
+    op.create_index("ix_import_jobs_status_lease", "import_jobs", ["status", "lease_until"])
 
 
 def downgrade():
+    op.drop_index("ix_import_jobs_status_lease", table_name="import_jobs")
     op.drop_index("ix_import_jobs_tenant_created", table_name="import_jobs")
     op.drop_table("import_jobs")

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
 
+from core import tasks
+from core.db_types import utcnow
 from core.extensions import db
-from core.models import AuditEvent, Channel, ImportJob
-from core.services import imports
+from core.models import AuditEvent, Channel, ImportJob, PhoneNumber
+from core.services import bulk, imports
 from tests import factories
 from tests.console.helpers import csrf_token, field_errors, soup
 
@@ -197,3 +201,163 @@ def test_phone_numbers_import(console, setup):
     assert db.session.scalar(
         select(func.count()).select_from(Channel).where(Channel.name == "SMS +16285550001")
     )
+
+
+# --- no job is ever stuck -------------------------------------------------------------------
+
+
+def confirmed(console, body: bytes, kind="channels") -> tuple[str, str]:
+    """Upload and confirm (no engine in tests: the job stays queued); (job url, job id)."""
+    job_url = upload(console, body, kind=kind).headers["Location"]
+    console.post(f"{job_url}/confirm", data={"csrf_token": csrf_token(console, job_url)})
+    return job_url, job_url.rsplit("/", 1)[1]
+
+
+def channel_names() -> list[str]:
+    return sorted(db.session.scalars(select(Channel.name).where(Channel.channel_type == "email")))
+
+
+def after_lease():
+    return time_machine.travel(utcnow() + imports.LEASE + timedelta(seconds=1), tick=False)
+
+
+def test_a_queued_job_never_handed_over_is_swept_after_its_lease(console, setup, monkeypatch):
+    """The broker refused the hand-over: the job is queued. Within its lease the sweeper
+    leaves it; after it, the sweeper hands it over again and it runs."""
+    _, job_id = confirmed(console, (HEADER + channel_rows(setup, "AB")).encode())
+    handed = []
+    monkeypatch.setattr(tasks, "start_import", handed.append)
+    assert tasks.sweep_outbox.run() == 0 and handed == []
+    with after_lease():
+        assert tasks.sweep_outbox.run() == 1
+    assert handed == [job_id]
+    assert imports.run_job(job_id) == "done"
+    assert channel_names() == ["A", "B"]
+
+
+class Killed(BaseException):
+    """The worker process dies mid-chunk (nothing catches it, nothing is committed)."""
+
+
+def test_a_killed_workers_job_resumes_from_its_counters_without_importing_twice(
+    console, setup, monkeypatch
+):
+    """Killed during its second chunk: the job stays running with the first chunk committed;
+    a second worker cannot take it while the lease holds; after it, the sweeper queues it again
+    and the next worker imports the remaining rows, each exactly once."""
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    _, job_id = confirmed(console, (HEADER + channel_rows(setup, "ABCDEF")).encode())
+    original = imports._run_batch
+    calls = []
+
+    def killed_in_second_chunk(*args, **kwargs):
+        calls.append(1)
+        results = original(*args, **kwargs)
+        if len(calls) == 2:
+            raise Killed
+        return results
+
+    monkeypatch.setattr(imports, "_run_batch", killed_in_second_chunk)
+    with pytest.raises(Killed):
+        imports.run_job(job_id)
+    db.session.rollback()  # the dead worker's connection: its open transaction is gone
+    monkeypatch.setattr(imports, "_run_batch", original)
+    job = db.session.get(ImportJob, job_id)
+    assert (job.status, job.processed_rows, job.created_rows) == ("running", 2, 2)
+    assert channel_names() == ["A", "B"]
+    assert imports.run_job(job_id) == "running"  # claimed: a second worker does not run it
+    assert imports.stale_jobs() == []
+    with after_lease():
+        assert imports.stale_jobs() == [job_id]
+        assert imports.run_job(job_id) == "done"
+    db.session.expire_all()
+    job = db.session.get(ImportJob, job_id)
+    assert (job.status, job.processed_rows, job.created_rows, job.refused_rows) == (
+        "done",
+        6,
+        6,
+        0,
+    )
+    assert channel_names() == list("ABCDEF")  # every row once
+    actions = db.session.scalars(select(AuditEvent.action)).all()
+    assert actions.count("channel.create") == 6
+
+
+def test_a_worker_that_lost_its_claim_writes_nothing_more(console, setup, monkeypatch):
+    """The sweeper gave the job to another worker while this one was in a chunk: the chunk's
+    writes and counters are rolled back, never committed beside the new worker's."""
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    _, job_id = confirmed(console, (HEADER + channel_rows(setup, "ABCD")).encode())
+    original = imports._run_batch
+    calls = []
+
+    def requeued_during_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # as the sweeper does once the lease expired
+            db.session.execute(
+                imports.update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(status="queued", claim_token=None)
+            )
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_run_batch", requeued_during_second_chunk)
+    assert imports.run_job(job_id) == "lost"
+    assert channel_names() == ["A", "B"]
+    assert db.session.get(ImportJob, job_id).processed_rows == 2
+
+
+def test_a_chunk_refused_by_the_database_is_retried_row_by_row(console, setup, monkeypatch):
+    """Another tenant takes a number between the rules' check and the chunk's INSERT (the
+    unique index refuses the whole chunk): the rows go again one by one, each in a savepoint;
+    the taken one is refused with why, the others are imported, the job finishes."""
+    other = factories.make_ready_tenant(factories.make_tenant(name="Racer"))
+    factories.make_phone_number(other.tenant, other.sms_integration, phone_number="+16285550002")
+    monkeypatch.setattr(bulk._NumberLookups, "in_use", lambda self, number: False)
+    body = "phone_number,integration_id\n" + "".join(
+        f"+1628555000{n},{setup.sms_integration.id}\n" for n in (1, 2, 3)
+    )
+    job_url, job_id = confirmed(console, body.encode(), kind="phone_numbers")
+    tenant_id = setup.tenant.id
+    assert imports.run_job(job_id) == "done"
+    job = db.session.get(ImportJob, job_id)
+    assert (job.status, job.created_rows, job.refused_rows) == ("done", 2, 1)
+    ours = db.session.scalars(
+        select(PhoneNumber.phone_number).where(PhoneNumber.tenant_id == tenant_id)
+    ).all()
+    assert {"+16285550001", "+16285550003"} <= set(ours) and "+16285550002" not in ours
+    rows = list(csv.reader(io.StringIO(console.get(f"{job_url}/refused.csv").get_data(True))))
+    assert [(r[0], r[1], r[-1]) for r in rows[1:]] == [
+        ("3", "'+16285550002", imports.TAKEN_MEANWHILE)
+    ]
+    actions = db.session.scalars(select(AuditEvent.action)).all()
+    assert actions.count("phone_number.create") == 3 + 2  # the racer and setups: 3; ours: 2
+
+
+def test_an_unexpected_error_fails_the_job_with_a_message(console, setup, monkeypatch):
+    """A crash in a chunk: that chunk is rolled back, the job is failed (not left running) and
+    the result page says where it stopped; the chunks before it stay imported."""
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    job_url, job_id = confirmed(console, (HEADER + channel_rows(setup, "ABCD")).encode())
+    original = imports._run_batch
+    calls = []
+
+    def crash_in_second_chunk(*args, **kwargs):
+        calls.append(1)
+        results = original(*args, **kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return results
+
+    monkeypatch.setattr(imports, "_run_batch", crash_in_second_chunk)
+    assert imports.run_job(job_id) == "failed"
+    job = db.session.get(ImportJob, job_id)
+    assert (job.status, job.processed_rows, job.lease_until) == ("failed", 2, None)
+    assert channel_names() == ["A", "B"]
+    page = soup(console.get(job_url))
+    assert page.select_one("#import-status").get_text().strip() == "Import failed"
+    assert page.select_one("#import-progress").get("hx-trigger") is None
+    message = page.select_one("#import-error").get_text().strip()
+    assert message.startswith("The import stopped on an unexpected error at rows 4–5")
+    with after_lease():
+        assert imports.stale_jobs() == []  # a failed job is finished, not swept
