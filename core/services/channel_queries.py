@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from sqlalchemy import Select, and_, bindparam, func, select, text
+from sqlalchemy.orm import load_only
 
 from core import rules
 from core.errors import NotFound
@@ -165,6 +166,24 @@ def _of_tenant(model, id_param: str):
     return and_(model.tenant_id == Tenant.id, model.id == bindparam(id_param))
 
 
+# The columns of a referenced row that the channel rules and the channel service read: the rest
+# (credentials, the DNS re-check's bookkeeping and per-record details, ...) is not loaded, so
+# that a create or a refused one does not pay for decoding it.
+REFERENCE_COLUMNS = (
+    load_only(Integration.id, Integration.tenant_id, Integration.channel_type, Integration.status),
+    load_only(EmailDomain.id, EmailDomain.tenant_id, EmailDomain.domain, EmailDomain.status),
+    load_only(
+        PhoneNumber.id,
+        PhoneNumber.tenant_id,
+        PhoneNumber.phone_number,
+        PhoneNumber.integration_id,
+        PhoneNumber.capabilities,
+        PhoneNumber.status,
+        PhoneNumber.created_at,
+    ),
+)
+
+
 @cache
 def _channel_refs_statement():
     """One SELECT anchored on the tenant's row: the name check as an EXISTS column, the current
@@ -207,6 +226,7 @@ def _channel_refs_statement():
             PhoneNumber,
         )
         .select_from(Tenant)
+        .options(*REFERENCE_COLUMNS)
         .outerjoin(Integration, _of_tenant(Integration, "integration_id"))
         .outerjoin(EmailDomain, _of_tenant(EmailDomain, "email_domain_id"))
         .outerjoin(PhoneNumber, _of_tenant(PhoneNumber, "phone_number_id"))
