@@ -408,6 +408,36 @@ def register_embedded(app: Flask) -> None:
 # --- the worker's supervisor -------------------------------------------------------------------
 
 WORKER_RESTART_DELAY = 1.0
+# A worker that hit an unrecoverable error has this long to stop cleanly; then it is ended, and
+# replaced. Its unacknowledged messages go back to the broker (task_acks_late); the outbox keeps
+# every delivery anyway.
+WORKER_STOP_GRACE = 15.0
+
+
+class _EndOnUnrecoverable(logging.Handler):
+    """In the worker's process: Celery logs "Unrecoverable error" and starts a warm stop, which
+    can block for good on a broker that just went away (the consumer's close and the restore
+    of unacknowledged messages retry a connection that is not there). A timer ends the process
+    after WORKER_STOP_GRACE, so that ``supervise`` always gets to start a new worker."""
+
+    def __init__(self, grace: float):
+        super().__init__(logging.CRITICAL)
+        self.grace = grace
+        self.timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.timer is None and "Unrecoverable error" in record.getMessage():
+            self.timer = threading.Timer(self.grace, os._exit, (1,))
+            self.timer.daemon = True
+            self.timer.start()
+
+
+def _watched(run: Callable[[], object], grace: float) -> Callable[[], object]:
+    def child() -> object:
+        logging.getLogger("celery.worker.worker").addHandler(_EndOnUnrecoverable(grace))
+        return run()
+
+    return child
 
 
 def supervise(run: Callable[[], object]) -> int:
@@ -437,7 +467,9 @@ def supervise(run: Callable[[], object]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, stop)
     while True:
-        child = multiprocessing.get_context("fork").Process(target=run, name="celery-worker")
+        child = multiprocessing.get_context("fork").Process(
+            target=_watched(run, WORKER_STOP_GRACE), name="celery-worker"
+        )
         state["child"] = child
         child.start()
         child.join()

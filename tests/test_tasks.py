@@ -112,6 +112,41 @@ def test_the_worker_supervisor_replaces_a_worker_that_died(tmp_path, monkeypatch
     assert len(pids) == 3 and len(set(pids)) == 3 and str(os.getpid()) not in pids
 
 
+def test_a_worker_stuck_after_an_unrecoverable_error_is_ended_and_replaced(tmp_path, monkeypatch):
+    """Celery logs "Unrecoverable error" and starts a warm stop that can block for good on a
+    broker that went away: the worker is ended after WORKER_STOP_GRACE and a new one starts."""
+    import logging
+    import os
+    import signal as signals
+    import time
+
+    from core import tasks
+
+    monkeypatch.setattr(tasks, "WORKER_RESTART_DELAY", 0.0)
+    monkeypatch.setattr(tasks, "WORKER_STOP_GRACE", 0.5)
+    runs = tmp_path / "runs"
+
+    def run():
+        with runs.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if len(runs.read_text().split()) < 2:
+            logging.getLogger("celery.worker.worker").critical(
+                "Unrecoverable error: %r", AttributeError("'NoneType' object has no attribute")
+            )
+            time.sleep(60)  # the stop that never ends
+        os._exit(0)
+
+    handlers = {s: signals.getsignal(s) for s in (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT)}
+    began = time.monotonic()
+    try:
+        assert tasks.supervise(run) == 0
+    finally:
+        for signum, handler in handlers.items():
+            signals.signal(signum, handler)
+    assert time.monotonic() - began < 30
+    assert len(runs.read_text().split()) == 2
+
+
 def test_a_stopped_worker_is_not_replaced(tmp_path):
     """SIGTERM to the supervisor alone (a container's stop) reaches the worker, which ends,
     and no new one starts."""
