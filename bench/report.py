@@ -20,6 +20,7 @@ TARGETS = {
     "search_common_1m_vs_1k": ("≤ 1.3", lambda v: v <= 1.3),
     "get_vs_bare": ("≥ 0.4", lambda v: v >= 0.4),
     "list_vs_bare": ("≥ 0.2", lambda v: v >= 0.2),
+    "not_modified_vs_get": ("≥ 2", lambda v: v >= 2),
 }
 
 

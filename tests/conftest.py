@@ -90,6 +90,10 @@ def database_template(tmp_path_factory):
         engine = create_engine(url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            # A scratch database: a commit need not wait for its WAL to reach the disk (no test
+            # restarts the server; every connection opened from here on gets the setting).
+            name = make_url(url).database
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
         engine.dispose()
         _migrate(url)
         return url
@@ -98,19 +102,32 @@ def database_template(tmp_path_factory):
     return path
 
 
-def _truncate_all(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+_EMPTYING_ENGINES: dict[str, object] = {}
+
+
+def _empty_all(url: str) -> None:
+    """Delete every row of every table, children first, in one transaction.
+
+    ``DELETE`` and not ``TRUNCATE``: on tables of a few rows, a TRUNCATE of the 18 tables costs
+    about half a second (it makes new files for each table and its indexes, fsynced), a DELETE
+    of them a few milliseconds; over two thousand tests that was most of the PostgreSQL run's
+    extra time. No table has a sequence to restart (ids are UUIDs; ``events.sequence`` is
+    computed by its INSERT). One engine per worker process, so that each test does not open a
+    connection for it either (pre-ping: the outage tests end every connection).
+    """
+    engine = _EMPTYING_ENGINES.get(url)
+    if engine is None:
+        engine = _EMPTYING_ENGINES[url] = create_engine(url, pool_size=1, pool_pre_ping=True)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture
 def database_url(database_template, tmp_path):
     """A fresh, migrated, empty database for one test."""
     if ON_POSTGRES:
-        _truncate_all(database_template)
+        _empty_all(database_template)
         return database_template
     path = tmp_path / "test.db"
     shutil.copyfile(database_template, path)
