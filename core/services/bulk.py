@@ -29,8 +29,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select
+from sqlalchemy import ARRAY, String, bindparam, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from core import events, rules
 from core.db_types import new_id, utcnow
@@ -94,15 +95,9 @@ class BatchRefs:
         self.numbers.update(numbers or {})
         keys = {_key_of(item.get("name")) for item in items if isinstance(item, dict)} - {None}
         self.checked_keys: set[str] = set(keys)
-        self.taken: set[str] = set()
-        for chunk in _chunks(sorted(keys), 500):
-            self.taken.update(
-                db.session.scalars(
-                    select(Channel.name_key).where(
-                        Channel.tenant_id == tenant_id, Channel.name_key.in_(chunk)
-                    )
-                )
-            )
+        self.taken: set[str] = set(
+            _probe(Channel.name_key, Channel.name_key, keys, Channel.tenant_id == tenant_id)
+        )
         self.defaults: dict[str, str] = {
             row.channel_type: row.id
             for row in db.session.execute(
@@ -147,15 +142,36 @@ def _chunks(values: list, size: int):
         yield values[start : start + size]
 
 
+def _probe(what, key, values: set[str], *where) -> list:
+    """``what`` (a model or a column) of the rows whose ``key`` is one of ``values`` and that
+    meet ``where``: one query per 500 values, each value one probe of ``key``'s unique index.
+
+    On PostgreSQL the values are an array joined LATERAL to a one-row subquery, which can only
+    be planned as a nested loop of index probes. The plain ``key IN (...)`` was planned from
+    the tables' statistics: on a table that grew since it was last analyzed (a 50,000-row
+    import, autovacuum late or off) the planner took the tenant's few rows for a cheaper walk
+    than 500 probes and read every channel of the tenant for every chunk (bench/FINDINGS.md
+    §12). SQLite probes the index for ``IN`` whatever its statistics."""
+    found: list = []
+    postgres = db.engine.dialect.name == "postgresql"
+    for chunk in _chunks(sorted(values), 500):
+        if not postgres:
+            found.extend(db.session.scalars(select(what).where(key.in_(chunk), *where)))
+            continue
+        asked = (
+            func.unnest(bindparam("values", chunk, type_=ARRAY(String)))
+            .table_valued("value")
+            .render_derived(name="asked")
+        )
+        hit = select(what).where(key == asked.c.value, *where).limit(1).lateral("hit")
+        target = aliased(what, hit) if isinstance(what, type) else hit.c[0]
+        found.extend(db.session.scalars(select(target).select_from(asked.join(hit, true()))))
+    return found
+
+
 def _by_id(model, tenant_id: str, ids: set[str]) -> dict:
     """The tenant's rows of ``model`` among ``ids``, by id (one query per 500 ids)."""
-    found = {}
-    for chunk in _chunks(sorted(ids), 500):
-        for row in db.session.scalars(
-            select(model).where(model.tenant_id == tenant_id, model.id.in_(chunk))
-        ):
-            found[row.id] = row
-    return found
+    return {row.id: row for row in _probe(model, model.id, ids, model.tenant_id == tenant_id)}
 
 
 # --- channels ---------------------------------------------------------------------------------
@@ -336,15 +352,14 @@ class _NumberLookups:
             }
         )
         self.checked = set(candidates)
-        self.used: set[str] = set()
-        for chunk in _chunks(candidates, 500):
-            self.used.update(
-                db.session.scalars(
-                    select(PhoneNumber.phone_number).where(
-                        PhoneNumber.phone_number.in_(chunk), PhoneNumber.status == "active"
-                    )
-                )
+        self.used: set[str] = set(
+            _probe(
+                PhoneNumber.phone_number,
+                PhoneNumber.phone_number,
+                set(candidates),
+                PhoneNumber.status == "active",
             )
+        )
 
     def in_use(self, number: str) -> bool:
         if number not in self.checked:  # typed nationally: asked alone

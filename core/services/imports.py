@@ -31,7 +31,6 @@ imports unchanged. Blank cells are omitted (the rules then say "required" where 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -153,10 +152,24 @@ def _text_of(data: bytes) -> str:
     return text
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines one at a time (each with its ``\n``), for ``csv.reader``: it reads the
+    file in place, where ``io.StringIO`` would first copy all of it into a buffer of four bytes
+    per character (40 MiB for a 10 MiB file)."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end == -1:
+            yield text[start:]
+            return
+        yield text[start : end + 1]
+        start = end + 1
+
+
 def _header(kind: str, text: str) -> list[str]:
     """The header row, checked against the kind's columns."""
     try:
-        header = next(csv.reader(io.StringIO(text)), None)
+        header = next(csv.reader(_lines(text)), None)
     except csv.Error as exc:
         raise ImportRefused(f"The file is not valid CSV: {exc}.") from exc
     if not header or not any(cell.strip() for cell in header):
@@ -179,8 +192,8 @@ def _header(kind: str, text: str) -> list[str]:
 
 def read_rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """(row number in the file, cells) of every data row; the header is row 1. Blank lines
-    are skipped."""
-    reader = csv.reader(io.StringIO(text))
+    are skipped. The rows are read one at a time: only the chunk under way is in memory."""
+    reader = csv.reader(_lines(text))
     next(reader, None)
     for cells in reader:
         if any(cell.strip() for cell in cells):

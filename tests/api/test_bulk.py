@@ -281,6 +281,21 @@ def test_a_thousand_channels_fit_in_the_body_limit(api, setup):
     assert_error(huge, 413, "payload_too_large")
 
 
+def test_taken_names_are_found_across_the_lookup_chunks(api, setup, other_setup):
+    """The names a batch would take are looked up 500 at a time: a taken name is refused in
+    every chunk (first, middle, last by sort order), another tenant's same name is not."""
+    taken = [f"Lookup {i:04d}" for i in (0, 499, 500, 501, 999)]
+    for name in taken:
+        factories.make_channel(setup, "sms", name=name)
+    factories.make_channel(other_setup, "sms", name="Lookup 0250")
+    db.session.commit()
+    items = [setup.sms_payload(name=f"lookup {i:04d}") for i in range(1000)]
+    results = bulk(api, items, atomic=False, query="?dry_run=true").get_json()["results"]
+    refused = [r["index"] for r in results if r["status"] == 422]
+    assert refused == [0, 499, 500, 501, 999]
+    assert results[0]["error"]["fields"] == {"name": ["A channel with this name already exists."]}
+
+
 def test_read_key_cannot_write_in_bulk(client, tenant, setup):
     """A read key: 403, as for single creates."""
     reader = factories.ApiClient(client, factories.make_api_key(tenant, scope="read"))
