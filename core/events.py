@@ -35,7 +35,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import String, bindparam, func, insert, select
+from sqlalchemy import Integer, String, bindparam, func, insert, literal, select, union_all
 
 from core.db_types import new_id, utcnow
 from core.extensions import db
@@ -244,6 +244,24 @@ def _endpoints_statement():
     )
 
 
+def enabled_endpoints_exist(tenant_id):
+    """EXISTS: has the tenant (a column or bind parameter) an enabled endpoint? Asked inside a
+    query the write runs anyway (the channel rules' one query, ``load_channel_refs``), so that
+    a tenant without endpoints costs no endpoints read (``no_endpoints``)."""
+    table = WebhookEndpoint.__table__
+    return (
+        select(table.c.id)
+        .where(table.c.tenant_id == tenant_id, table.c.status == "enabled")
+        .exists()
+    )
+
+
+def no_endpoints(tenant_id: str) -> None:
+    """The tenant has no enabled endpoint, as a statement of this transaction read it
+    (``enabled_endpoints_exist``): its events need no delivery and no endpoints read."""
+    db.session.info.setdefault(ENDPOINTS_KEY, {})[tenant_id] = []
+
+
 def forget_endpoints() -> None:
     """Drop the per-transaction endpoint cache (an endpoint was just created or changed)."""
     db.session.info.pop(ENDPOINTS_KEY, None)
@@ -278,24 +296,146 @@ def channel_changed(tenant_id: str, channel, before: dict, after: dict, cause: s
         )
 
 
-def default_changed(tenant_id: str, channel_type: str, previous, new, cause: str) -> None:
-    """``channel.default_changed``: the type's default moved from ``previous`` to ``new``."""
+def default_change(channel_type: str, previous, new, cause: str, *, new_data=None):
+    """The ``(data, change)`` of ``channel.default_changed`` (the type's default moved from
+    ``previous`` to ``new``), or None when it did not move. ``new_data``: ``new`` already
+    rendered (a create renders its channel once, for its response and its events)."""
     from core.serializers import channel_to_api
 
     if previous is None and new is None:
-        return
+        return None
     if previous is not None and new is not None and previous.id == new.id:
+        return None
+    if new is not None and new_data is None:
+        new_data = channel_to_api(new)
+    data = {
+        "channel_type": channel_type,
+        "previous_default": channel_to_api(previous) if previous is not None else None,
+        "new_default": new_data,
+    }
+    return data, {"cause": cause}
+
+
+def default_changed(tenant_id: str, channel_type: str, previous, new, cause: str) -> None:
+    """``channel.default_changed``: the type's default moved from ``previous`` to ``new``."""
+    moved = default_change(channel_type, previous, new, cause)
+    if moved is not None:
+        emit(tenant_id, "channel.default_changed", channel_type, *moved)
+
+
+def emit_first(
+    tenant_id: str,
+    event_type: str,
+    resource_id: str,
+    data: dict,
+    *,
+    then: tuple[str, str, dict, dict | None] | None = None,
+) -> None:
+    """``emit`` for a resource created in this transaction (a fresh id: its first event,
+    ``sequence`` 1, no MAX to compute) and, with ``then`` (``(event_type, resource_id, data,
+    change)``), one more event of any resource, its sequence computed in the statement as
+    ``emit`` does: both events in one INSERT (a channel's create and its
+    ``channel.default_changed``), their deliveries in one more when endpoints subscribe."""
+    for kind in (event_type, *((then[0],) if then else ())):
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind!r}")
+    session = db.session
+    session.flush()  # the change goes first, as for audit events
+    now = utcnow()
+    first = {
+        "first_id": new_id(),
+        "first_tenant_id": tenant_id,
+        "first_type": event_type,
+        "first_resource_type": resource_type_of(event_type),
+        "first_resource_id": resource_id,
+        "first_payload": {"type": event_type, "timestamp": timestamp(now), "data": data},
+        "first_created_at": now,
+    }
+    written = [(first["first_id"], event_type, now)]
+    if then is None:
+        session.connection().execute(_insert_first_statement(), first)
+    else:
+        then_type, then_resource_id, then_data, then_change = then
+        then_now = utcnow()
+        stored = {"type": then_type, "timestamp": timestamp(then_now), "data": then_data}
+        if then_change is not None:
+            stored["change"] = then_change
+        written.append((new_id(), then_type, then_now))
+        session.connection().execute(
+            _insert_first_and_next_statement(),
+            {
+                **first,
+                "event_id": written[1][0],
+                "event_tenant_id": tenant_id,
+                "event_type": then_type,
+                "event_resource_type": resource_type_of(then_type),
+                "event_resource_id": then_resource_id,
+                "event_payload": stored,
+                "event_created_at": then_now,
+            },
+        )
+    endpoints = _endpoints(tenant_id)
+    if not endpoints:
         return
-    emit(
-        tenant_id,
-        "channel.default_changed",
-        channel_type,
+    rows = [
         {
-            "channel_type": channel_type,
-            "previous_default": channel_to_api(previous) if previous is not None else None,
-            "new_default": channel_to_api(new) if new is not None else None,
-        },
-        {"cause": cause},
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "endpoint_id": endpoint_id,
+            "event_id": event_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": moment,
+            "created_at": moment,
+        }
+        for event_id, kind, moment in written
+        for endpoint_id, subscriptions in endpoints
+        if subscribed(subscriptions, kind)
+    ]
+    if rows:
+        session.connection().execute(_INSERT_DELIVERY, rows)
+        session.info.setdefault(PENDING_KEY, []).extend(row["id"] for row in rows)
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "type",
+    "resource_type",
+    "resource_id",
+    "sequence",
+    "payload",
+    "created_at",
+)
+
+
+def _first_select():
+    """The SELECT of ``emit_first``'s first event: its bound values, ``sequence`` 1."""
+    table = Event.__table__
+    return select(
+        bindparam("first_id", type_=String),
+        bindparam("first_tenant_id", type_=String),
+        bindparam("first_type", type_=String),
+        bindparam("first_resource_type", type_=String),
+        bindparam("first_resource_id", type_=String),
+        literal(1, Integer),
+        bindparam("first_payload", type_=table.c.payload.type),
+        bindparam("first_created_at", type_=table.c.created_at.type),
+    )
+
+
+@cache
+def _insert_first_statement():
+    return insert(Event.__table__).from_select(_EVENT_COLUMNS, _first_select())
+
+
+@cache
+def _insert_first_and_next_statement():
+    """Two events in one INSERT ... SELECT ... UNION ALL SELECT: the first with sequence 1, the
+    second with its resource's next sequence (``emit``'s SELECT), built once."""
+    return insert(Event.__table__).from_select(
+        _EVENT_COLUMNS,
+        union_all(_first_select(), _insert_event_statement().select),
     )
 
 

@@ -218,13 +218,16 @@ def test_rejected_writes_record_nothing(api, setup):
 
 
 def test_a_failure_after_the_write_rolls_the_event_back(api, setup, monkeypatch):
-    """A crash after the service recorded the event (500) leaves neither channel nor event."""
+    """A crash after the service recorded the event (500) leaves neither channel nor event.
+
+    The crash is in the view's own work after the service returned (the response's ETag; the
+    body was rendered by the service, once, with the events)."""
     import blueprints.api.channels as channel_views
 
-    def broken(channel):
-        raise RuntimeError("serializer crashed")
+    def broken(channel, *derived, model=None):
+        raise RuntimeError("ETag crashed")
 
-    monkeypatch.setattr(channel_views, "channel_to_api", broken)
+    monkeypatch.setattr(channel_views, "etag_header", broken)
     before = len(events(setup.tenant.id))
     response = api.post("/api/channels", json=setup.email_payload())
     assert response.status_code == 500

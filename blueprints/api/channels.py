@@ -68,7 +68,7 @@ def create_channel():
         return channel_to_api(outcome.channel), 200
     channel = outcome.channel
     return (
-        channel_to_api(channel),
+        outcome.rendered,
         201,
         {"Location": url_for("api.get_channel", channel_id=channel.id), **etag_header(channel)},
     )

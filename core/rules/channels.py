@@ -66,6 +66,9 @@ class ChannelDraft:
     # the type, None when it has none (read with the other references; the service decides the
     # default from it and clears the previous one by id).
     current_default_id: str | None = None
+    # Whether the tenant has an enabled webhook endpoint, as the same query read it (True when
+    # not known): the service's events need no endpoints read when it has none.
+    has_endpoints: bool = True
 
     @property
     def status(self) -> str:
@@ -188,6 +191,7 @@ def check_channel(
     )
     if creating or data.get("is_default") is True:
         draft.current_default_id = refs.default_id
+    draft.has_endpoints = refs.has_endpoints
 
     if name is not None:
         if refs.name_taken:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from core import events, rules
 from core.db_types import new_id, utcnow
@@ -18,6 +20,7 @@ from core.models import CHANNEL_IS_DEFAULT, Channel, Tenant
 from core.serializers import channel_to_api
 from core.services import audit
 from core.services.audit import Actor
+from core.services.channel_queries import API_COLUMNS, load_channel_ref_rows
 from core.tenancy import get_for_tenant
 
 AUDITED_FIELDS = (
@@ -40,6 +43,8 @@ class ChannelOutcome:
     channel: Channel
     new_default: Channel | None = None
     lost_default: bool = False  # the default was deleted/disabled and nothing could take over
+    # A create's channel as the API renders it, rendered once for its response and its events.
+    rendered: dict | None = None
 
 
 def lock_tenant(tenant_id: str) -> None:
@@ -86,22 +91,27 @@ def has_default(tenant_id: str, channel_type: str) -> bool:
     return rules.load_channel_refs(tenant_id, default_type=channel_type).type_has_default
 
 
-def clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Channel, dict]:
+def clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Row, dict]:
     """The type's current default (as the rules' query read it) stops being it, before a new
-    one is written; returns it (for the ``channel.default_changed`` payload) and its audit event,
-    for the caller to write with its own events (one statement for all of them).
+    one is written; returns it as a row of ``channel_queries.API_COLUMNS`` (what
+    ``channel_to_api`` renders, for the ``channel.default_changed`` payload) and its audit
+    event, for the caller to write with its own events (one statement for all of them).
     """
-    # One UPDATE by primary key, sent now (the partial unique index is checked per statement,
-    # so it must precede the new default's write); RETURNING hands back the row as an ORM
-    # object, so the event's payload costs no SELECT.
+    # One prebuilt Core UPDATE by primary key, sent now (the partial unique index is checked
+    # per statement, so it must precede the new default's write); RETURNING hands back the
+    # rendered columns, so the event's payload costs no SELECT and no ORM object.
     db.session.flush()
-    previous = db.session.scalars(
-        update(Channel)
-        .where(Channel.id == previous_id)
-        .values(is_default=False, updated_at=utcnow())
-        .returning(Channel)
-        .execution_options(populate_existing=True)
-    ).one()
+    now = utcnow()
+    previous = (
+        db.session.connection()
+        .execute(_CLEAR_DEFAULT, {"previous_id": previous_id, "updated_at": now})
+        .one()
+    )
+    # A copy of the row already in this session (an edit form's or a batch's) says so too.
+    loaded = db.session.identity_map.get(identity_key(Channel, previous_id))
+    if loaded is not None:
+        set_committed_value(loaded, "is_default", False)
+        set_committed_value(loaded, "updated_at", now)
     return previous, audit.event(
         tenant_id,
         actor,
@@ -110,6 +120,14 @@ def clear_default(tenant_id: str, actor: Actor, previous_id: str) -> tuple[Chann
         previous_id,
         {"is_default": {"before": True, "after": False}},
     )
+
+
+_CLEAR_DEFAULT = (
+    update(Channel.__table__)
+    .where(Channel.__table__.c.id == bindparam("previous_id"))
+    .values(is_default=False, updated_at=bindparam("updated_at"))
+    .returning(*API_COLUMNS)
+)
 
 
 def default_successor(tenant_id: str, channel_type: str, exclude_id: str) -> Channel | None:
@@ -180,17 +198,25 @@ def create_channel(
     """Create a channel from API-shaped ``data``. With ``dry_run`` nothing is written and the
     returned channel has no id. The first channel of a type becomes default unless told not to.
 
-    The write is one flush: the channel gets its id up front, so its audit event goes in with it.
+    Statements after the rules' one query: the previous default's UPDATE (a handover only), the
+    channel's INSERT, one INSERT of its audit events (and the handover's), one INSERT of its
+    events (``channel.created`` and, when it is the default, ``channel.default_changed``); the
+    webhook endpoints are read and deliveries written only when the tenant has enabled
+    endpoints (the rules' query said). The channel is rendered once: ``outcome.rendered`` is
+    the response body and the events' data.
     """
     if not dry_run:
         lock_tenant(tenant_id)
-    draft = rules.check_channel(tenant_id, data)
+    # The references as rows, not ORM objects: the create only reads them and writes their ids.
+    draft = rules.check_channel(tenant_id, data, load_refs=load_channel_ref_rows)
     is_default = draft.is_default
     if is_default is None:
         is_default = draft.current_default_id is None
     channel = new_channel(tenant_id, draft, is_default)
     if dry_run:
         return ChannelOutcome(channel)
+    if not draft.has_endpoints:
+        events.no_endpoints(tenant_id)
     audited = []
     previous_default = None
     if is_default and draft.current_default_id is not None:
@@ -211,10 +237,20 @@ def create_channel(
         )
     )
     audit.write(*audited)  # the handover's and the create's audit events in one statement
-    events.emit(tenant_id, "channel.created", channel.id, channel_to_api(channel))
+    rendered = channel_to_api(channel)
+    moved = None
     if is_default:
-        events.default_changed(tenant_id, channel.channel_type, previous_default, channel, "admin")
-    return ChannelOutcome(channel)
+        moved = events.default_change(
+            channel.channel_type, previous_default, channel, "admin", new_data=rendered
+        )
+    events.emit_first(
+        tenant_id,
+        "channel.created",
+        channel.id,
+        rendered,
+        then=("channel.default_changed", channel.channel_type, *moved) if moved else None,
+    )
+    return ChannelOutcome(channel, rendered=rendered)
 
 
 _CHANNEL_COLUMNS = tuple(

@@ -10,9 +10,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from core.extensions import db
+from core.models import Event, WebhookDelivery
 from tests import factories
 from tests.console.helpers import sign_in
 
@@ -20,16 +21,20 @@ from tests.console.helpers import sign_in
 MAX_GET_ONE = 2
 MAX_LIST = 3  # SQLite adds one for a trigram-index probe on searches; see the search test
 # A create: the key, the tenant lock (PostgreSQL only), the rules' one query (name, the current
-# default's id, integration, domain or number), the channel and its audit event, its event (one
-# INSERT, the sequence computed in it) and the tenant's webhook endpoints (read once per
-# transaction; a delivery INSERT when one subscribes). The first of a type also writes a second
-# event (channel.default_changed); the rules' query already said there is no default yet.
-MAX_CREATE = 7
-MAX_CREATE_FIRST_OF_TYPE = MAX_CREATE + 1
+# default's id, integration, domain or number, whether the tenant has an enabled webhook
+# endpoint), the channel and its audit event, and its event (one INSERT, the sequence computed
+# in it). The first of a type also writes channel.default_changed, in the same INSERT as
+# channel.created; the rules' query already said there is no default yet.
+MAX_CREATE = 6
+MAX_CREATE_FIRST_OF_TYPE = MAX_CREATE
 # Handing the default over ("is_default": true, as the seed's sample sends) adds one UPDATE of
 # the previous default (RETURNING the row for the event's payload; its audit event goes in the
-# same INSERT as the create's) and the channel.default_changed event.
-MAX_CREATE_HANDOVER = MAX_CREATE + 2
+# same INSERT as the create's, the channel.default_changed event in the same INSERT as
+# channel.created).
+MAX_CREATE_HANDOVER = MAX_CREATE + 1
+# A tenant with an enabled webhook endpoint: the endpoints are read (once per transaction) and
+# the deliveries written (one INSERT for all the events of the create).
+WEBHOOK_DELIVERY_STATEMENTS = 2
 
 
 @contextmanager
@@ -138,8 +143,8 @@ def _count_create(api, payload) -> list[str]:
 @pytest.mark.parametrize("channel_type", ["email", "sms"])
 def test_default_handover_create_is_bounded_like_the_plain_one(api, setup, channel_type):
     """POST with "is_default": true (the seed's body) when a default exists: one UPDATE of the
-    previous default and the channel.default_changed event more than a plain create, nothing
-    else, at any size; both audit events written."""
+    previous default more than a plain create (channel.default_changed goes in the events'
+    INSERT), nothing else, at any size; both audit events written."""
     make = setup.email_payload if channel_type == "email" else setup.sms_payload
     api.get("/api/channels")  # the key's last-use write happens here, not in the counts
     _count_create(api, make(name="First"))  # the type's first channel: the default
@@ -148,7 +153,7 @@ def test_default_handover_create_is_bounded_like_the_plain_one(api, setup, chann
     add_channels(setup, 40)
     later = _count_create(api, make(name="Takes over later", is_default=True))
     assert len(handover) <= MAX_CREATE_HANDOVER, handover
-    assert len(handover) == len(plain) + 2, (plain, handover)
+    assert len(handover) == len(plain) + 1, (plain, handover)
     updates = [s for s in handover if s.lstrip().upper().startswith("UPDATE")]
     assert len(updates) == 1 and "channels" in updates[0], handover
     assert len(later) == len(handover), later
@@ -161,6 +166,32 @@ def test_default_handover_create_is_bounded_like_the_plain_one(api, setup, chann
     events = api.get("/api/audit_events?resource_type=channel&limit=200").get_json()["data"]
     actions = [e["action"] for e in events]
     assert actions.count("channel.default_cleared") >= 2
+
+
+@pytest.mark.parametrize("is_default", [False, True])
+def test_create_with_a_webhook_endpoint_reads_endpoints_and_writes_deliveries(
+    api, setup, is_default
+):
+    """A tenant with an enabled endpoint: a create (plain or handing the default over) costs
+    the endpoints read and one deliveries INSERT more, and every event gets its delivery."""
+    api.get("/api/channels")  # the key's last-use write happens here, not in the counts
+    _count_create(api, setup.email_payload(name="First"))
+    without = _count_create(api, setup.email_payload(name="Without", is_default=is_default))
+    factories.make_webhook_endpoint(setup.tenant, "http://127.0.0.1:9/hook")
+    db.session.commit()
+    counted = _count_create(api, setup.email_payload(name="With", is_default=is_default))
+    assert len(counted) == len(without) + WEBHOOK_DELIVERY_STATEMENTS, (without, counted)
+    created = db.session.scalars(
+        select(Event).where(Event.tenant_id == setup.tenant.id).order_by(Event.created_at.desc())
+    ).all()[: 2 if is_default else 1]
+    assert {e.type for e in created} == (
+        {"channel.created", "channel.default_changed"} if is_default else {"channel.created"}
+    )
+    for event_row in created:
+        deliveries = db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == event_row.id)
+        ).all()
+        assert [d.status for d in deliveries] == ["pending"], event_row.type
 
 
 @pytest.fixture
