@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 
 from flask import Config, Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
@@ -135,9 +136,33 @@ def _configure_logging(app: Flask) -> None:
         _attach_request_ids(logging.getLogger(name), fmt)
 
 
+class SigningSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with its signing serializer built once per key set.
+
+    Flask builds an ``itsdangerous`` serializer in every request that opens the session (every
+    request: API responses too), about a tenth of a small API request's own cost. The serializer
+    holds nothing but its keys and settings, so one per (``SECRET_KEY``, fallbacks) is reused;
+    a key changed at run time (tests) gets a new one.
+    """
+
+    def __init__(self):
+        self._serializers: dict = {}
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            if len(self._serializers) > 8:
+                self._serializers.clear()
+            self._serializers[keys] = serializer
+        return serializer
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, CLI, error handling."""
     app = Flask(__name__, instance_relative_config=True)
+    app.session_interface = SigningSessionInterface()
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(FIXED_CONFIG)
     # Any Flask key may be set in the instance file; declared settings are typed below.

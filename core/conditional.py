@@ -32,6 +32,7 @@ from sqlalchemy import inspect as sa_inspect
 from werkzeug.datastructures import ETags
 from werkzeug.http import parse_etags, quote_etag
 
+from core.database import read_alone
 from core.errors import NotFound, ServiceError
 from core.extensions import db
 from core.models import Channel, EmailDomain, Integration, PhoneNumber, WebhookEndpoint
@@ -128,8 +129,9 @@ def current_version(model, tenant_id: str, object_id: object, *, lock: bool = Fa
     no such row (unknown, malformed or another tenant's id alike).
 
     ``lock``: inside a write, in the session's transaction, holding the row until it ends.
-    Without it, on a connection of its own, returned at once: a 304 never opens the ORM
-    session's transaction, so the request has nothing to tear down.
+    Without it, on a connection of its own as a statement alone (``core.database.read_alone``:
+    no ``BEGIN``/``ROLLBACK`` around it): a 304 never opens the ORM session's transaction, so
+    the request has nothing to tear down.
     """
     clean = lookup_id(object_id)
     if clean is None:
@@ -138,8 +140,8 @@ def current_version(model, tenant_id: str, object_id: object, *, lock: bool = Fa
     if lock:
         row = db.session.connection().execute(_version_query(model, True), parameters).first()
     else:
-        with db.engine.connect() as connection:
-            row = connection.execute(_version_query(model, False), parameters).first()
+        rows = read_alone(_version_query(model, False), parameters)
+        row = rows[0] if rows else None
     return None if row is None else version_of(model, row)
 
 

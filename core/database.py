@@ -41,6 +41,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_PHASE: ContextVar[bool] = ContextVar("read_phase", default=False)
 # Set by ``writing``: background work (tasks) that reads then writes takes the lock up front too.
 _WRITING: ContextVar[bool] = ContextVar("writing", default=False)
+# Execution option of ``read_alone``'s connections: no transaction is begun around the statement.
+ALONE = "channels_alone"
 
 
 def normalize_database_url(url: str) -> str:
@@ -152,6 +154,8 @@ def configure_engine(app: Flask) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection):
+        if connection.get_execution_options().get(ALONE):
+            return  # ``read_alone``: the statement is its own (autocommit) read transaction
         # A write request takes the write lock up front: SQLite cannot upgrade a read
         # transaction once another writer committed, and would fail instead of waiting.
         write = _WRITING.get() or (
@@ -215,6 +219,30 @@ def read_phase() -> Iterator[None]:
             db.session.commit()
     finally:
         _READ_PHASE.reset(token)
+
+
+def read_alone(statement, parameters: dict | None = None) -> list:
+    """The rows of one read statement run as its own snapshot, outside the ORM session.
+
+    For the requests whose whole reading is one statement (a GET of one resource, its 304, a
+    list page): a single statement is a consistent snapshot by itself on both databases, so it
+    needs no ``BEGIN`` before it nor ``ROLLBACK`` after it, and the request's session never
+    begins a transaction (nothing to tear down). On SQLite the statement runs in the driver's
+    autocommit mode (the ``begin`` listener sends no ``BEGIN``); on PostgreSQL the pooled
+    connection is switched to autocommit for this use (a client-side setting: no round trip), so
+    the read costs one round trip instead of three. Never for writes, nor for reads that must
+    agree with another statement. A request whose session already holds a connection (the API
+    key looked up with ``API_KEY_CACHE=off``) uses a second pooled one for this read.
+    """
+    engine = db.engine
+    options = _ALONE_OPTIONS.get(engine.dialect.name, _ALONE_SQLITE)
+    with engine.connect() as connection:
+        connection.execution_options(**options)
+        return connection.execute(statement, parameters).all()
+
+
+_ALONE_SQLITE = {ALONE: True}
+_ALONE_OPTIONS = {"postgresql": {ALONE: True, "isolation_level": "AUTOCOMMIT"}}
 
 
 @contextmanager

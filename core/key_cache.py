@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -162,8 +163,12 @@ _caches_lock = threading.Lock()
 
 def _location(config) -> str:
     """Where the counter lives for this app: ``off``, a file path, or a redis URL."""
-    mode = config["API_KEY_CACHE"]
-    url = config["SQLALCHEMY_DATABASE_URI"]
+    return _location_of(config["API_KEY_CACHE"], config["SQLALCHEMY_DATABASE_URI"])
+
+
+@lru_cache(maxsize=64)
+def _location_of(mode: str | None, url: str) -> str:
+    """``_location`` for these two settings, worked out once (it runs on every API request)."""
     sqlite_file = url.startswith("sqlite") and url.split("///", 1)[-1] not in ("", ":memory:")
     if mode is None:
         mode = "local" if url.startswith("sqlite") else "off"

@@ -3,8 +3,12 @@ declared response model in ``core.schemas``, which is also the document's compon
 
 from __future__ import annotations
 
+from functools import cache
+from operator import itemgetter
+
 from sqlalchemy import Row
 
+from core import schemas
 from core.models import (
     AuditEvent,
     Channel,
@@ -16,7 +20,7 @@ from core.models import (
 )
 from core.schemas import render, render_values
 from core.schemas.audit_events import as_audit_event
-from core.schemas.channels import channel_values
+from core.schemas.channels import CHANNEL_MODELS, channel_values
 from core.schemas.email_domains import as_email_domain
 from core.schemas.integrations import as_integration
 from core.schemas.phone_numbers import as_phone_number
@@ -28,6 +32,40 @@ def channel_to_api(channel: Channel | Row) -> dict:
     is_default, metadata, created_at, updated_at. A dry-run channel has no id nor timestamps.
     ``channel`` may also be a row of ``channel_queries.API_COLUMNS`` (the API's reads)."""
     return render_values(*channel_values(channel))
+
+
+def channel_row_to_api(row: Row) -> dict:
+    """``channel_to_api`` of a stored channel's row of ``channel_queries.API_COLUMNS`` (GET and
+    list), by a plan made once per type from the same declared model: each field's value read by
+    its position in the row and passed through the field's serializer, with no intermediate dict
+    (a list page renders 50 of them). The test suite's ``CHECK_RENDERED`` proves each result
+    equal, in value and order, to ``channel_to_api``'s."""
+    rendered = {name: convert(row) for name, convert in _channel_row_plan(row.channel_type)}
+    if schemas.CHECK_RENDERED:
+        expected = channel_to_api(row)
+        assert rendered == expected and list(rendered) == list(expected), (rendered, expected)
+    return rendered
+
+
+@cache
+def _channel_row_plan(channel_type: str) -> tuple:
+    """(field name, row -> rendered value) per field of the type's stored-channel model."""
+    from core.services.channel_queries import API_COLUMNS
+
+    position = {column.key: index for index, column in enumerate(API_COLUMNS)}
+    computed = {
+        "is_default": lambda row: bool(row[position["is_default"]]),
+        "metadata": lambda row: dict(row[position["metadata_"]] or {}),
+        "updated_at": lambda row: row[position["updated_at"]] or row[position["created_at"]],
+    }
+    plan = []
+    for name, serializer in schemas._render_plan(CHANNEL_MODELS[channel_type]):
+        read = computed.get(name) or itemgetter(position[name])
+        if serializer is None:
+            plan.append((name, read))
+        else:
+            plan.append((name, lambda row, read=read, serializer=serializer: serializer(read(row))))
+    return tuple(plan)
 
 
 def integration_to_api(integration: Integration) -> dict:

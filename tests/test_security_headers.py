@@ -137,7 +137,7 @@ def test_error_responses_send_the_security_headers(app, api, setup, monkeypatch)
     def explode(*args, **kwargs):
         raise RuntimeError("boom: a bug in a view")
 
-    monkeypatch.setattr(channel_views, "channel_to_api", explode)
+    monkeypatch.setattr(channel_views, "channel_row_to_api", explode)
     factories.make_channel(setup, "email")
     cases.append(("/api/channels", api.get("/api/channels"), 500))
     for url, response, status in cases:

@@ -14,17 +14,15 @@ from blueprints.api import (
     write_endpoint,
 )
 from core.conditional import conditional, etag_header
-from core.extensions import db
 from core.models import CHANNEL_STATUSES, CHANNEL_TYPES, Channel
 from core.openapi import QUERY_BOOLEAN, ResourceDocs, body, documented, query
-from core.pagination import keyset_page
 from core.schemas import channels as shapes
 from core.schemas import parse_body, render, render_page
 from core.schemas.channels import SEED_CHANNEL_EXAMPLES, SEED_CREATE_EXAMPLES
 from core.schemas.values import enum
-from core.serializers import channel_to_api
+from core.serializers import channel_row_to_api, channel_to_api
 from core.services import channels as service
-from core.services.channel_queries import API_COLUMNS, channel_list_query, channel_row
+from core.services.channel_queries import api_channel_page, channel_row
 from core.services.test_send import send_test_message
 
 CHANNELS = ResourceDocs(
@@ -87,17 +85,17 @@ def create_channel():
 )
 def list_channels():
     """List the tenant's channels, newest first, with filters and a cursor."""
-    query = channel_list_query(
+    # What the API renders, as rows (no ORM objects nor joins), by one prebuilt statement.
+    rows, next_cursor = api_channel_page(
         g.tenant_id,
+        query_limit(),
+        request.args.get("cursor"),
         channel_type=query_choice("channel_type", CHANNEL_TYPES),
         status=query_choice("status", CHANNEL_STATUSES),
         is_default=query_bool("is_default"),
         q=request.args.get("q"),
-    ).with_only_columns(*API_COLUMNS)  # what the API renders: rows, no ORM objects nor joins
-    rows, next_cursor = keyset_page(
-        db.session, query, Channel, query_limit(), request.args.get("cursor"), columns=True
     )
-    return render_page(shapes.ChannelList, [channel_to_api(c) for c in rows], next_cursor)
+    return render_page(shapes.ChannelList, [channel_row_to_api(c) for c in rows], next_cursor)
 
 
 @bp.get("/channels/<channel_id:channel_id>")
@@ -106,7 +104,7 @@ def list_channels():
 def get_channel(channel_id):
     """One channel of the tenant, with its ETag (304 when If-None-Match names it)."""
     row = channel_row(g.tenant_id, channel_id)
-    return channel_to_api(row), 200, etag_header(row, model=Channel)
+    return channel_row_to_api(row), 200, etag_header(row, model=Channel)
 
 
 @bp.patch("/channels/<channel_id:channel_id>")

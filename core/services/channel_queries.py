@@ -19,13 +19,15 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from functools import cache
 
-from sqlalchemy import Select, and_, bindparam, func, select, text
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import load_only
 
 from core import events, rules
+from core.database import read_alone
 from core.errors import NotFound
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, EmailDomain, Integration, PhoneNumber, Tenant
+from core.pagination import decode_cursor, encode_cursor
 from core.rules.values import CONTROL_CHARACTERS, name_key
 from core.tenancy import lookup_id
 
@@ -92,15 +94,13 @@ def _channel_row_statement():
 def channel_row(tenant_id: str, channel_id: object):
     """The tenant's channel ``channel_id`` as a row of ``API_COLUMNS`` (what the API renders),
     or NotFound as ``get_for_tenant`` answers it (malformed, unknown, other tenant's id alike).
-    One prebuilt statement: its compiled form is cached."""
+    One prebuilt statement (its compiled form is cached), run alone: no transaction around it
+    (``core.database.read_alone``)."""
     clean = lookup_id(channel_id)
     row = None
     if clean is not None:
-        row = (
-            db.session.connection()
-            .execute(_channel_row_statement(), {"channel_id": clean, "tenant_id": tenant_id})
-            .first()
-        )
+        rows = read_alone(_channel_row_statement(), {"channel_id": clean, "tenant_id": tenant_id})
+        row = rows[0] if rows else None
     if row is None:
         raise NotFound(f"{Channel.LABEL} not found.")
     return row
@@ -142,6 +142,85 @@ def channel_list_query(
     if needle:
         query = query.where(Channel.name_key.like(f"%{_escape_like(key)}%", escape="\\"))
     return query
+
+
+@cache
+def _api_page_statement(
+    channel_type: bool, status: bool, is_default: bool | None, search: str | None, after: bool
+):
+    """The API list's page query for one combination of filters, built once with bound
+    parameters (``channel_list_query`` builds the same conditions anew on every call, the
+    statement's cache key walked each time): only the values change per request."""
+    table = Channel.__table__
+    if search == "trigram":  # as in channel_list_query: the rows the FTS5 table names, sorted
+        query = select(*API_COLUMNS).where(
+            text("+channels.tenant_id = :tenant_id"),
+            text(
+                f"channels.rowid IN (SELECT rowid FROM {SEARCH_FTS_TABLE} "
+                f"WHERE {SEARCH_FTS_TABLE} MATCH :search_phrase)"
+            ),
+        )
+    else:
+        query = select(*API_COLUMNS).where(table.c.tenant_id == bindparam("tenant_id"))
+    if channel_type:
+        query = query.where(table.c.channel_type == bindparam("channel_type"))
+    if status:
+        query = query.where(table.c.status == bindparam("status"))
+    if is_default is not None:
+        query = query.where(CHANNEL_IS_DEFAULT if is_default else table.c.is_default.is_(False))
+    if search:
+        query = query.where(table.c.name_key.like(bindparam("pattern"), escape="\\"))
+    if after:
+        when = bindparam("after_at", type_=table.c.created_at.type)
+        query = query.where(
+            or_(
+                table.c.created_at < when,
+                and_(table.c.created_at == when, table.c.id < bindparam("after_id")),
+            )
+        )
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(
+        bindparam("page_rows", type_=Integer)
+    )
+
+
+def api_channel_page(
+    tenant_id: str,
+    limit: int,
+    cursor: str | None = None,
+    *,
+    channel_type: str | None = None,
+    status: str | None = None,
+    is_default: bool | None = None,
+    q: str | None = None,
+) -> tuple[list, str | None]:
+    """One page of the API list (``GET /api/channels``): the rows of ``API_COLUMNS`` that
+    ``channel_list_query`` with the same filters selects, newest first, and the next cursor
+    (as ``pagination.keyset_page``). One prebuilt statement per filter combination, run alone
+    (``core.database.read_alone``): the page is one statement, its own snapshot."""
+    params: dict = {"tenant_id": tenant_id, "page_rows": limit + 1}
+    needle = (q or "").strip()[:SEARCH_MAX]
+    search = None
+    if needle:
+        key = name_key(needle)
+        search = "trigram" if _use_sqlite_trigram_index(key) else "walk"
+        params["pattern"] = f"%{_escape_like(key)}%"
+        if search == "trigram":
+            params["search_phrase"] = _fts_phrase(key)
+    if channel_type:
+        params["channel_type"] = channel_type
+    if status:
+        params["status"] = status
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+    statement = _api_page_statement(
+        bool(channel_type), bool(status), is_default, search, bool(cursor)
+    )
+    rows = read_alone(statement, params)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return rows, next_cursor
 
 
 # --- the rows the channel rules read ----------------------------------------------------------

@@ -396,10 +396,10 @@ def test_an_unexpected_error_is_a_500_envelope_without_a_stack_trace(
 
 
 def test_a_500_on_a_list_is_an_envelope_too(api, setup, monkeypatch):
-    """The same for a read view that fails while building its query."""
+    """The same for a read view that fails while reading its page."""
     import blueprints.api.channels as view_module
 
-    monkeypatch.setattr(view_module, "channel_list_query", _boom)
+    monkeypatch.setattr(view_module, "api_channel_page", _boom)
     assert_error(api.get("/api/channels"), 500, "internal_error")
 
 
