@@ -9,17 +9,18 @@ One place for the API (``GET /api/channels/export``) and the console's "Download
   the read transaction ends (SQLite's WAL can checkpoint, PostgreSQL keeps no old snapshot); the
   keyset makes that safe: a channel created meanwhile is newer than the first row and is not
   exported, a deleted one is simply missing, none appears twice.
-- Rows are fetched as plain column tuples (no ORM objects, no joins) and rendered by
-  ``channel_object``, which builds the very object ``channel_to_api`` renders (same declared
-  model ``core.schemas.channels``, same field order, same values); tests/api/test_export.py
-  compares the two for every channel. A field added to the model that this module does not know
-  stops the import (``_RENDERERS``), rather than exporting a different shape.
+- Rows are fetched as plain column tuples (no ORM objects, no joins) of the API's own columns
+  (``channel_queries.API_COLUMNS``, what GET /api/channels selects) and rendered by
+  ``channel_to_api`` itself (the declared model ``core.schemas.channels``: its fields, order and
+  serializers): a line is the object the API answers; tests/api/test_export.py compares them
+  for every channel. The CSV's columns are the declared models' fields (``CSV_HEADER``).
 - Every CSV cell goes through ``core.csv_cells`` (formula escaping).
 """
 
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,97 +29,40 @@ from flask import Response, stream_with_context
 from sqlalchemy import Select, tuple_
 
 from core.csv_cells import csv_block, csv_line
-from core.db_types import rfc3339
 from core.extensions import db
 from core.models import Channel
 from core.schemas.channels import CHANNEL_MODELS
-from core.services.channel_queries import channel_list_query
+from core.serializers import channel_to_api
+from core.services.channel_queries import API_COLUMNS, channel_list_query
 
 EXPORT_CHUNK = 1000  # rows per query (and per write to the client)
 EXPORT_FORMATS = ("ndjson", "csv")
 EXPORT_MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
-# The CSV's columns, in this order (the API object's fields less tenant_id, which is the
-# caller's own; the other type's address fields are empty cells).
-CSV_HEADER = (
-    "id",
-    "name",
-    "channel_type",
-    "integration_id",
-    "send_from_email",
-    "email_domain_id",
-    "send_from_phone_number",
-    "phone_number_id",
-    "status",
-    "is_default",
-    "metadata",
-    "created_at",
-    "updated_at",
-)
-
-# The columns read for a channel: what its API object shows, nothing else.
-_COLUMNS = (
-    Channel.id,
-    Channel.tenant_id,
-    Channel.name,
-    Channel.channel_type,
-    Channel.integration_id,
-    Channel.send_from_email,
-    Channel.email_domain_id,
-    Channel.send_from_phone_number,
-    Channel.phone_number_id,
-    Channel.status,
-    Channel.is_default,
-    Channel.metadata_.label("metadata"),
-    Channel.created_at,
-    Channel.updated_at,
-)
 
 
-_INDEX = {column.key: i for i, column in enumerate(_COLUMNS)}
-_CREATED, _UPDATED = _INDEX["created_at"], _INDEX["updated_at"]
+def _csv_header() -> tuple[str, ...]:
+    """The CSV's columns: every field of the declared channel models (``CHANNEL_MODELS``), each
+    type's in its model's order (a type's own address fields stand where its model has them,
+    after the previous type's), less ``tenant_id``, which is the caller's own; the other type's
+    address fields are empty cells."""
+    names: list[str] = []
+    for model in CHANNEL_MODELS.values():
+        new: list[str] = []
+        for name in model.model_fields:
+            if name in names:
+                at = names.index(name)
+                names[at:at] = new
+                new = []
+            else:
+                new.append(name)
+        names += new
+    return tuple(name for name in names if name != "tenant_id")
 
 
-def _timestamp(value: datetime) -> str:
-    """``core.db_types.rfc3339`` (what the model's ``Timestamp`` serializes with), without its
-    ``astimezone`` and ``strftime`` for the aware UTC datetimes the columns return (the same
-    text, tests/api/test_export.py); anything else goes to it."""
-    if value.tzinfo is UTC and value.year >= 1000:
-        return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-    return rfc3339(value)
-
-
-def _column(index: int):
-    return lambda row: row[index]
-
-
-# How each field of the declared response model (``CHANNEL_MODELS``) is read from a row, as
-# ``core.schemas.channels.as_channel`` and the model's serializers make it.
-_RENDERERS = {
-    name: _column(_INDEX[name])
-    for name in (
-        "id",
-        "tenant_id",
-        "name",
-        "channel_type",
-        "integration_id",
-        "send_from_email",
-        "email_domain_id",
-        "send_from_phone_number",
-        "phone_number_id",
-        "status",
-    )
-}
-_RENDERERS.update(
-    is_default=lambda row: bool(row[_INDEX["is_default"]]),
-    metadata=lambda row: dict(row[_INDEX["metadata"]] or {}),
-    created_at=lambda row: _timestamp(row[_CREATED]),
-    updated_at=lambda row: _timestamp(row[_UPDATED] or row[_CREATED]),
-)
-_FIELDS = {
-    channel_type: tuple((name, _RENDERERS[name]) for name in model.model_fields)
-    for channel_type, model in CHANNEL_MODELS.items()
-}  # a KeyError here: the model gained a field this module must learn to export
-_TYPE = _INDEX["channel_type"]
+CSV_HEADER = _csv_header()
+# A row of ``API_COLUMNS`` with plain attribute access: what ``channel_to_api`` reads by name,
+# without SQLAlchemy's slower ``Row.__getattr__`` on every field of every row.
+_ChannelRow = namedtuple("_ChannelRow", [column.key for column in API_COLUMNS])
 # One encoder for every line (json.dumps with options builds a new one per call).
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -134,8 +78,8 @@ class ExportFilters:
 
 
 def channel_object(row) -> dict:
-    """The API object of a channel row (a result row of ``_COLUMNS``): ``channel_to_api``'s."""
-    return {name: read(row) for name, read in _FIELDS[row[_TYPE]]}
+    """The API object of a channel row (a result row of ``API_COLUMNS``): ``channel_to_api``'s."""
+    return channel_to_api(_ChannelRow._make(row))
 
 
 def _query(tenant_id: str, filters: ExportFilters) -> Select:
@@ -145,7 +89,7 @@ def _query(tenant_id: str, filters: ExportFilters) -> Select:
         status=filters.status,
         is_default=filters.is_default,
         q=filters.q,
-    ).with_only_columns(*_COLUMNS)
+    ).with_only_columns(*API_COLUMNS)
 
 
 def export_rows(
