@@ -50,40 +50,55 @@ def register_recheck_cli(app: Flask) -> None:
     @all_option
     def recheck_domains(tenant_slug, every):
         """Check the DNS records of every due email domain now; one line per domain."""
-        with writing():
-            tenant_id = _tenant(tenant_slug)
-            slugs = rechecks.tenant_slugs()
-            count = 0
-            for batch in rechecks.claim_due(EmailDomain, tenant_id=tenant_id, every=every):
-                for outcome in rechecks.check_domain_batch(batch.token, CLI_ACTOR["domains"]):
-                    domain = outcome.domain
-                    click.echo(
-                        f"{slugs.get(domain.tenant_id)} {domain.domain}: {outcome.before} -> "
-                        f"{outcome.after} ({_records(domain.record_statuses or {})})"
-                    )
-                    count += 1
-            click.echo(f"{count} domain(s) checked.")
+        _check_due(
+            EmailDomain, rechecks.check_domain_batch, "domains", _domain_line, tenant_slug, every
+        )
 
     @app.cli.command("check-integrations")
     @tenant_option
     @all_option
     def check_integrations(tenant_slug, every):
         """Check every due active integration with its provider now; one line per integration."""
-        with writing():
-            tenant_id = _tenant(tenant_slug)
-            slugs = rechecks.tenant_slugs()
-            count = 0
-            for batch in rechecks.claim_due(Integration, tenant_id=tenant_id, every=every):
-                for outcome in rechecks.check_integration_batch(
-                    batch.token, CLI_ACTOR["integrations"]
-                ):
-                    integration = outcome.integration
-                    result = "ok" if integration.last_check_ok else "failed"
-                    click.echo(
-                        f"{slugs.get(integration.tenant_id)} {integration.name} "
-                        f"({integration.provider}): {outcome.before} -> {outcome.after} "
-                        f"(check {result}, {integration.failed_checks} failed in a row: "
-                        f"{outcome.message})"
-                    )
-                    count += 1
-            click.echo(f"{count} integration(s) checked.")
+        _check_due(
+            Integration,
+            rechecks.check_integration_batch,
+            "integrations",
+            _integration_line,
+            tenant_slug,
+            every,
+        )
+
+
+def _domain_line(outcome, slugs: dict) -> str:
+    domain = outcome.domain
+    return (
+        f"{slugs.get(domain.tenant_id)} {domain.domain}: {outcome.before} -> "
+        f"{outcome.after} ({_records(domain.record_statuses or {})})"
+    )
+
+
+def _integration_line(outcome, slugs: dict) -> str:
+    integration = outcome.integration
+    result = "ok" if integration.last_check_ok else "failed"
+    return (
+        f"{slugs.get(integration.tenant_id)} {integration.name} "
+        f"({integration.provider}): {outcome.before} -> {outcome.after} "
+        f"(check {result}, {integration.failed_checks} failed in a row: "
+        f"{outcome.message})"
+    )
+
+
+def _check_due(model, check_batch, kind: str, line, tenant_slug: str | None, every: bool) -> None:
+    """The one loop of both commands: claim the due (``every``: all) ``model`` rows of the
+    tenant (None: every tenant) batch by batch as the scheduler does, check each batch with
+    ``check_batch`` as ``CLI_ACTOR[kind]``, echo ``line(outcome, slugs)`` per outcome, then the
+    count (``N domain(s) checked.``)."""
+    with writing():
+        tenant_id = _tenant(tenant_slug)
+        slugs = rechecks.tenant_slugs()
+        count = 0
+        for batch in rechecks.claim_due(model, tenant_id=tenant_id, every=every):
+            for outcome in check_batch(batch.token, CLI_ACTOR[kind]):
+                click.echo(line(outcome, slugs))
+                count += 1
+        click.echo(f"{count} {kind[:-1]}(s) checked.")
