@@ -53,34 +53,21 @@ def _postgres_url() -> str:
     return f"{server}/{name}"
 
 
+def _database_url(database: str, tmp: str) -> str:
+    """SQLite: a file in ``tmp``; PostgreSQL: a fresh database (``_postgres_url``)."""
+    return f"sqlite:///{Path(tmp) / 'bench.db'}" if database == "sqlite" else _postgres_url()
+
+
 def measure(database: str, rounds: int) -> dict:
     """Median seconds of 1,000 single creates and of one 1,000-item bulk create, and the ratio."""
-    from flask_migrate import upgrade
-
-    from app import create_app
+    from bench.inprocess import bench_app, migrated_tenant
     from core.extensions import db
-    from tests import factories
 
     with tempfile.TemporaryDirectory(prefix="channels-bulk-bench-") as tmp:
-        if database == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        else:
-            url = _postgres_url()
-        app = create_app(
-            {
-                "TESTING": True,
-                "SECRET_KEY": "bench-bulk-secret-key-0123456789abcdef0123",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "RATELIMIT_ENABLED": False,
-                "LOG_LEVEL": "WARNING",
-            }
-        )
+        url = _database_url(database, tmp)
+        app = bench_app(url)
         with app.app_context():
-            upgrade()
-            tenant = factories.make_tenant()
-            ready = factories.make_ready_tenant(tenant)
-            key = factories.make_api_key(tenant)
-            db.session.commit()
+            _tenant, ready, key = migrated_tenant()
             headers = {"Authorization": f"Bearer {key}"}
             client = app.test_client()
             client.get("/api/channels", headers=headers)  # the key's first use
@@ -127,31 +114,16 @@ def measure_import(rows: int, database: str = "sqlite") -> dict:
     """A CSV import of ``rows`` channels through the import job's task, timed, with peak RSS.
 
     Run it in a process of its own (``import_in_child``): the peak RSS is then the import's."""
-    from flask_migrate import upgrade
-
-    from app import create_app
+    from bench.inprocess import bench_app, migrated_tenant
     from core.extensions import db
     from core.services import imports
     from tests import factories
 
     with tempfile.TemporaryDirectory(prefix="channels-import-bench-") as tmp:
-        if database == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        else:
-            url = _postgres_url()
-        app = create_app(
-            {
-                "TESTING": True,
-                "SECRET_KEY": "bench-bulk-secret-key-0123456789abcdef0123",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "RATELIMIT_ENABLED": False,
-                "LOG_LEVEL": "WARNING",
-            }
-        )
+        url = _database_url(database, tmp)
+        app = bench_app(url)
         with app.app_context():
-            upgrade()
-            tenant = factories.make_tenant()
-            ready = factories.make_ready_tenant(tenant)
+            tenant, ready, _key = migrated_tenant(api_key=False)
             user = factories.make_user(tenant, email="bench@example.com")
             db.session.commit()
             number = ready.number

@@ -25,37 +25,54 @@ ROUNDS = 5
 PER_ROUND = 200
 
 
+def bench_app(url: str):
+    """The app as the in-process benchmarks run it (``bench.inprocess``, ``bench.bulk``) on the
+    database at ``url``: testing configuration, no rate limits, quiet logs."""
+    from app import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "bench-inprocess-secret-key-0123456789abcdef",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "RATELIMIT_ENABLED": False,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+
+
+def migrated_tenant(api_key: bool = True):
+    """In the app's context: the database migrated to the head, a tenant ready to create
+    channels of both types (``factories.make_ready_tenant``) and, with ``api_key``, an API key
+    of it, committed. Returns ``(tenant, ready, key or None)``."""
+    from flask_migrate import upgrade
+
+    from core.extensions import db
+    from tests import factories
+
+    upgrade()
+    tenant = factories.make_tenant()
+    ready = factories.make_ready_tenant(tenant)
+    key = factories.make_api_key(tenant) if api_key else None
+    db.session.commit()
+    return tenant, ready, key
+
+
 def _median_us(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1e6, 1)
 
 
 def measure() -> dict:
     """The ratios and medians of one in-process run (see the module docstring)."""
-    from flask_migrate import upgrade
     from sqlalchemy.orm import Session
 
-    from app import create_app
     from bench.bare_app import BareRow, Base, make_engine
-    from core.extensions import db
-    from tests import factories
 
     with tempfile.TemporaryDirectory(prefix="channels-inprocess-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        app = create_app(
-            {
-                "TESTING": True,
-                "SECRET_KEY": "bench-inprocess-secret-key-0123456789abcdef",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "RATELIMIT_ENABLED": False,
-                "LOG_LEVEL": "WARNING",
-            }
-        )
+        app = bench_app(url)
         with app.app_context():
-            upgrade()
-            tenant = factories.make_tenant()
-            ready = factories.make_ready_tenant(tenant)
-            key = factories.make_api_key(tenant)
-            db.session.commit()
+            _tenant, ready, key = migrated_tenant()
             payload = ready.email_payload(is_default=False)
             headers = {"Authorization": f"Bearer {key}"}
         bare_engine = make_engine(url)
