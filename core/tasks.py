@@ -28,13 +28,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery, Task, shared_task
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init, worker_process_init
 from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -432,10 +433,29 @@ class _EndOnUnrecoverable(logging.Handler):
             self.timer.start()
 
 
-def _watched(run: Callable[[], object], grace: float) -> Callable[[], object]:
-    def child() -> object:
+def _watched(run: Callable[[], object], grace: float) -> Callable[[], None]:
+    """The child process's body: ``run`` with the stop watchdog, ending the process with the
+    worker's own exit code.
+
+    ``Celery.worker_main`` returns nothing: it drops the exit code of the worker it ran (a
+    worker that stopped after an unrecoverable error has ``exitcode`` 1), so the process would
+    end with 0 and ``supervise`` would take it for a stop it was asked for and not replace it.
+    The code is read from the worker itself, which Celery's ``celeryd_init`` signal hands over
+    (a ``run`` that returns an int gives its code directly)."""
+
+    def child() -> None:
         logging.getLogger("celery.worker.worker").addHandler(_EndOnUnrecoverable(grace))
-        return run()
+        workers: list = []
+
+        def remember(sender=None, instance=None, **_kwargs) -> None:
+            workers.append(instance)
+
+        celeryd_init.connect(remember, weak=False)
+        result = run()
+        code = result if isinstance(result, int) else None
+        if code is None and workers:
+            code = getattr(workers[-1], "exitcode", None)
+        sys.exit(code or 0)
 
     return child
 

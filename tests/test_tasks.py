@@ -147,6 +147,39 @@ def test_a_worker_stuck_after_an_unrecoverable_error_is_ended_and_replaced(tmp_p
     assert len(runs.read_text().split()) == 2
 
 
+def test_a_worker_that_stopped_on_an_unrecoverable_error_is_replaced(tmp_path, monkeypatch):
+    """Celery's ``worker_main`` returns nothing, whatever its worker's exit code: a worker that
+    stopped cleanly after an unrecoverable error (``exitcode`` 1) must still be replaced, its
+    code read from the worker Celery announced (``celeryd_init``), and a worker that ended
+    with 0 is not."""
+    import os
+    import signal as signals
+    from types import SimpleNamespace
+
+    from celery.signals import celeryd_init
+
+    from core import tasks
+
+    monkeypatch.setattr(tasks, "WORKER_RESTART_DELAY", 0.0)
+    runs = tmp_path / "runs"
+
+    def run():  # as Celery.worker_main: announces its worker, runs it, returns None
+        with runs.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        worker = SimpleNamespace(exitcode=None)
+        celeryd_init.send(sender="celery@test", instance=worker, conf=None)
+        worker.exitcode = 1 if len(runs.read_text().split()) < 2 else 0
+        return None
+
+    handlers = {s: signals.getsignal(s) for s in (signals.SIGTERM, signals.SIGINT, signals.SIGQUIT)}
+    try:
+        assert tasks.supervise(run) == 0
+    finally:
+        for signum, handler in handlers.items():
+            signals.signal(signum, handler)
+    assert len(runs.read_text().split()) == 2
+
+
 def test_a_stopped_worker_is_not_replaced(tmp_path):
     """SIGTERM to the supervisor alone (a container's stop) reaches the worker, which ends,
     and no new one starts."""
