@@ -151,8 +151,13 @@ def receiver():
 
 
 def deliveries() -> list[WebhookDelivery]:
+    """The delivery rows as they are now, detached: reading their attributes later opens no
+    transaction (an expired row would reload, and the read transaction it opened would keep the
+    test from writing on SQLite once a worker committed: "database is locked")."""
     db.session.rollback()
     rows = list(db.session.scalars(select(WebhookDelivery)))
+    for row in rows:
+        db.session.expunge(row)
     db.session.rollback()
     return rows
 
@@ -230,7 +235,12 @@ def test_a_worker_on_redis_delivers_fifty_concurrent_changes_and_survives_a_sigk
     receiver.delay = 5.0
     before = len(receiver.received)
     started = receiver.started
-    factories.make_channel(setup, "email", name="Killed mid-delivery")
+    # The worker and the scheduler write all the time: the test's own write takes SQLite's
+    # write lock at BEGIN, as a request's would (a read first would leave a transaction that
+    # could no longer write once they committed: "database is locked").
+    db.session.rollback()
+    with writing():
+        factories.make_channel(setup, "email", name="Killed mid-delivery")
     channel_event = db.session.scalars(
         select(Event).where(Event.type == "channel.created").order_by(Event.created_at.desc())
     ).first()
