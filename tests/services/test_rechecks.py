@@ -185,7 +185,9 @@ def test_records_lost_at_risk_failed_after_grace_then_back_verified(
     failed = next(e for e in events if e.type == "email_domain.verification_failed")
     assert failed.payload["change"]["records"]["verification"] == "missing"
     audits = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "email_domain.recheck")
+        select(AuditEvent)
+        .where(AuditEvent.action == "email_domain.recheck")
+        .order_by(AuditEvent.created_at, AuditEvent.id)
     ).all()
     assert audits and {a.actor_type for a in audits} == {"system"}
     assert [a.changes["status"]["after"] for a in audits if "status" in a.changes] == [
