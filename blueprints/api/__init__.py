@@ -111,10 +111,15 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+_JSON_WHITESPACE = b" \t\n\r"
+
+
 def json_body(required: bool = True) -> dict:
     """The request's JSON object: 415 without application/json, 400 unless an object."""
     raw = request.get_data(cache=True)
-    if not raw.strip() and not required:
+    # JSON's whitespace only (RFC 8259 §2): bytes.strip() would also take \x0b and \x0c for
+    # nothing, and accept a body that is not JSON.
+    if not raw.strip(_JSON_WHITESPACE) and not required:
         return {}
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")

@@ -42,6 +42,32 @@ def test_a_body_that_is_not_json_is_400(api, setup, raw):
 
 
 @pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"", 202),
+        (b" \t\r\n", 202),  # JSON's whitespace: no body
+        (b"{}", 202),
+        (b"\x0b", 400),  # whitespace to Python's bytes.strip(), not to JSON (RFC 8259 §2)
+        (b"\x0c", 400),
+        (b"\x1c\x1d\x1e\x1f", 400),
+        (b" \x0b ", 400),
+    ],
+    ids=["empty", "json whitespace", "{}", "VT", "FF", "separators", "VT in spaces"],
+)
+def test_an_optional_body_is_json_or_nothing(api, setup, raw, status):
+    """Action routes take an optional JSON object: nothing, JSON's own whitespace or an object
+    is accepted; any other byte is a body that is not JSON (found by the live fuzzer)."""
+    endpoint, _ = factories.make_webhook_endpoint(setup.tenant, "http://127.0.0.1:9/in")
+    response = api.post(
+        f"/api/webhook_endpoints/{endpoint.id}/test", data=raw, content_type="application/json"
+    )
+    if status == 400:
+        assert_error(response, 400, "bad_request")
+    else:
+        assert response.status_code == status, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
     "body",
     [[], [{"name": "x"}], "channel", 42, None, True],
     ids=["[]", "array", "string", "number", "null", "bool"],

@@ -22,9 +22,12 @@ from tests import factories
 from tests.reliability.live import ROOT
 
 SEED = 20241003
+# The run is bounded by a number of cases, not by time: with `--max-time` schemathesis repeats
+# its fuzzing until the budget is spent, so a loaded machine got fewer cases (320 instead of
+# ~3,000 in one CI run) and failed the coverage floor below. The same cases on any machine; about
+# 45 s of fuzzing on an idle 2-core one.
 MAX_EXAMPLES = 15  # per operation and phase
-FUZZ_SECONDS = 60  # schemathesis' own budget: it stops generating when it is spent
-TIME_BUDGET = 90
+TIME_BUDGET = 600  # a guard against a hung run, not a pace: ~10x the idle time
 
 CONFIG = f"""
 seed = {SEED}
@@ -82,8 +85,6 @@ def test_live_server_has_no_server_errors_nor_schema_violations_under_fuzzing(li
         f"{live.url}/api/openapi.json",
         "--checks",
         "all",
-        "--max-time",
-        str(FUZZ_SECONDS),
         # One client thread: schemathesis' generators hit a CPython 3.11 bug ("AST constructor
         # recursion depth mismatch") when several threads build strategies at once. The server
         # side still runs 4 gunicorn workers; parallel clients are test_concurrency.py's job.
