@@ -257,6 +257,10 @@ _CHANNEL_COLUMNS = tuple(
     (attr.key, attr.columns[0].key) for attr in Channel.__mapper__.column_attrs
 )
 _INSERT_CHANNEL = insert(Channel.__table__)
+# SQLite: a batch's channels as multi-row statements (``insert_channels``). The primary keys
+# are returned only because SQLAlchemy's multi-row form of an executemany ("insertmanyvalues")
+# is the one for INSERT … RETURNING; nothing reads them.
+_INSERT_CHANNELS_MULTIROW = _INSERT_CHANNEL.returning(Channel.__table__.c.id)
 
 
 def _insert(channel: Channel) -> None:
@@ -275,11 +279,20 @@ def _insert(channel: Channel) -> None:
 
 
 def insert_channels(channels: list[Channel]) -> None:
-    """INSERT many new channels (every column set) as one executemany: a batch's write
-    (``core.services.bulk``). The objects stay out of the session: nothing reads them back."""
+    """INSERT many new channels (every column set): a batch's write (``core.services.bulk``).
+    The objects stay out of the session: nothing reads them back.
+
+    PostgreSQL: one executemany (psycopg sends the executions in one pipeline; a multi-row
+    VALUES statement of 1,000 rows measured several times slower). SQLite: multi-row
+    ``INSERT … VALUES (…), (…), …`` statements of up to 1,000 rows, because every statement
+    executed on ``channels`` makes the FTS5 index of its trigger (migration 0002) write its
+    pending terms out as a new segment: as an executemany (one statement per row) the index
+    cost about 90% of the insert; in one statement its rows are written once
+    (bench/FINDINGS.md §14)."""
     db.session.flush()
+    multirow = db.engine.dialect.name == "sqlite" and len(channels) > 1
     db.session.connection().execute(
-        _INSERT_CHANNEL,
+        _INSERT_CHANNELS_MULTIROW if multirow else _INSERT_CHANNEL,
         [{column: getattr(c, attr) for attr, column in _CHANNEL_COLUMNS} for c in channels],
     )
 
