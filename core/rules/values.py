@@ -188,9 +188,9 @@ def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | Non
 @lru_cache(maxsize=4096)
 def _possible_e164(text: str) -> str | None:
     """``text`` (E.164-shaped) as a possible number in E.164, or None: the parse of
-    ``parse_e164``, remembered for the last 4,096 texts. It depends on the text alone and is the
-    costliest step of a channel's rules (~50 µs); the channels of a batch or an import often
-    send from the same few numbers (bench/FINDINGS.md §14)."""
+    ``parse_e164``, remembered for the last 4,096 texts. It depends on the text alone and was
+    the costliest step of a channel's rules; the channels of a batch or an import often send
+    from the same few numbers (bench/FINDINGS.md §14)."""
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
