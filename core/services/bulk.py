@@ -32,7 +32,7 @@ import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import ARRAY, String, bindparam, func, insert, select, true
+from sqlalchemy import ARRAY, String, bindparam, func, insert, literal, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -123,7 +123,13 @@ class BatchRefs:
         keys = {_key_of(item.get("name")) for item in items if isinstance(item, dict)} - {None}
         self.checked_keys: set[str] = set(keys)
         self.taken: set[str] = set(
-            _probe(Channel.name_key, Channel.name_key, keys, Channel.tenant_id == tenant_id)
+            _probe(
+                Channel.name_key,
+                Channel.name_key,
+                keys,
+                Channel.tenant_id == tenant_id,
+                unique_after=(Channel.tenant_id, tenant_id),
+            )
         )
         self.defaults: dict[str, str] = {
             row.channel_type: row.id
@@ -169,7 +175,7 @@ def _chunks(values: list, size: int):
         yield values[start : start + size]
 
 
-def _probe(what, key, values: set[str], *where) -> list:
+def _probe(what, key, values: set[str], *where, unique_after=None) -> list:
     """``what`` (a model or a column) of the rows whose ``key`` is one of ``values`` and that
     meet ``where``: one query per 500 values, each value one probe of ``key``'s unique index.
 
@@ -178,7 +184,15 @@ def _probe(what, key, values: set[str], *where) -> list:
     the tables' statistics: on a table that grew since it was last analyzed (a 50,000-row
     import, autovacuum late or off) the planner took the tenant's few rows for a cheaper walk
     than 500 probes and read every channel of the tenant for every chunk (bench/FINDINGS.md
-    §12). SQLite probes the index for ``IN`` whatever its statistics."""
+    §12). SQLite probes the index for ``IN`` whatever its statistics.
+
+    ``unique_after``: ``(column, value)`` when the unique index to probe is ``(column, key)``
+    (the tenant's names: ``(tenant_id, name_key)``) and ``where`` says ``column == value``. On
+    PostgreSQL each probe then also says ``(column, key) >= (value, asked)``, true of every row
+    it can find, which only that index serves as a bound: a table never analyzed (or small
+    when last analyzed) otherwise let the planner cost the tenant-first indexes the same, and
+    it walked the tenant's rows once per value through ``ix_channels_tenant_type_created``
+    (200–600 ms a probe at 1,000–2,000 channels, bench/FINDINGS.md §14)."""
     found: list = []
     postgres = db.engine.dialect.name == "postgresql"
     for chunk in _chunks(sorted(values), 500):
@@ -190,7 +204,11 @@ def _probe(what, key, values: set[str], *where) -> list:
             .table_valued("value")
             .render_derived(name="asked")
         )
-        hit = select(what).where(key == asked.c.value, *where).limit(1).lateral("hit")
+        bound = ()
+        if unique_after is not None:
+            column, value = unique_after
+            bound = (tuple_(column, key) >= tuple_(literal(value, column.type), asked.c.value),)
+        hit = select(what).where(key == asked.c.value, *where, *bound).limit(1).lateral("hit")
         target = aliased(what, hit) if isinstance(what, type) else hit.c[0]
         found.extend(db.session.scalars(select(target).select_from(asked.join(hit, true()))))
     return found

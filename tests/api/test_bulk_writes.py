@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core.database import insert_rows
 from core.errors import FieldErrors
@@ -126,3 +126,37 @@ def test_a_remembered_number_is_judged_the_same_every_time(text, expected, messa
         assert values.parse_e164(f" {text} ", errors, "n") == expected
         assert errors.as_dict() == ({"n": [message]} if message else {})
     assert values._possible_e164.cache_info().hits == 2
+
+
+def test_names_are_probed_through_the_tenants_unique_index(api, app, setup):
+    """PostgreSQL: the batch's names are looked up through ``uq_channels_tenant_name_key``,
+    one probe per name, even on a table the planner has no statistics of (it walked the
+    tenant's rows once per name through a tenant-first index: bench/FINDINGS.md §14)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite plans IN (...) as index probes whatever its statistics")
+    items = [setup.sms_payload(name=f"Existing {i}") for i in range(1000)]
+    assert api.post("/api/channels/bulk", json={"channels": items}).status_code == 201
+    seen = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "unnest" in statement and "name_key" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        keys = {f"new {i}" for i in range(499)} | {"existing 7"}  # one query of 500
+        assert bulk._probe(
+            Channel.name_key,
+            Channel.name_key,
+            keys,
+            Channel.tenant_id == setup.tenant.id,
+            unique_after=(Channel.tenant_id, setup.tenant.id),
+        ) == ["existing 7"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = seen
+    cursor = db.session.connection().connection.dbapi_connection.cursor()
+    cursor.execute("EXPLAIN " + statement, parameters)
+    plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "uq_channels_tenant_name_key" in plan, plan
+    assert "ix_channels_tenant" not in plan, plan
