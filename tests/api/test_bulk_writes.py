@@ -128,12 +128,11 @@ def test_a_remembered_number_is_judged_the_same_every_time(text, expected, messa
     assert values._possible_e164.cache_info().hits == 2
 
 
+@pytest.mark.postgres_only  # SQLite plans IN (...) as index probes whatever its statistics
 def test_names_are_probed_through_the_tenants_unique_index(api, app, setup):
     """PostgreSQL: the batch's names are looked up through ``uq_channels_tenant_name_key``,
     one probe per name, even on a table the planner has no statistics of (it walked the
     tenant's rows once per name through a tenant-first index: bench/FINDINGS.md §14)."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite plans IN (...) as index probes whatever its statistics")
     items = [setup.sms_payload(name=f"Existing {i}") for i in range(1000)]
     assert api.post("/api/channels/bulk", json={"channels": items}).status_code == 201
     seen = []
