@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from flask import Flask, has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import ARRAY, Table, bindparam, event, func, insert
+from sqlalchemy import select as select_rows
 from sqlalchemy.exc import DisconnectionError
 
 from core.extensions import db
@@ -43,6 +44,58 @@ _READ_PHASE: ContextVar[bool] = ContextVar("read_phase", default=False)
 _WRITING: ContextVar[bool] = ContextVar("writing", default=False)
 # Execution option of ``read_alone``'s connections: no transaction is begun around the statement.
 ALONE = "channels_alone"
+
+
+def insert_rows(connection, table: Table, rows: list[dict]) -> None:
+    """INSERT ``rows`` (dicts by column key, every row with the same keys; the columns left out
+    get their Python defaults, as with ``insert``) into ``table`` on ``connection``.
+
+    PostgreSQL, several rows: one ``INSERT … SELECT … FROM unnest(:column_1, :column_2, …)``,
+    each column's values sent as one array, bound by the column's own type, instead of an
+    executemany's one execution per row (1,000 channels: 318 → 217 ms, medians of 6 alternating
+    on a loaded machine; a 1,000-row VALUES list was 4× slower than the executemany:
+    bench/FINDINGS.md §14). Otherwise an executemany (SQLite runs it in process).
+
+    Used for a batch's channels. Not for rows whose JSON values are large (audit changes, event
+    payloads): in an array each one is quoted again inside the array's text, and 1,000 audit or
+    event rows went 2× slower than their executemany.
+    """
+    if len(rows) < 2 or connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    given = tuple(column for column in table.columns if column.key in rows[0])
+    defaulted = tuple(
+        column
+        for column in table.columns
+        if column.key not in rows[0]
+        and column.default is not None
+        and (column.default.is_scalar or column.default.is_callable)
+    )
+    values = {column.key: [row[column.key] for row in rows] for column in given}
+    for column in defaulted:
+        default = column.default
+        values[column.key] = (
+            [default.arg] * len(rows)
+            if default.is_scalar
+            else [default.arg(None) for _ in rows]  # SQLAlchemy wraps it to take a context
+        )
+    connection.execute(_unnest_insert(table, given + defaulted), values)
+
+
+_UNNEST_INSERTS: dict = {}
+
+
+def _unnest_insert(table: Table, columns: tuple):
+    """``INSERT INTO table (columns) SELECT * FROM unnest(:a, :b, …) AS given(a, b, …)``, built
+    once per table and columns."""
+    key = (table.name, tuple(column.key for column in columns))
+    statement = _UNNEST_INSERTS.get(key)
+    if statement is None:
+        arrays = [bindparam(column.key, type_=ARRAY(column.type)) for column in columns]
+        given = func.unnest(*arrays).table_valued(*key[1]).render_derived(name="given")
+        statement = insert(table).from_select(list(key[1]), select_rows(given))
+        _UNNEST_INSERTS[key] = statement
+    return statement
 
 
 def normalize_database_url(url: str) -> str:

@@ -12,6 +12,7 @@ import ipaddress
 import math
 import re
 import unicodedata
+from functools import lru_cache
 
 import idna
 import phonenumbers
@@ -178,12 +179,23 @@ def parse_e164(value: object, errors: FieldErrors, field_name: str) -> str | Non
     if not _E164.match(value.strip()):
         errors.add(field_name, "Enter the number in E.164 format, e.g. +14155550123.")
         return None
-    try:
-        number = phonenumbers.parse(value.strip(), None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if not _possible_number(number):
+    number = _possible_e164(value.strip())
+    if number is None:
         errors.add(field_name, INVALID_NUMBER)
+    return number
+
+
+@lru_cache(maxsize=4096)
+def _possible_e164(text: str) -> str | None:
+    """``text`` (E.164-shaped) as a possible number in E.164, or None: the parse of
+    ``parse_e164``, remembered for the last 4,096 texts. It depends on the text alone and was
+    the costliest step of a channel's rules; the channels of a batch or an import often send
+    from the same few numbers (bench/FINDINGS.md §14)."""
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not _possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

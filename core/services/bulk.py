@@ -19,17 +19,20 @@ announced in ``channel.default_changed``).
 
 ``atomic`` (the default): any refused item refuses the batch (``BatchRefused``, a 422 whose
 ``fields`` are keyed ``channels.<index>.<field>``), nothing is written. Otherwise the valid items
-are written and each item gets its own outcome. The write is one executemany per table, with the
-audit events in one statement and the webhook events in two (``events.emit_created``), all in the
-caller's transaction.
+are written and each item gets its own outcome. The channels are written in multi-row
+statements (``channel_service.insert_channels``), the audit events in one executemany and the
+webhook events in two (``events.emit_created``), all in the caller's transaction, with the
+garbage collector paused for the batch (``collector_paused``).
 """
 
 from __future__ import annotations
 
+import gc
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import ARRAY, String, bindparam, func, insert, select, true
+from sqlalchemy import ARRAY, String, bindparam, func, insert, literal, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -72,6 +75,30 @@ class ItemResult:
         return self.errors is None
 
 
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector paused for one batch (checked, built and written), and
+    resumed after it, error or not (left alone if it was already off).
+
+    A batch keeps every item's objects (the body's dicts, the drafts, the rows, the audit and
+    event rows) alive until it ends, tens of thousands of them for 1,000 items: the young
+    collections that a batch's allocations trigger kept walking them, promoted them, and now and
+    then the promotions set off a full collection of the whole process (~190,000 objects: 340 ms
+    on a loaded machine), which a single create almost never meets.
+    Paused, those objects are freed by their reference counts when the batch ends, as they would
+    be anyway; what the pause can leave behind is the cyclic garbage made during one batch
+    (bounded by the batch's size), collected once the collector runs again. Paused for the whole
+    process, so for a request of another thread meanwhile too: for the batch's duration only.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _id_set(items: list, key: str) -> set[str]:
     return {lookup_id(item.get(key)) for item in items if isinstance(item, dict)} - {None}
 
@@ -96,7 +123,13 @@ class BatchRefs:
         keys = {_key_of(item.get("name")) for item in items if isinstance(item, dict)} - {None}
         self.checked_keys: set[str] = set(keys)
         self.taken: set[str] = set(
-            _probe(Channel.name_key, Channel.name_key, keys, Channel.tenant_id == tenant_id)
+            _probe(
+                Channel.name_key,
+                Channel.name_key,
+                keys,
+                Channel.tenant_id == tenant_id,
+                unique_after=(Channel.tenant_id, tenant_id),
+            )
         )
         self.defaults: dict[str, str] = {
             row.channel_type: row.id
@@ -142,7 +175,7 @@ def _chunks(values: list, size: int):
         yield values[start : start + size]
 
 
-def _probe(what, key, values: set[str], *where) -> list:
+def _probe(what, key, values: set[str], *where, unique_after=None) -> list:
     """``what`` (a model or a column) of the rows whose ``key`` is one of ``values`` and that
     meet ``where``: one query per 500 values, each value one probe of ``key``'s unique index.
 
@@ -151,7 +184,15 @@ def _probe(what, key, values: set[str], *where) -> list:
     the tables' statistics: on a table that grew since it was last analyzed (a 50,000-row
     import, autovacuum late or off) the planner took the tenant's few rows for a cheaper walk
     than 500 probes and read every channel of the tenant for every chunk (bench/FINDINGS.md
-    §12). SQLite probes the index for ``IN`` whatever its statistics."""
+    §12). SQLite probes the index for ``IN`` whatever its statistics.
+
+    ``unique_after``: ``(column, value)`` when the unique index to probe is ``(column, key)``
+    (the tenant's names: ``(tenant_id, name_key)``) and ``where`` says ``column == value``. On
+    PostgreSQL each probe then also says ``(column, key) >= (value, asked)``, true of every row
+    it can find, which only that index serves as a bound: a table never analyzed (or small
+    when last analyzed) otherwise let the planner cost the tenant-first indexes the same, and
+    it walked the tenant's rows once per value through ``ix_channels_tenant_type_created``
+    (200–600 ms a probe at 1,000–2,000 channels, bench/FINDINGS.md §14)."""
     found: list = []
     postgres = db.engine.dialect.name == "postgresql"
     for chunk in _chunks(sorted(values), 500):
@@ -163,7 +204,11 @@ def _probe(what, key, values: set[str], *where) -> list:
             .table_valued("value")
             .render_derived(name="asked")
         )
-        hit = select(what).where(key == asked.c.value, *where).limit(1).lateral("hit")
+        bound = ()
+        if unique_after is not None:
+            column, value = unique_after
+            bound = (tuple_(column, key) >= tuple_(literal(value, column.type), asked.c.value),)
+        hit = select(what).where(key == asked.c.value, *where, *bound).limit(1).lateral("hit")
         target = aliased(what, hit) if isinstance(what, type) else hit.c[0]
         found.extend(db.session.scalars(select(target).select_from(asked.join(hit, true()))))
     return found
@@ -310,6 +355,7 @@ def _write_channels(tenant_id: str, batch: _ChannelBatch, actor: Actor) -> list[
     return audited
 
 
+@collector_paused()
 def create_channels(
     tenant_id: str, items: list, actor: Actor, *, atomic: bool = True, dry_run: bool = False
 ) -> list[ItemResult]:
@@ -382,6 +428,7 @@ def _free_name(refs: BatchRefs, claimed: set[str], base: str) -> str:
     return name
 
 
+@collector_paused()
 def add_phone_numbers(
     tenant_id: str, items: list, actor: Actor, *, atomic: bool = True, dry_run: bool = False
 ) -> list[ItemResult]:
