@@ -11,8 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from core.errors import ServiceError
-from core.key_cache import CounterUnavailable
 from core.extensions import db
+from core.key_cache import CounterUnavailable
 from core.schemas.errors import render_error
 
 # The largest JSON body the API reads (DESIGN §4): Flask's MAX_CONTENT_LENGTH and the document.
