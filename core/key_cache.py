@@ -20,7 +20,9 @@ and is refused, in every worker, at once. Where the counter lives (``API_KEY_CAC
 Unset on PostgreSQL, the deployment's own Redis is used when it has one: the Redis of
 ``RATELIMIT_STORAGE_URI``, else of ``BROKER_URL`` (the production layout sets both, on every
 machine, with the same values: the README's "Deploying"), i.e. every app machine and every
-process that can revoke a key reads the same counter. With neither a ``redis://`` URL, it is
+process that can revoke a key reads the same counter. That holds only if those values name one
+Redis server (a ``localhost`` Redis on each of several machines would not be: set
+``API_KEY_CACHE`` explicitly there). With neither a ``redis://`` URL, it is
 ``off``: ``local`` is never guessed on PostgreSQL, since nothing in the settings proves that all
 the app's processes share a machine (a database URL on ``localhost`` may be a per-machine
 PgBouncer in front of one shared server).
