@@ -36,6 +36,11 @@ FINDINGS = ROOT / "bench" / "FINDINGS.md"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # BENCH_PG_DATABASE: another name, so that two benchmark runs on one machine do not share it.
 POSTGRES_BENCH_DB = os.environ.get("BENCH_PG_DATABASE", "channels_bench")
+# The PostgreSQL servers run as the README's production layout: RATELIMIT_STORAGE_URI and
+# BROKER_URL name a Redis, whose counter the API key cache then reads (core/key_cache.py).
+# A database number of the benchmark's own (the tests use 0, 5 and 7); BENCH_REDIS_URL names
+# another (two benchmark runs at once need one each).
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 RATIO_KEYS = (
     "create_vs_insert",
     "create_default_vs_insert",
@@ -105,7 +110,23 @@ def server_env(database_url: str, secret_key: str, credentials_key: str) -> dict
         CREDENTIALS_KEY=credentials_key,
         PYTHONPATH=str(ROOT),
     )
+    if database_url.startswith("postgresql"):
+        # As deployed (README, "Deploying"): the rate limits' storage and the task broker are
+        # a Redis (the limits themselves are off for the run, bench/served_app.py).
+        env.update(RATELIMIT_STORAGE_URI=BENCH_REDIS_URL, BROKER_URL=BENCH_REDIS_URL)
+        check_redis(BENCH_REDIS_URL)
     return env
+
+
+def check_redis(url: str) -> None:
+    """Say so when the Redis does not answer: the app still serves (keys from the database,
+    core/key_cache.py), but the figures are then not those of the production layout."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        log(f"WARNING: Redis at {url} does not answer ({exc}); API keys go to the database")
 
 
 def worker_peak_rss_kib(master_pid: int) -> int:

@@ -284,8 +284,9 @@ def read_alone(statement, parameters: dict | None = None) -> list:
     autocommit mode (the ``begin`` listener sends no ``BEGIN``); on PostgreSQL the pooled
     connection is switched to autocommit for this use (a client-side setting: no round trip), so
     the read costs one round trip instead of three. Never for writes, nor for reads that must
-    agree with another statement. A request whose session already holds a connection (the API
-    key looked up with ``API_KEY_CACHE=off``) uses a second pooled one for this read.
+    agree with another statement. Statements run alone one after the other (an API key that is
+    not cached, then the resource: ``accounts.find_api_key(alone=True)``) reuse one pooled
+    connection; a request whose session holds a connection uses a second one for this read.
     """
     engine = db.engine
     options = _ALONE_OPTIONS.get(engine.dialect.name, _ALONE_SQLITE)

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.errors import ServiceError
 from core.extensions import db
+from core.key_cache import CounterUnavailable
 from core.schemas.errors import render_error
 
 # The largest JSON body the API reads (DESIGN §4): Flask's MAX_CONTENT_LENGTH and the document.
@@ -101,9 +102,16 @@ def register_http(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc):
-        # Connection lost / database restarting: tell the client to retry; the pool's
-        # pre-ping replaces the dead connections once the database is back.
+        # Connection lost / database restarting: tell the client to retry; dead pooled
+        # connections are replaced at checkout once the database is back (core.database).
         current_app.logger.warning("database unavailable: %s", exc.orig.__class__.__name__)
+        _safe_rollback()
+        return _unavailable()
+
+    @app.errorhandler(CounterUnavailable)
+    def _key_counter_unavailable(exc):
+        # A revocation whose counter (Redis) could not be bumped was rolled back: retry later.
+        current_app.logger.warning("%s", exc)
         _safe_rollback()
         return _unavailable()
 

@@ -5,25 +5,38 @@ Every API request authenticates its key. Each worker process keeps the keys it h
 ``TTL_SECONDS``. What makes the cache safe is a **revocation generation**: a counter shared by
 every worker, bumped when a key is revoked, and read before every lookup; a worker that sees
 it move drops its whole cache, so the next request with the revoked key goes to the database
-and is refused, in every worker, at once. Reading the counter costs no round trip:
+and is refused, in every worker, at once. Where the counter lives (``API_KEY_CACHE``):
 
-- ``local`` (``API_KEY_CACHE=local``, the default on SQLite): an 8-byte counter in a file
-  shared by memory mapping (next to an SQLite database as ``<database>-keys``, else in
-  ``/dev/shm``). Every process of one machine sees a bump at once. Right for SQLite (its
-  writers are on one machine anyway) and for any deployment whose app workers share a machine.
-- ``redis://…`` (``API_KEY_CACHE=redis://host:6379/0``): the counter is a Redis key, read with
-  one ``GET`` per request (a fraction of a database query's cost); every machine sharing the
-  Redis sees a bump at once. For several app machines.
-- ``off`` (the default on PostgreSQL, where app machines are usually several): every request
-  looks its key up in the database, as before.
+- ``local`` (the default on SQLite): an 8-byte counter in a file shared by memory mapping (next
+  to an SQLite database as ``<database>-keys``, else in ``/dev/shm``), read without any round
+  trip. Every process of one machine sees a bump at once. Right for SQLite (its writers are on
+  one machine anyway) and for a deployment whose every process that serves or revokes keys is
+  on one machine.
+- ``redis://…`` (``API_KEY_CACHE=redis://host:6379/0``): the counter is a Redis key (under
+  ``RATELIMIT_KEY_NAMESPACE``), read with one ``GET`` per request (a fraction of a database
+  query's cost); every machine sharing the Redis sees a bump at once. For several machines.
+- ``off``: every request looks its key up in the database.
+
+Unset on PostgreSQL, the deployment's own Redis is used when it has one: the Redis of
+``RATELIMIT_STORAGE_URI``, else of ``BROKER_URL`` (the production layout sets both, on every
+machine, with the same values: the README's "Deploying"), i.e. every app machine and every
+process that can revoke a key reads the same counter. That holds only if those values name one
+Redis server (a ``localhost`` Redis on each of several machines would not be: set
+``API_KEY_CACHE`` explicitly there). With neither a ``redis://`` URL, it is
+``off``: ``local`` is never guessed on PostgreSQL, since nothing in the settings proves that all
+the app's processes share a machine (a database URL on ``localhost`` may be a per-machine
+PgBouncer in front of one shared server).
 
 The bump happens twice: before the revoking transaction commits (if the counter cannot be
 bumped, the revocation fails and is rolled back: nothing is revoked that some worker could
 keep accepting) and after it (a worker that re-read the key between the first bump and the
 commit cached it as still active: the second bump drops that). If a process dies between its
 commit and the second bump, a worker may accept the revoked key until its entry expires
-(``TTL_SECONDS``): the bound on what can go wrong. If the counter cannot be read (Redis down),
-the request looks its key up in the database.
+(``TTL_SECONDS``): the bound on what can go wrong. If the counter cannot be read (Redis down
+or unreachable), the worker drops its cache and looks keys up in the database, the safe
+direction; it then leaves the counter alone for ``UNREADABLE_BACKOFF_SECONDS`` (keys keep going
+to the database meanwhile), so a Redis that does not answer costs one request its timeout, not
+every request.
 
 Only keys that authenticated are cached (unknown keys are what the per-IP auth-failure limit
 is for); a worker keeps at most ``MAX_ENTRIES``.
@@ -51,6 +64,10 @@ log = logging.getLogger("channels.api_keys")
 
 TTL_SECONDS = 60.0
 MAX_ENTRIES = 10_000
+# After the counter could not be read, keys go to the database for this long without asking it
+# again (per process: the database is the truth meanwhile, so nothing is shared to agree on).
+UNREADABLE_BACKOFF_SECONDS = 5.0
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 REVOKED_FLAG = "channels.api_key_revoked"  # Session.info: this transaction revoked a key
 COUNTER = struct.Struct("<Q")
 
@@ -108,17 +125,25 @@ class KeyCache:
         self.generation = generation
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._seen: int | None = None
+        self._unreadable_until = 0.0
         self._lock = threading.Lock()
 
     def _current(self) -> bool:
-        """Read the generation; drop everything if it moved. False: it cannot be read."""
+        """Read the generation; drop everything if it moved. False: it cannot be read (or could
+        not a moment ago: ``UNREADABLE_BACKOFF_SECONDS``)."""
+        if self._unreadable_until and time.monotonic() < self._unreadable_until:
+            return False
         try:
             generation = self.generation.read()
         except Exception:
-            log.warning("API key revocation counter unreadable; keys go to the database")
+            log.warning(
+                "API key revocation counter unreadable; keys go to the database for %g s",
+                UNREADABLE_BACKOFF_SECONDS,
+            )
             with self._lock:
                 self._entries.clear()
                 self._seen = None
+                self._unreadable_until = time.monotonic() + UNREADABLE_BACKOFF_SECONDS
             return False
         with self._lock:
             if generation != self._seen:
@@ -163,15 +188,33 @@ _caches_lock = threading.Lock()
 
 def _location(config) -> str:
     """Where the counter lives for this app: ``off``, a file path, or a redis URL."""
-    return _location_of(config["API_KEY_CACHE"], config["SQLALCHEMY_DATABASE_URI"])
+    return _location_of(
+        config["API_KEY_CACHE"],
+        config["SQLALCHEMY_DATABASE_URI"],
+        config.get("RATELIMIT_STORAGE_URI"),
+        config.get("BROKER_URL"),
+    )
+
+
+def default_mode(url: str, ratelimit_storage: str | None, broker: str | None) -> str:
+    """``API_KEY_CACHE`` when unset: ``local`` on SQLite; on PostgreSQL the deployment's Redis
+    (rate-limit storage, else broker) when it has one, else ``off`` (module docstring)."""
+    if url.startswith("sqlite"):
+        return "local"
+    for shared in (ratelimit_storage, broker):
+        if shared and shared.startswith(REDIS_SCHEMES):
+            return shared
+    return "off"
 
 
 @lru_cache(maxsize=64)
-def _location_of(mode: str | None, url: str) -> str:
-    """``_location`` for these two settings, worked out once (it runs on every API request)."""
+def _location_of(
+    mode: str | None, url: str, ratelimit_storage: str | None = None, broker: str | None = None
+) -> str:
+    """``_location`` for these settings, worked out once (it runs on every API request)."""
     sqlite_file = url.startswith("sqlite") and url.split("///", 1)[-1] not in ("", ":memory:")
     if mode is None:
-        mode = "local" if url.startswith("sqlite") else "off"
+        mode = default_mode(url, ratelimit_storage, broker)
     if mode == "off":
         return "off"
     if mode == "local":
@@ -198,7 +241,7 @@ def key_cache() -> KeyCache | None:
         with _caches_lock:
             cache = _caches.get(cache_key)
             if cache is None:
-                if location.startswith(("redis://", "rediss://", "unix://")):
+                if location.startswith(REDIS_SCHEMES):
                     generation = RedisGeneration(location, config["RATELIMIT_KEY_NAMESPACE"])
                 else:
                     generation = LocalGeneration(location)
@@ -211,12 +254,21 @@ def revoked_in(session: Session) -> None:
     session.info[REVOKED_FLAG] = True
 
 
+class CounterUnavailable(Exception):
+    """The revocation counter could not be bumped: the revocation is rolled back (503)."""
+
+
 @event.listens_for(Session, "before_commit")
 def _bump_before_commit(session: Session) -> None:
     if session.info.get(REVOKED_FLAG):
         cache = key_cache()
         if cache is not None:
-            cache.bump()  # raises: the revocation does not commit
+            try:
+                cache.bump()
+            except Exception as exc:  # raising here keeps the revocation from committing
+                raise CounterUnavailable(
+                    f"API key revocation counter not bumped: {exc.__class__.__name__}"
+                ) from exc
 
 
 @event.listens_for(Session, "after_commit")

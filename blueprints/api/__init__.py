@@ -65,7 +65,9 @@ def authenticate():
     key = None
     if scheme.lower() == "bearer":
         with read_phase():
-            key = accounts.find_api_key(presented.strip())
+            # A reading request's key is its own one-statement read when not cached: on
+            # PostgreSQL no transaction, and the request's read then reuses the same connection.
+            key = accounts.find_api_key(presented.strip(), alone=request.method in SAFE_METHODS)
     if key is None:
         response = error_response(401, "unauthorized", "A valid API key is required.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="channels"'

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import rules
+from core.database import read_alone
 from core.db_types import utcnow
 from core.errors import Conflict, FieldErrors, NotFound
 from core.extensions import db
@@ -381,8 +382,12 @@ _TOUCH_KEY = (
 )
 
 
-def find_api_key(presented: str) -> ApiKeyMatch | None:
-    """The active key matching a presented secret, or None (unknown, malformed or revoked)."""
+def find_api_key(presented: str, alone: bool = False) -> ApiKeyMatch | None:
+    """The active key matching a presented secret, or None (unknown, malformed or revoked).
+
+    ``alone``: a key that is not cached is read by its own statement outside the session
+    (``core.database.read_alone``: no ``BEGIN``/``ROLLBACK`` around it on PostgreSQL), for a
+    request whose later reads need not share its snapshot (the API's reading requests)."""
     if (
         not presented
         or len(presented) > 200
@@ -395,7 +400,10 @@ def find_api_key(presented: str) -> ApiKeyMatch | None:
     if cache is not None and (cached := cache.get(digest)) is not None:
         return cached
     prefix = "_".join(presented.split("_", 2)[:2])  # the secret part may contain "_" too
-    row = db.session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).first()
+    if alone:
+        row = next(iter(read_alone(_KEY_BY_PREFIX, {"prefix": prefix})), None)
+    else:
+        row = db.session.connection().execute(_KEY_BY_PREFIX, {"prefix": prefix}).first()
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.secret_hash, digest):

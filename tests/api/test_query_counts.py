@@ -248,3 +248,31 @@ def test_one_statement_reads_run_outside_any_transaction(api, setup):
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(seen) == 3 and all(alone for _, alone in seen), seen
+
+
+def test_an_uncached_key_of_a_read_is_read_alone_on_the_same_connection(app, api, setup):
+    """API_KEY_CACHE=off: a GET, its 304 and a list page look the key up by a statement of its
+    own too (no BEGIN/ROLLBACK around it on PostgreSQL), then read the channels on the same
+    pooled connection, one at a time: two round trips, never two connections at once."""
+    app.config["API_KEY_CACHE"] = "off"
+    channel_id = factories.make_channel(setup).id
+    etag = api.get(f"/api/channels/{channel_id}").headers["ETag"]  # and the key's last use
+    seen: list[tuple[str, bool, int]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        raw = conn.connection.dbapi_connection
+        alone = raw.autocommit if conn.dialect.name == "postgresql" else not raw.in_transaction
+        table = next((t for t in ("api_keys", "channels") if f"FROM {t}" in statement), statement)
+        seen.append((table, alone, db.engine.pool.checkedout()))
+
+    fresh_session()
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert api.get(f"/api/channels/{channel_id}").status_code == 200
+        not_modified = api.get(f"/api/channels/{channel_id}", headers={"If-None-Match": etag})
+        assert not_modified.status_code == 304
+        assert api.get("/api/channels").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert seen == [("api_keys", True, 1), ("channels", True, 1)] * 3, seen
+    assert not db.session().in_transaction()

@@ -8,6 +8,7 @@ from core.extensions import db
 from core.models import ApiKey
 from tests import factories
 from tests.console.helpers import csrf_token, field_errors, htmx_headers, soup
+from tests.services.fake_providers import closed_port
 
 
 def _create(console, name="Billing", scope="write"):
@@ -70,3 +71,18 @@ def test_revoke_without_js_confirms_first(console, tenant, other_tenant):
         console.post(f"/api-keys/{theirs.id}/revoke", data={"csrf_token": token}).status_code == 404
     )
     assert console.post("/api-keys", data={"name": "x"}).status_code == 400
+
+
+def test_a_revocation_whose_counter_cannot_be_bumped_answers_503(app, client, console, tenant):
+    """The key cache's counter (Redis) does not answer: the revocation is rolled back and the
+    console answers 503 with Retry-After (not a 500), and the key still works."""
+    app.config["API_KEY_CACHE"] = f"redis://127.0.0.1:{closed_port()}/12"
+    secret = factories.make_api_key(tenant, name="Kept")
+    key = db.session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id))
+    token = csrf_token(console, "/api-keys")
+    response = console.post(f"/api-keys/{key.id}/revoke", data={"csrf_token": token})
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    db.session.expire_all()
+    assert db.session.get(ApiKey, key.id).revoked_at is None
+    assert factories.ApiClient(client, secret).get("/api/channels").status_code == 200

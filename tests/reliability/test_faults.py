@@ -7,10 +7,13 @@ the SQLite suite run as well as in the PostgreSQL one.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from core.extensions import db
@@ -35,6 +38,17 @@ def _assert_unavailable(reply) -> None:
     assert int(reply.headers["retry-after"]) > 0
 
 
+# The Redis of the key-cache case (a database number no other test file uses).
+KEY_CACHE_REDIS_URL = os.environ.get("TEST_KEY_CACHE_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def _redis_answers() -> bool:
+    try:
+        return bool(redis.Redis.from_url(KEY_CACHE_REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 @pytest.fixture
 def private_postgres():
     """A PostgreSQL 15 cluster nobody else uses, removed afterwards."""
@@ -54,12 +68,26 @@ def _readyz(server) -> tuple[int, dict]:
     return reply.status, reply.json()
 
 
-def test_postgres_outage_answers_503_and_recovers_by_itself(private_postgres, tmp_path_factory):
+@pytest.mark.parametrize("keys", ["database", "redis"])
+def test_postgres_outage_answers_503_and_recovers_by_itself(
+    private_postgres, tmp_path_factory, keys
+):
     """Database stopped mid-run: 503 service_unavailable with Retry-After, /readyz 503 naming the
     database while /healthz stays 200; back: 200/201 again, /readyz 200, on every worker. A
-    restart between two requests is not seen at all (dead pooled connections are replaced)."""
+    restart between two requests is not seen at all (dead pooled connections are replaced).
+    ``keys``: API keys looked up in the database (API_KEY_CACHE off), or cached against the
+    counter in the deployment's Redis (RATELIMIT_STORAGE_URI set, as in production), where a
+    request's only statement is its read."""
+    extra_env = {}
+    if keys == "redis":
+        if not _redis_answers():
+            pytest.skip(f"Redis does not answer at {KEY_CACHE_REDIS_URL}")
+        extra_env = {
+            "RATELIMIT_STORAGE_URI": KEY_CACHE_REDIS_URL,
+            "RATELIMIT_KEY_NAMESPACE": uuid.uuid4().hex,
+        }
     _migrate(private_postgres.url)
-    server = LiveServer(private_postgres.url, workers=2)
+    server = LiveServer(private_postgres.url, workers=2, extra_env=extra_env)
     with server.context():
         ready = factories.make_ready_tenant(factories.make_tenant())
         key = factories.make_api_key(ready.tenant)
