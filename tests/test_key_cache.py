@@ -148,8 +148,9 @@ def test_redis_counter_revocation_and_outage(app, api, tenant):
     with counted_statements() as statements:
         assert fresh.get("/api/channels").status_code == 200
     assert len(key_lookups(statements)) == 1
-    with pytest.raises(redis.RedisError):
-        revoke(tenant, fresh_key)
+    with pytest.raises(key_cache_module.CounterUnavailable) as refused:
+        revoke(tenant, fresh_key)  # the console and the API answer it with a 503
+    assert isinstance(refused.value.__cause__, redis.RedisError)
     db.session.rollback()
     app.config["API_KEY_CACHE"] = "off"
     assert fresh.get("/api/channels").status_code == 200  # not revoked
