@@ -59,9 +59,8 @@ def render(runs, profile, info: dict, seconds: float, findings: Path) -> str:
         f"`q={dataset.NEEDLE}` matches exactly {dataset.NEEDLE_ROWS} rows of the measured tenant "
         "at "
         f"every size (selective search); `q={dataset.COMMON}` matches one row in "
-        f"{len(dataset.WORDS)} (common search). PostgreSQL gets `VACUUM ANALYZE channels` "
-        "after each load (what autovacuum does after a bulk load); SQLite gets nothing (the app "
-        "never runs "
+        f"{len(dataset.WORDS)} (common search). PostgreSQL gets `ANALYZE channels` after each load "
+        "(what autovacuum does after a bulk load); SQLite gets nothing (the app never runs "
         "ANALYZE).",
         "- Order per database: load 1k rows → latency at 1k → throughput (bare JSON, bare insert, "
         "create, list, get; creates add a few thousand rows to the measured tenant) → console → "

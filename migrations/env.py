@@ -13,8 +13,7 @@ if config.config_file_name:
 logger = logging.getLogger("alembic.env")
 
 # Dialect-specific indexes created in the migrations themselves (not declared on the models):
-# PostgreSQL's trigram GIN index (0001); the search walk's index (0011), of a different shape
-# on each database.
+# PostgreSQL's trigram GIN index (0001), SQLite's search-walk index (0011).
 MIGRATION_ONLY_INDEXES = {"ix_channels_name_key_trgm", "ix_channels_tenant_created_name"}
 # SQLite-only FTS5 table (and its shadow tables) of migration 0002: not declared on the models.
 MIGRATION_ONLY_TABLE_PREFIX = "channels_name_fts"

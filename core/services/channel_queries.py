@@ -6,12 +6,11 @@ more, at most ``SEARCH_FTS_MAX_MATCHES`` matching names platform-wide) is driven
 trigram table of migration 0002: the matching rows are fetched by rowid and sorted, instead of
 walking every channel of the tenant. A common term (more matches than that) walks the tenant's
 channels newest first, which finds a page of matches after a few rows; its cost grows with the
-tenant only when the term is common in other tenants and rare in this one. The API's walk reads
-index entries, not rows (``ix_channels_tenant_created_name`` of migration 0011 carries
-``name_key``): it picks the page's keys from the index, then fetches those rows; the channels it
-passes over are not read (through ``ix_channels_tenant_created`` it read each whole row to test
-one column: on a million rows with ten thousand newer non-matching channels, 5–6 ms a page on
-SQLite). On PostgreSQL the planner chooses between that walk and the trigram GIN index.
+tenant only when the term is common in other tenants and rare in this one. On SQLite the API's
+walk reads index entries only (``ix_channels_tenant_created_name`` of migration 0011 carries
+``name_key``): it picks the page's rowids from the index, then fetches those rows; the rows it
+passes over are never read (through ``ix_channels_tenant_created`` it read each whole row to test
+one column: on a million rows with ten thousand newer non-matching channels, 5–6 ms a page).
 
 ``channel_choices`` lists what a channel of a type may use (integrations, email domains, phone
 numbers): the rules' own predicates (``core.rules.*_refusal``) decide, so a form never offers a
@@ -173,24 +172,18 @@ def channel_list_query(
 
 @cache
 def _api_page_statement(
-    channel_type: bool,
-    status: bool,
-    is_default: bool | None,
-    search: str | None,
-    after: bool,
-    dialect: str = "sqlite",
+    channel_type: bool, status: bool, is_default: bool | None, search: str | None, after: bool
 ):
     """The API list's page query for one combination of filters, built once with bound
     parameters (``channel_list_query`` builds the same conditions anew on every call, the
     statement's cache key walked each time): only the values change per request.
 
-    ``search``: None, "trigram" (SQLite: the rows the FTS5 table names, sorted) or
-    "index_walk" (the tenant's channels newest first over the entries of
-    ``ix_channels_tenant_created_name``, then the page's rows).
-    ``dialect``: the engine's (the index walk names SQLite's rows by rowid)."""
+    ``search``: None, "trigram" (SQLite: the rows the FTS5 table names, sorted), "walk" (the
+    tenant's channels newest first, ``name_key`` tested on each) or "index_walk" (SQLite: the
+    same walk over ``ix_channels_tenant_created_name``'s entries, then the page's rows)."""
     table = Channel.__table__
     if search == "index_walk":
-        return _index_walk_statement(channel_type, status, is_default, after, dialect)
+        return _index_walk_statement(channel_type, status, is_default, after)
     if search == "trigram":  # as in channel_list_query: the rows the FTS5 table names, sorted
         query = select(*API_COLUMNS).where(
             text("+channels.tenant_id = :tenant_id"),
@@ -222,22 +215,14 @@ def _api_page_statement(
     )
 
 
-def _index_walk_statement(
-    channel_type: bool, status: bool, is_default: bool | None, after: bool, dialect: str
-):
-    """The "walk" page in two steps. The inner query walks the tenant's entries of
-    ``ix_channels_tenant_created_name`` (migration 0011: tenant, created_at, id and name_key;
-    on PostgreSQL name_key as an INCLUDE column) newest first and tests the name on the entry
-    itself (an index-only scan: no row read for the entries it skips; PostgreSQL reads the heap
-    only for pages its visibility map does not mark all-visible), keeping the first
-    ``page_rows`` keys (SQLite's rowid, PostgreSQL's id) that pass every condition; the outer
-    query reads those rows and orders them. Same conditions, order and limit as the one-step
-    walk, so the same page."""
+def _index_walk_statement(channel_type: bool, status: bool, is_default: bool | None, after: bool):
+    """SQLite: the "walk" page in two steps. The inner query walks the tenant's entries of
+    ``ix_channels_tenant_created_name`` (tenant, created_at, id, name_key) newest first and
+    tests the name on the entry itself (covering: no row read for the entries it skips), keeping
+    the first ``page_rows`` rowids that pass every condition; the outer query reads those rows
+    and orders them. Same conditions, order and limit as the one-step walk, so the same page."""
     walked = Channel.__table__.alias("walked")
-    table = Channel.__table__
-    by_rowid = dialect == "sqlite"
-    key = literal_column("walked.rowid") if by_rowid else walked.c.id
-    ids = select(key).where(
+    ids = select(literal_column("walked.rowid")).where(
         walked.c.tenant_id == bindparam("tenant_id"),
         walked.c.name_key.like(bindparam("pattern"), escape="\\"),
     )
@@ -258,10 +243,10 @@ def _index_walk_statement(
         )
     page_rows = bindparam("page_rows", type_=Integer)
     ids = ids.order_by(walked.c.created_at.desc(), walked.c.id.desc()).limit(page_rows)
-    row_key = literal_column("channels.rowid") if by_rowid else table.c.id
+    table = Channel.__table__
     return (
         select(*API_COLUMNS)
-        .where(row_key.in_(ids.scalar_subquery()))
+        .where(literal_column("channels.rowid").in_(ids.scalar_subquery()))
         .order_by(table.c.created_at.desc(), table.c.id.desc())
         .limit(page_rows)
     )
@@ -286,7 +271,12 @@ def api_channel_page(
     search = None
     if needle:
         key = name_key(needle)
-        search = "trigram" if _use_sqlite_trigram_index(key, alone=True) else "index_walk"
+        if _use_sqlite_trigram_index(key, alone=True):
+            search = "trigram"
+        elif db.engine.dialect.name == "sqlite":
+            search = "index_walk"
+        else:
+            search = "walk"
         params["pattern"] = f"%{_escape_like(key)}%"
         if search == "trigram":
             params["search_phrase"] = _fts_phrase(key)
@@ -297,7 +287,7 @@ def api_channel_page(
     if cursor:
         params["after_at"], params["after_id"] = decode_cursor(cursor)
     statement = _api_page_statement(
-        bool(channel_type), bool(status), is_default, search, bool(cursor), db.engine.dialect.name
+        bool(channel_type), bool(status), is_default, search, bool(cursor)
     )
     rows = read_alone(statement, params)
     next_cursor = None
