@@ -12,8 +12,9 @@ if config.config_file_name:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
-# PostgreSQL-only objects created in the migrations themselves (not declared on the models).
-MIGRATION_ONLY_INDEXES = {"ix_channels_name_key_trgm"}
+# Dialect-specific indexes created in the migrations themselves (not declared on the models):
+# PostgreSQL's trigram GIN index (0001), SQLite's search-walk index (0011).
+MIGRATION_ONLY_INDEXES = {"ix_channels_name_key_trgm", "ix_channels_tenant_created_name"}
 # SQLite-only FTS5 table (and its shadow tables) of migration 0002: not declared on the models.
 MIGRATION_ONLY_TABLE_PREFIX = "channels_name_fts"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.database import read_alone
 from core.extensions import db
+from core.services import channel_queries
 from core.services.channels import update_channel
 from tests import factories
 
@@ -162,3 +164,57 @@ def test_pagination_is_stable_under_deletes(api, setup):
     api.delete(f"/api/channels/{first['data'][-1]['id']}")
     second = api.get(f"/api/channels?limit=2&cursor={first['next_cursor']}").get_json()
     assert [row["id"] for row in second["data"]] == [made[1].id, made[0].id]
+
+
+@pytest.fixture
+def billing(setup, other_tenant):
+    """Names with and without a common term, both types, a disabled one, another tenant's."""
+    other = factories.make_ready_tenant(other_tenant, domain="other.example")
+    factories.make_channel(other, "email", name="Billing elsewhere")
+    made = []
+    for n in range(9):
+        name = f"BILLING run {n}" if n % 3 else f"Receipts {n}"
+        made.append(factories.make_channel(setup, "sms" if n % 2 else "email", name=name))
+    factories.make_channel(other, "sms", name="billing newest elsewhere")
+    update_channel(setup.tenant.id, made[4].id, {"status": "disabled"}, factories.ACTOR)
+    db.session.commit()
+    return made
+
+
+def pages(api, query: str, limit: int) -> list[str]:
+    seen, cursor = [], None
+    while True:
+        url = f"/api/channels?limit={limit}&{query}" + (f"&cursor={cursor}" if cursor else "")
+        body = api.get(url).get_json()
+        seen += [row["id"] for row in body["data"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+@pytest.mark.parametrize(
+    "filters",
+    ["", "&channel_type=sms", "&status=available", "&is_default=false", "&is_default=true"],
+)
+def test_a_common_term_walk_pages_as_the_substring_match(api, billing, monkeypatch, filters):
+    """q= with more matches than the trigram path takes (the walk: on SQLite over the index's
+    entries, then the page's rows) pages exactly as the plain match does: newest first, every
+    match once, the filters and the tenant kept, whichever path the search takes."""
+    everything = api.get(f"/api/channels?limit=200{filters}").get_json()["data"]
+    expected = [row["id"] for row in everything if "billing" in row["name"].lower()]
+    assert pages(api, f"q=billing{filters}", 2) == expected  # few matches: the trigram index
+    statements = []
+    monkeypatch.setattr(channel_queries, "SEARCH_FTS_MAX_MATCHES", 0)
+    monkeypatch.setattr(
+        channel_queries,
+        "read_alone",
+        lambda statement, params=None: (
+            statements.append(str(statement)) or read_alone(statement, params)
+        ),
+    )
+    for limit in (1, 2, 3, 50):
+        assert pages(api, f"q=bIlLiNg{filters}", limit) == expected
+    if db.engine.dialect.name == "sqlite":
+        assert any("channels AS walked" in sql for sql in statements), statements
+    if filters == "":
+        assert len(expected) == 6

@@ -146,3 +146,42 @@ def test_sqlite_search_triggers_exist(app):
         "channels_name_fts_insert",
         "channels_name_fts_update",
     ]
+
+
+def test_a_common_term_walks_the_name_index_on_sqlite(app, setup):
+    """SQLite: the API's walk (a term too common for the trigram path) reads the page's rowids
+    from the entries of ix_channels_tenant_created_name (migration 0011, name_key in the entry:
+    no row read for the names it skips), then those rows by rowid. PostgreSQL has no such index
+    (its walk is ix_channels_tenant_created; a btree over name_key would compete with the
+    trigram index)."""
+    indexes = set(
+        db.session.scalars(
+            text("SELECT indexname FROM pg_indexes WHERE tablename = 'channels'")
+            if not on_sqlite()
+            else text("SELECT name FROM sqlite_master WHERE type = 'index'")
+        )
+    )
+    if not on_sqlite():
+        assert "ix_channels_tenant_created_name" not in indexes
+        return
+    assert "ix_channels_tenant_created_name" in indexes
+    factories.make_channel(setup, name="Billing relay")
+    statement = channel_queries._api_page_statement(False, False, None, "index_walk", True)
+    compiled = statement.compile(dialect=db.engine.dialect)
+    values = compiled.construct_params(
+        {
+            "tenant_id": setup.tenant.id,
+            "pattern": "%billing%",
+            "page_rows": 51,
+            "after_at": "2026-01-01 00:00:00.000000",
+            "after_id": "x",
+        }
+    )
+    positional = tuple(values[name] for name in compiled.positiontup)
+    rows = db.session.connection().exec_driver_sql(
+        f"EXPLAIN QUERY PLAN {compiled.string}", positional
+    )
+    plan = " / ".join(row[3] for row in rows)
+    assert "COVERING INDEX ix_channels_tenant_created_name" in plan, plan
+    assert "channels USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+    db.session.rollback()
