@@ -235,7 +235,10 @@ def key_cache() -> KeyCache | None:
     location = _location(config)
     if location == "off":
         return None
-    cache_key = (os.getpid(), location)  # a forked worker builds its own
+    # A forked worker builds its own; so does an app with another namespace, whose Redis
+    # counter is another key (two apps of one process sharing a Redis must not share a cache).
+    namespace = config["RATELIMIT_KEY_NAMESPACE"] if location.startswith(REDIS_SCHEMES) else ""
+    cache_key = (os.getpid(), location, namespace)
     cache = _caches.get(cache_key)
     if cache is None:
         with _caches_lock:

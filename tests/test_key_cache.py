@@ -156,6 +156,20 @@ def test_redis_counter_revocation_and_outage(app, api, tenant):
     assert fresh.get("/api/channels").status_code == 200  # not revoked
 
 
+def test_apps_with_their_own_namespace_on_one_redis_have_their_own_cache(app):
+    """The cache is per process, Redis and namespace: a second app of the process on the same
+    Redis with another ``RATELIMIT_KEY_NAMESPACE`` reads its own counter (sharing the first
+    app's cache, it missed every revocation made under its namespace)."""
+    if not _redis_answers():
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+    app.config["API_KEY_CACHE"] = REDIS_URL
+    first = key_cache_module.key_cache()
+    app.config["RATELIMIT_KEY_NAMESPACE"] = other = uuid.uuid4().hex
+    second = key_cache_module.key_cache()
+    assert second is not first
+    assert second.generation.key.startswith(other) and not first.generation.key.startswith(other)
+
+
 @pytest.mark.parametrize("value", ["sometimes", "http://cache.internal"])
 def test_bad_api_key_cache_values_stop_the_app(app_config, value):
     """Anything but off, local or a redis URL refuses to start."""
