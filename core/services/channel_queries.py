@@ -194,25 +194,38 @@ def _api_page_statement(
         )
     else:
         query = select(*API_COLUMNS).where(table.c.tenant_id == bindparam("tenant_id"))
-    if channel_type:
-        query = query.where(table.c.channel_type == bindparam("channel_type"))
-    if status:
-        query = query.where(table.c.status == bindparam("status"))
-    if is_default is not None:
-        query = query.where(CHANNEL_IS_DEFAULT if is_default else table.c.is_default.is_(False))
+    query = query.where(
+        *_page_filters(table, CHANNEL_IS_DEFAULT, channel_type, status, is_default, after)
+    )
     if search:
         query = query.where(table.c.name_key.like(bindparam("pattern"), escape="\\"))
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(
+        bindparam("page_rows", type_=Integer)
+    )
+
+
+def _page_filters(
+    table, is_default_true, channel_type: bool, status: bool, is_default: bool | None, after: bool
+) -> list:
+    """The API page's filter and cursor conditions on ``table`` (the channels or an alias of
+    them), with bound parameters; ``is_default_true``: "is default" as the partial index states
+    it, on that table."""
+    conditions = []
+    if channel_type:
+        conditions.append(table.c.channel_type == bindparam("channel_type"))
+    if status:
+        conditions.append(table.c.status == bindparam("status"))
+    if is_default is not None:
+        conditions.append(is_default_true if is_default else table.c.is_default.is_(False))
     if after:
         when = bindparam("after_at", type_=table.c.created_at.type)
-        query = query.where(
+        conditions.append(
             or_(
                 table.c.created_at < when,
                 and_(table.c.created_at == when, table.c.id < bindparam("after_id")),
             )
         )
-    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(
-        bindparam("page_rows", type_=Integer)
-    )
+    return conditions
 
 
 def _index_walk_statement(channel_type: bool, status: bool, is_default: bool | None, after: bool):
@@ -226,21 +239,11 @@ def _index_walk_statement(channel_type: bool, status: bool, is_default: bool | N
         walked.c.tenant_id == bindparam("tenant_id"),
         walked.c.name_key.like(bindparam("pattern"), escape="\\"),
     )
-    if channel_type:  # not in the index: read for the entries whose name matched
-        ids = ids.where(walked.c.channel_type == bindparam("channel_type"))
-    if status:
-        ids = ids.where(walked.c.status == bindparam("status"))
-    if is_default is not None:
-        # as CHANNEL_IS_DEFAULT states it (the partial index's own WHERE), on the alias
-        ids = ids.where(text("walked.is_default") if is_default else walked.c.is_default.is_(False))
-    if after:
-        when = bindparam("after_at", type_=walked.c.created_at.type)
-        ids = ids.where(
-            or_(
-                walked.c.created_at < when,
-                and_(walked.c.created_at == when, walked.c.id < bindparam("after_id")),
-            )
-        )
+    # Type, status and default are not in the index: read for the entries whose name matched.
+    # "Is default" as CHANNEL_IS_DEFAULT states it (the partial index's own WHERE), on the alias.
+    ids = ids.where(
+        *_page_filters(walked, text("walked.is_default"), channel_type, status, is_default, after)
+    )
     page_rows = bindparam("page_rows", type_=Integer)
     ids = ids.order_by(walked.c.created_at.desc(), walked.c.id.desc()).limit(page_rows)
     table = Channel.__table__
