@@ -22,6 +22,7 @@ from werkzeug.wsgi import ClosingIterator
 from core.database import configure_engine, engine_options
 from core.extensions import csrf, db, login_manager, migrate
 from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
+from core.json_text import JSONProvider
 from core.limits import init_limiter
 from core.metrics import init_metrics
 from core.settings import HTMX_SRI, load_settings
@@ -193,7 +194,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     _configure_logging(app)
 
-    app.json.sort_keys = False  # keep the documented field order of API objects
+    app.json = JSONProvider(app)  # orjson for response bodies; keeps API objects' field order
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     csrf.init_app(app)

@@ -29,12 +29,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import chain
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import ARRAY, Table, bindparam, event, func, insert
 from sqlalchemy import select as select_rows
 from sqlalchemy.exc import DisconnectionError
 
+from core import json_text
 from core.extensions import db
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -46,40 +48,103 @@ _WRITING: ContextVar[bool] = ContextVar("writing", default=False)
 ALONE = "channels_alone"
 
 
-def insert_rows(connection, table: Table, rows: list[dict]) -> None:
+def insert_rows(connection, table: Table, rows: list[dict], *, arrays: bool = True) -> None:
     """INSERT ``rows`` (dicts by column key, every row with the same keys; the columns left out
-    get their Python defaults, as with ``insert``) into ``table`` on ``connection``.
+    get their Python defaults, as with ``insert``) into ``table`` on ``connection``: a batch's
+    channels, audit events, webhook events and deliveries (``core.services.bulk``).
 
-    PostgreSQL, several rows: one ``INSERT … SELECT … FROM unnest(:column_1, :column_2, …)``,
+    SQLite, several rows: multi-row ``INSERT … VALUES (…), (…), …`` statements of plain values
+    (``_insert_sqlite``). Every statement executed on ``channels`` makes the FTS5 index of its
+    trigger (migration 0002) write its pending terms out as a new segment: as an executemany
+    (one statement per row) the index cost about 90% of the insert; in one statement its rows
+    are written once (bench/FINDINGS.md §14).
+
+    PostgreSQL, several rows, ``arrays``: one ``INSERT … SELECT … FROM unnest(:column_1, …)``,
     each column's values sent as one array, bound by the column's own type, instead of an
     executemany's one execution per row (1,000 channels: 318 → 217 ms, medians of 6 alternating
     on a loaded machine; a 1,000-row VALUES list was 4× slower than the executemany:
-    bench/FINDINGS.md §14). Otherwise an executemany (SQLite runs it in process).
-
-    Used for a batch's channels. Not for rows whose JSON values are large (audit changes, event
-    payloads): in an array each one is quoted again inside the array's text, and 1,000 audit or
-    event rows went 2× slower than their executemany.
+    bench/FINDINGS.md §14). ``arrays=False`` for rows whose JSON values are large (audit
+    changes, event payloads): in an array each one is quoted again inside the array's text, and
+    1,000 audit or event rows went 2× slower than their executemany, which they keep.
     """
-    if len(rows) < 2 or connection.dialect.name != "postgresql":
+    if len(rows) < 2:
         connection.execute(insert(table), rows)
         return
-    given = tuple(column for column in table.columns if column.key in rows[0])
+    if connection.dialect.name == "sqlite":
+        _insert_sqlite(connection, table, rows)
+        return
+    if connection.dialect.name != "postgresql" or not arrays:
+        connection.execute(insert(table), rows)
+        return
+    given, defaulted = _columns_of(table, rows[0])
+    values = {column.key: [row[column.key] for row in rows] for column in given}
+    for column in defaulted:
+        values[column.key] = _default_values(column, len(rows))
+    connection.execute(_unnest_insert(table, given + defaulted), values)
+
+
+def _columns_of(table: Table, row: dict) -> tuple[tuple, tuple]:
+    """The columns ``row`` gives, and those it leaves out that have a Python default."""
+    given = tuple(column for column in table.columns if column.key in row)
     defaulted = tuple(
         column
         for column in table.columns
-        if column.key not in rows[0]
+        if column.key not in row
         and column.default is not None
         and (column.default.is_scalar or column.default.is_callable)
     )
-    values = {column.key: [row[column.key] for row in rows] for column in given}
-    for column in defaulted:
-        default = column.default
-        values[column.key] = (
-            [default.arg] * len(rows)
-            if default.is_scalar
-            else [default.arg(None) for _ in rows]  # SQLAlchemy wraps it to take a context
+    return given, defaulted
+
+
+def _default_values(column, count: int) -> list:
+    """``count`` values of ``column``'s Python default, one call per row as ``insert`` makes."""
+    default = column.default
+    if default.is_scalar:
+        return [default.arg] * count
+    return [default.arg(None) for _ in range(count)]  # SQLAlchemy wraps it to take a context
+
+
+def _bound(process, values: list) -> list:
+    """``values`` bound by a column type's processor, a value repeated down the column (the
+    batch's timestamp, tenant or actor, an empty metadata object) processed once."""
+    bound, last, last_bound = [], _bound, None  # ``_bound`` itself: no value is it
+    for value in values:
+        if value is not last:
+            last, last_bound = value, process(value)
+        bound.append(last_bound)
+    return bound
+
+
+def _insert_sqlite(connection, table: Table, rows: list[dict]) -> None:
+    """``insert_rows`` on SQLite: each column's values bound by its type (``_bound``), the rows
+    sent as multi-row ``INSERT … VALUES`` statements of plain tuples through the driver, as
+    many rows a statement as SQLite takes parameters (at most 1,000). SQLAlchemy's own
+    multi-row form ("insertmanyvalues") binds every value of every row through its compiled
+    parameters: for a 1,000-channel batch with its audit and event rows that was ~15 ms of
+    ~110 (bench/FINDINGS.md §17)."""
+    given, defaulted = _columns_of(table, rows[0])
+    columns = given + defaulted
+    dialect = connection.dialect
+    by_column = [[row[column.key] for row in rows] for column in given]
+    by_column += [_default_values(column, len(rows)) for column in defaulted]
+    for index, column in enumerate(columns):
+        process = column.type._cached_bind_processor(dialect)
+        if process is not None:
+            by_column[index] = _bound(process, by_column[index])
+    preparer = dialect.identifier_preparer
+    head = (
+        f"INSERT INTO {preparer.format_table(table)} "
+        f"({', '.join(preparer.format_column(column) for column in columns)}) VALUES "
+    )
+    marks = "(" + ", ".join("?" * len(columns)) + ")"
+    limit = connection.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(1000, limit // len(columns)))
+    value_rows = list(zip(*by_column, strict=True))
+    for start in range(0, len(value_rows), per_statement):
+        chunk = value_rows[start : start + per_statement]
+        connection.exec_driver_sql(
+            head + ", ".join([marks] * len(chunk)), tuple(chain.from_iterable(chunk))
         )
-    connection.execute(_unnest_insert(table, given + defaulted), values)
 
 
 _UNNEST_INSERTS: dict = {}
@@ -150,17 +215,25 @@ class QueuedWriterConnection(sqlite3.Connection):
 
 
 def engine_options(url: str) -> dict:
+    """The engine's options; JSON columns' text by ``core.json_text.dumps`` on every backend."""
     if url.startswith("sqlite"):
         # isolation_level=None hands transaction control to the "begin" listener below.
         return {
+            "json_serializer": json_text.dumps,
             "connect_args": {
                 "timeout": 30,
                 "isolation_level": None,
                 "factory": QueuedWriterConnection,
-            }
+            },
         }
     # No pool_pre_ping (a round trip per request): ``connection_is_dead`` at checkout instead.
-    return {"pool_pre_ping": False, "pool_size": 5, "max_overflow": 5, "pool_timeout": 10}
+    return {
+        "json_serializer": json_text.dumps,
+        "pool_pre_ping": False,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_timeout": 10,
+    }
 
 
 def connection_is_dead(dbapi_connection) -> bool:

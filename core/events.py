@@ -37,7 +37,8 @@ from functools import cache
 
 from sqlalchemy import Integer, String, bindparam, func, insert, literal, select, union_all
 
-from core.db_types import new_id, utcnow
+from core.database import insert_rows
+from core.db_types import new_id, new_ids, utcnow
 from core.extensions import db
 from core.models import Event, WebhookDelivery, WebhookEndpoint
 
@@ -457,7 +458,7 @@ def emit_created(tenant_id: str, event_type: str, created: list[tuple[str, dict]
     stamp = timestamp(now)
     rows = [
         {
-            "id": new_id(),
+            "id": event_id,
             "tenant_id": tenant_id,
             "type": event_type,
             "resource_type": resource_type,
@@ -466,18 +467,19 @@ def emit_created(tenant_id: str, event_type: str, created: list[tuple[str, dict]
             "payload": {"type": event_type, "timestamp": stamp, "data": data},
             "created_at": now,
         }
-        for resource_id, data in created
+        for (resource_id, data), event_id in zip(created, new_ids(len(created)), strict=True)
     ]
     connection = session.connection()
-    connection.execute(insert(Event.__table__), rows)
+    insert_rows(connection, Event.__table__, rows, arrays=False)
     targets = [
         endpoint_id
         for endpoint_id, events in _endpoints(tenant_id)
         if subscribed(events, event_type)
     ]
+    delivery_ids = iter(new_ids(len(rows) * len(targets)))
     deliveries = [
         {
-            "id": new_id(),
+            "id": next(delivery_ids),
             "tenant_id": tenant_id,
             "endpoint_id": endpoint_id,
             "event_id": row["id"],
@@ -490,5 +492,5 @@ def emit_created(tenant_id: str, event_type: str, created: list[tuple[str, dict]
         for endpoint_id in targets
     ]
     if deliveries:
-        connection.execute(_INSERT_DELIVERY, deliveries)
+        insert_rows(connection, WebhookDelivery.__table__, deliveries, arrays=False)
         session.info.setdefault(PENDING_KEY, []).extend(d["id"] for d in deliveries)

@@ -7,6 +7,7 @@ service's error to the envelope. Writes commit once, at the end, through ``write
 from __future__ import annotations
 
 import json
+import re
 from functools import wraps
 
 from flask import Blueprint, g, jsonify, make_response, request
@@ -109,6 +110,25 @@ def _check_depth(value, depth: int = 0) -> None:
             _check_depth(item, depth + 1)
 
 
+def _check_nesting(body) -> None:
+    """``_check_depth``'s nesting limit alone, visiting the containers only (a body whose text
+    has no NUL escape holds no NUL character: ``json_body``)."""
+    containers = [(body, 0)]
+    while containers:
+        value, depth = containers.pop()
+        if value and depth + 1 > MAX_DEPTH:  # its items would be deeper than the limit
+            raise BadRequest(f"The JSON body is nested deeper than {MAX_DEPTH} levels.")
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, dict | list):
+                containers.append((item, depth + 1))
+
+
+# What makes a parsed body need the slow checks (``json_body``): a NUL escape, and a surrogate,
+# escaped (\ud800-\udfff, any case of hex digit) or decoded from the bytes ("surrogatepass").
+_NUL_ESCAPE = "\\u0000"
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
@@ -126,19 +146,32 @@ def json_body(required: bool = True) -> dict:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        # As json.loads(bytes) decodes (UTF-8, -16 or -32), so that the checks below read the
+        # very text that is parsed.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        body = json.loads(text, parse_constant=_reject_constant)
     except RecursionError as exc:
         raise BadRequest("The JSON body is nested too deeply.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest("The JSON body must be an object.")
-    _check_depth(body)
-    try:
-        # "\ud800" is valid JSON but not Unicode text: no database could store it.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise BadRequest("The JSON body contains an unpaired surrogate (\\ud800-\\udfff).") from exc
+    # Strict JSON has no raw control character in a string: a NUL can only come from its
+    # escape, a surrogate from its escape or from the bytes. A body with neither (nearly every
+    # body) needs only the nesting walk over its containers: a 1,000-item bulk body's checks
+    # went from ~4 ms to ~1 (bench/FINDINGS.md §17).
+    if _NUL_ESCAPE in text:
+        _check_depth(body)
+    else:
+        _check_nesting(body)
+    if _SURROGATE.search(text):
+        try:
+            # "\ud800" is valid JSON but not Unicode text: no database could store it.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest(
+                "The JSON body contains an unpaired surrogate (\\ud800-\\udfff)."
+            ) from exc
     return body
 
 

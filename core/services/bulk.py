@@ -19,10 +19,10 @@ announced in ``channel.default_changed``).
 
 ``atomic`` (the default): any refused item refuses the batch (``BatchRefused``, a 422 whose
 ``fields`` are keyed ``channels.<index>.<field>``), nothing is written. Otherwise the valid items
-are written and each item gets its own outcome. The channels are written in multi-row
-statements (``channel_service.insert_channels``), the audit events in one executemany and the
-webhook events in two (``events.emit_created``), all in the caller's transaction, with the
-garbage collector paused for the batch (``collector_paused``).
+are written and each item gets its own outcome. The channels, their audit events and their
+webhook events are each written by ``core.database.insert_rows`` (SQLite: multi-row statements
+of plain values; PostgreSQL: the channels as arrays, the rest an executemany), all in the
+caller's transaction, with the garbage collector paused for the batch (``collector_paused``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from core import events, rules
-from core.db_types import new_id, utcnow
+from core.db_types import new_id, new_ids, utcnow
 from core.errors import Conflict, FieldErrors, ValidationFailed
 from core.extensions import db
 from core.models import CHANNEL_IS_DEFAULT, Channel, EmailDomain, Integration, PhoneNumber
@@ -314,8 +314,8 @@ def _write_channels(tenant_id: str, batch: _ChannelBatch, actor: Actor) -> list[
     webhook events in bulk. Returns the audit events (already written)."""
     accepted = [r for r in batch.results if r.ok]
     now = utcnow()
-    for result in accepted:
-        result.channel.id = new_id()
+    for result, channel_id in zip(accepted, new_ids(len(accepted)), strict=True):
+        result.channel.id = channel_id
         result.channel.created_at = now
         result.channel.updated_at = None
     audited = []
@@ -331,18 +331,11 @@ def _write_channels(tenant_id: str, batch: _ChannelBatch, actor: Actor) -> list[
     if not accepted:
         return audited
     channel_service.insert_channels([r.channel for r in accepted])
+    created = audit.event(tenant_id, actor, "channel.create", "channel", None)  # each item's
     for result in accepted:
         channel = result.channel
-        audited.append(
-            audit.event(
-                tenant_id,
-                actor,
-                "channel.create",
-                "channel",
-                channel.id,
-                audit.diff({}, channel_service.snapshot(channel)),
-            )
-        )
+        changes = audit.diff({}, channel_service.snapshot(channel))
+        audited.append({**created, "resource_id": channel.id, "changes": changes})
         result.rendered = channel_to_api(channel)
     audit.write(*audited)
     events.emit_created(

@@ -258,10 +258,6 @@ _CHANNEL_COLUMNS = tuple(
     (attr.key, attr.columns[0].key) for attr in Channel.__mapper__.column_attrs
 )
 _INSERT_CHANNEL = insert(Channel.__table__)
-# SQLite: a batch's channels as multi-row statements (``insert_channels``). The primary keys
-# are returned only because SQLAlchemy's multi-row form of an executemany ("insertmanyvalues")
-# is the one for INSERT … RETURNING; nothing reads them.
-_INSERT_CHANNELS_MULTIROW = _INSERT_CHANNEL.returning(Channel.__table__.c.id)
 
 
 def _insert(channel: Channel) -> None:
@@ -280,22 +276,13 @@ def _insert(channel: Channel) -> None:
 
 
 def insert_channels(channels: list[Channel]) -> None:
-    """INSERT many new channels (every column set): a batch's write (``core.services.bulk``).
-    The objects stay out of the session: nothing reads them back.
-
-    PostgreSQL: one statement of arrays (``core.database.insert_rows``). SQLite: multi-row
-    ``INSERT … VALUES (…), (…), …`` statements of up to 1,000 rows, because every statement
-    executed on ``channels`` makes the FTS5 index of its trigger (migration 0002) write its
-    pending terms out as a new segment: as an executemany (one statement per row) the index
-    cost about 90% of the insert; in one statement its rows are written once
-    (bench/FINDINGS.md §14)."""
+    """INSERT many new channels (every column set): a batch's write (``core.services.bulk``),
+    by ``core.database.insert_rows`` (SQLite: multi-row statements, which the FTS5 index of the
+    name search needs; PostgreSQL: one statement of arrays). The objects stay out of the
+    session: nothing reads them back."""
     db.session.flush()
     rows = [{column: getattr(c, attr) for attr, column in _CHANNEL_COLUMNS} for c in channels]
-    connection = db.session.connection()
-    if connection.dialect.name == "sqlite" and len(rows) > 1:
-        connection.execute(_INSERT_CHANNELS_MULTIROW, rows)
-    else:
-        insert_rows(connection, Channel.__table__, rows)
+    insert_rows(db.session.connection(), Channel.__table__, rows)
 
 
 def update_channel(tenant_id: str, channel_id: str, data: dict, actor: Actor) -> ChannelOutcome:

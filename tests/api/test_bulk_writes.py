@@ -81,6 +81,74 @@ def test_insert_rows_fills_python_defaults(app, tenant):
     assert len({e.id for e in stored}) == 3 and all(e.created_at for e in stored)
 
 
+def test_insert_rows_writes_more_rows_than_a_statement_holds(app, tenant):
+    """Several statements when the rows need more parameters than one takes (SQLite: 1,000
+    rows or its variable limit), every row stored with its own values; a value repeated down a
+    column (one timestamp object, one dict) is stored the same in every row."""
+    from datetime import UTC, datetime
+
+    from core.db_types import new_ids
+
+    moment = datetime(2026, 12, 3, 12, 0, 0, 123456, tzinfo=UTC)
+    shared = {"same": "object"}
+    ids = new_ids(2500)
+    rows = [
+        {
+            "id": ids[i],
+            "tenant_id": tenant.id,
+            "actor_type": "system",
+            "actor_id": None,
+            "actor_name": "chunks",
+            "action": "channel.create",
+            "resource_type": "channel",
+            "resource_id": None,
+            "changes": shared if i % 2 else {"i": i},
+            "request_id": None,
+            "ip": None,
+            "created_at": moment,
+        }
+        for i in range(2500)
+    ]
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "audit_events" in statement and statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        insert_rows(db.session.connection(), AuditEvent.__table__, rows, arrays=False)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    stored = {
+        e.id: e
+        for e in db.session.scalars(select(AuditEvent).where(AuditEvent.actor_name == "chunks"))
+    }
+    assert len(stored) == 2500
+    for i, event_id in enumerate(ids):
+        assert stored[event_id].changes == (shared if i % 2 else {"i": i})
+        assert stored[event_id].created_at == moment
+    if db.engine.dialect.name == "sqlite":
+        assert len(statements) == 3  # 1,000 + 1,000 + 500 rows
+
+
+def test_new_ids_are_distinct_canonical_uuid4s():
+    """``new_ids``: the form of ``new_id`` (lower-case canonical text), version 4, RFC 9562's
+    variant, no repeats."""
+    import uuid
+
+    from core.db_types import new_id, new_ids
+
+    ids = new_ids(5000)
+    assert len(ids) == len(set(ids)) == 5000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert len(new_id()) == len(ids[0]) and new_ids(0) == []
+
+
 def test_the_collector_is_paused_for_a_batch_and_resumed(app, tenant, setup, monkeypatch):
     """Paused while the items are checked and written; on again after it, and after a batch
     that failed; left off when it was off before."""

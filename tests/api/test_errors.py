@@ -93,6 +93,87 @@ def test_an_unpaired_surrogate_is_400(api, setup, fragment):
     assert count_rows(Channel) == 0
 
 
+@pytest.mark.parametrize(
+    "raw_fragment",
+    [
+        b'"name": "a\\uD800b"',  # upper-case hex digits
+        b'"metadata": {"k": "\\uDfFf"}',
+        b'"name": "a\xed\xa0\x80b"',  # the surrogate's own UTF-8 bytes, not an escape
+    ],
+    ids=["escaped, upper case", "escaped, mixed case", "as bytes"],
+)
+def test_every_spelling_of_an_unpaired_surrogate_is_400(api, setup, raw_fragment):
+    """The body's checks run only when its text may hold a surrogate: every way one can get in
+    must still be seen (``json_body``'s pre-filter)."""
+    payload = setup.email_payload()
+    payload.pop("name")
+    raw = json.dumps(payload).encode()[:-1] + b", " + raw_fragment + b"}"
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert "surrogate" in assert_error(response, 400, "bad_request")["message"]
+    assert count_rows(Channel) == 0
+
+
+def test_an_escaped_backslash_before_u_d800_is_text(api, setup):
+    """``\\\\ud800`` is a backslash and the letters ``ud800``: the pre-filter looks twice,
+    the body is fine."""
+    response = api.post(
+        "/api/channels", json=setup.email_payload(name="C:\\ud800"), content_type="application/json"
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["name"] == "C:\\ud800"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metadata": {"bad\u0000key": 1}},
+        {"metadata": {"k": "bad\u0000value"}},
+        {"channels": [{"metadata": {"k": "x"}}, {"name": ["deep", ["er", "\u0000"]]}]},
+    ],
+    ids=["a metadata key", "a metadata value", "deep in a list"],
+)
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32-le"])
+def test_a_nul_escape_anywhere_in_any_encoding_is_400(api, setup, body, encoding):
+    """NUL can only come from its escape; the escape is found in the text as parsed, whatever
+    the body's encoding (json.loads reads UTF-8, -16 and -32)."""
+    raw = json.dumps({**setup.email_payload(), **body}).encode(encoding)
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert "NUL" in assert_error(response, 400, "bad_request")["message"]
+    assert count_rows(Channel) == 0
+
+
+def test_a_utf16_body_without_nul_is_parsed(api, setup):
+    """The encodings json.loads accepts stay accepted."""
+    raw = json.dumps(setup.email_payload(name="UTF-16 é")).encode("utf-16")
+    response = api.post("/api/channels", data=raw, content_type="application/json")
+    assert response.status_code == 201 and response.get_json()["name"] == "UTF-16 é"
+
+
+def _nest(depth: int, innermost):
+    value = innermost
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", range(28, 36))
+@pytest.mark.parametrize("innermost", [[], {}, "x", 1, ["x"]], ids=repr)
+def test_the_nesting_walk_refuses_exactly_what_the_full_walk_refuses(depth, innermost):
+    """``_check_nesting`` (bodies with no NUL escape) draws the line where ``_check_depth``
+    does, around MAX_DEPTH, for empty and non-empty innermost values."""
+    from blueprints.api import BadRequest, _check_depth, _check_nesting
+
+    body = _nest(depth, innermost)
+    outcomes = []
+    for check in (_check_depth, _check_nesting):
+        try:
+            check(body)
+            outcomes.append("ok")
+        except BadRequest as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1], (depth, innermost, outcomes)
+
+
 def test_a_properly_paired_surrogate_is_text(api, setup):
     """An escaped emoji (a surrogate pair) is ordinary text."""
     raw = json.dumps(setup.email_payload(name="Launch \U0001f680"))
