@@ -32,11 +32,12 @@ import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import ARRAY, String, bindparam, func, insert, literal, select, true, tuple_
+from sqlalchemy import ARRAY, String, bindparam, func, literal, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from core import events, rules
+from core.database import insert_rows
 from core.db_types import new_id, new_ids, utcnow
 from core.errors import Conflict, FieldErrors, ValidationFailed
 from core.extensions import db
@@ -512,9 +513,11 @@ def add_phone_numbers(
     if accepted:
         try:
             with db.session.begin_nested():
-                db.session.connection().execute(
-                    insert(PhoneNumber.__table__),
+                insert_rows(
+                    db.session.connection(),
+                    PhoneNumber.__table__,
                     [_number_row(r.phone_number) for r in accepted],
+                    arrays=False,
                 )
         except IntegrityError as exc:
             # Numbers are unique platform-wide: another tenant took one a moment ago.
@@ -522,22 +525,20 @@ def add_phone_numbers(
                 "A number of the batch was added by another request meanwhile; nothing was "
                 "saved. Retry the batch."
             ) from exc
+        created = audit.event(tenant_id, actor, "phone_number.create", "phone_number", None)
         audit.write(
             *[
-                audit.event(
-                    tenant_id,
-                    actor,
-                    "phone_number.create",
-                    "phone_number",
-                    r.phone_number.id,
-                    audit.diff(
+                {
+                    **created,
+                    "resource_id": r.phone_number.id,
+                    "changes": audit.diff(
                         {},
                         {
                             "phone_number": r.phone_number.phone_number,
                             "capabilities": r.phone_number.capabilities,
                         },
                     ),
-                )
+                }
                 for r in accepted
             ]
         )

@@ -4,8 +4,10 @@ item by item; dry runs, idempotent replays, audit and webhook events, tenant iso
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from core.extensions import db
 from core.models import AuditEvent, Channel, Event, PhoneNumber
@@ -367,6 +369,34 @@ def test_number_channel_names_stay_unique(api, setup):
     data = bulk(api, items, path="/api/phone_numbers/bulk", key="phone_numbers").get_json()["data"]
     channel = api.get(f"/api/channels/{data[0]['channel_id']}").get_json()
     assert channel["name"] == "SMS +16285550121 (2)"
+
+
+def test_a_number_taken_by_another_request_meanwhile_is_a_conflict(
+    api, setup, other_setup, monkeypatch
+):
+    """A number free when the batch was checked but added by another tenant before the batch's
+    INSERT (numbers are unique platform-wide): 409 conflict, nothing of the batch saved."""
+    from core.services import bulk as bulk_service
+
+    integration = setup.sms_integration.id
+    items = [
+        {"phone_number": "+16285550121", "integration_id": integration},
+        {"phone_number": "+16285550122", "integration_id": integration},
+    ]
+    write = bulk_service.insert_rows
+
+    def another_request_first(connection, table, rows, **options):
+        if table.name == "phone_numbers":  # the other tenant's row, there at the INSERT
+            taken = {**rows[1], "id": str(uuid.uuid4()), "tenant_id": other_setup.tenant.id}
+            taken["integration_id"] = other_setup.sms_integration.id
+            connection.execute(insert(PhoneNumber.__table__), taken)
+        return write(connection, table, rows, **options)
+
+    monkeypatch.setattr(bulk_service, "insert_rows", another_request_first)
+    before = database_state()
+    response = bulk(api, items, path="/api/phone_numbers/bulk", key="phone_numbers")
+    assert "Retry the batch" in assert_error(response, 409, "conflict")["message"]
+    assert database_state() == before
 
 
 def test_non_atomic_number_batch(api, setup):
