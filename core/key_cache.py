@@ -13,8 +13,12 @@ and is refused, in every worker, at once. Where the counter lives (``API_KEY_CAC
   one machine anyway) and for a deployment whose every process that serves or revokes keys is
   on one machine.
 - ``redis://…`` (``API_KEY_CACHE=redis://host:6379/0``): the counter is a Redis key (under
-  ``RATELIMIT_KEY_NAMESPACE``), read with one ``GET`` per request (a fraction of a database
-  query's cost); every machine sharing the Redis sees a bump at once. For several machines.
+  ``RATELIMIT_KEY_NAMESPACE``) that the worker does not read per request: a connection of its
+  own has ``CLIENT TRACKING`` on for it, Redis pushes a message to that connection when it
+  moves, and each request only polls that socket without blocking (no round trip, no
+  command; ``RedisGeneration`` says why a bump is then seen by the next request of every
+  worker). Every machine sharing the Redis sees a bump at once. For several machines. Needs
+  Redis 6 or later (RESP3).
 - ``off``: every request looks its key up in the database.
 
 Unset on PostgreSQL, the deployment's own Redis is used when it has one: the Redis of
@@ -33,10 +37,14 @@ keep accepting) and after it (a worker that re-read the key between the first bu
 commit cached it as still active: the second bump drops that). If a process dies between its
 commit and the second bump, a worker may accept the revoked key until its entry expires
 (``TTL_SECONDS``): the bound on what can go wrong. If the counter cannot be read (Redis down
-or unreachable), the worker drops its cache and looks keys up in the database, the safe
-direction; it then leaves the counter alone for ``UNREADABLE_BACKOFF_SECONDS`` (keys keep going
-to the database meanwhile), so a Redis that does not answer costs one request its timeout, not
-every request.
+or unreachable, or the tracking connection ended: nothing would tell the worker of a bump any
+more), the worker drops its cache and looks keys up in the database, the safe direction; it
+then leaves the counter alone for ``UNREADABLE_BACKOFF_SECONDS`` (keys keep going to the
+database meanwhile), so a Redis that does not answer costs one request its timeout, not every
+request. A tracking connection that went silent without ending (a partition) is found by the
+``PING`` sent on it every ``CONFIRM_SECONDS``: until then (at most ``CONFIRM_SECONDS`` plus the
+1 s socket timeout) such a worker keeps its cache, where one reading the counter per request
+would have noticed at its next request.
 
 Only keys that authenticated are cached (unknown keys are what the per-IP auth-failure limit
 is for); a worker keeps at most ``MAX_ENTRIES``.
@@ -67,6 +75,8 @@ MAX_ENTRIES = 10_000
 # After the counter could not be read, keys go to the database for this long without asking it
 # again (per process: the database is the truth meanwhile, so nothing is shared to agree on).
 UNREADABLE_BACKOFF_SECONDS = 5.0
+# A Redis tracking connection is PINGed once this long after the last time (RedisGeneration).
+CONFIRM_SECONDS = 1.0
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 REVOKED_FLAG = "channels.api_key_revoked"  # Session.info: this transaction revoked a key
 COUNTER = struct.Struct("<Q")
@@ -103,19 +113,113 @@ class LocalGeneration:
 
 
 class RedisGeneration:
-    """A counter in Redis: every machine sharing the Redis reads the same key."""
+    """A counter in Redis that the process need not read: Redis says when it changes.
+
+    A connection of the process's own has ``CLIENT TRACKING on BCAST PREFIX <counter key>``
+    (RESP3): whenever any client modifies the counter, Redis writes an ``invalidate`` push to
+    it. ``read`` returns a number of this process's own, moved by every push: it first looks
+    whether anything arrived on that socket (a non-blocking poll: no round trip, no command),
+    and counts what did. So the revocation check costs no round trip, and the cache is dropped
+    at the first request after a bump, as with a ``GET`` per request. (The number is not the
+    Redis counter's value: ``KeyCache`` only compares it with the last one it saw.)
+
+    Broadcasting mode (``BCAST``) and not the default one: Redis pushes on every modification
+    without the key having to be read again after each push (no ``GET`` ever) and keeps no
+    per-key table whose evictions would push too.
+
+    The bump (``INCR``, on an ordinary connection) is followed by a ``PING``: Redis writes the
+    pushes an ``INCR`` causes in the same event-loop pass as its reply (server.c
+    ``beforeSleep``: ``trackingBroadcastInvalidationMessages`` queues them just before
+    ``handleClientsWithPendingWrites`` writes every client's output), before it reads another
+    command, so once the ``PING`` has answered, every tracking worker's push has been written to
+    its socket, before the revoking request has even committed, let alone answered. On one
+    machine the push is then in the worker's socket; across machines it is on the wire, one
+    hop from the worker, while the next request still needs the revoker's response to reach a
+    client and that client's request to reach the worker (only a lost packet on the Redis to
+    worker path, resent after TCP's retransmission timeout, could make it later). The bumping
+    process also moves its own number at once.
+
+    Losing the promise is being unable to read the counter: the socket closed or reset
+    (``CLIENT KILL``, a Redis restart, its idle ``timeout``) makes ``read`` raise, so the cache
+    is dropped, keys go to the database for ``UNREADABLE_BACKOFF_SECONDS``, and the read after
+    that opens a new tracking connection (whose number is a new one too). A connection that
+    died without a word (a partition: no FIN, no RST) would never say so: every
+    ``CONFIRM_SECONDS`` a read sends a ``PING`` on it, whose timeout (``socket_timeout``)
+    then reports the loss. A worker cut off from Redis that way may keep its cache for at most
+    ``CONFIRM_SECONDS`` + 1 s, where a ``GET`` per request noticed at its next request.
+
+    Not redis-py's own client-side cache (``protocol=3, cache_config=``): it refuses servers
+    older than 7.4 (this project's Redis is 7.0), never caches a missing key (a counter never
+    bumped would cost a ``GET`` per request), and a cached read still takes the whole
+    ``execute_command`` path. Needs RESP3 (Redis 6 or later): with an older Redis the counter
+    is unreadable, i.e. every key goes to the database.
+    """
 
     def __init__(self, url: str, namespace: str):
         import redis
+        from redis._parsers import _RESP3Parser
 
         self.key = f"{namespace}channels:api-key-generation"
         self.client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # The pure-Python RESP3 parser whatever is installed: its push handling is the one
+        # tests/test_key_cache.py runs.
+        pool = redis.ConnectionPool.from_url(
+            url, protocol=3, socket_connect_timeout=1, socket_timeout=1, parser_class=_RESP3Parser
+        )
+        self._new_connection = lambda: pool.connection_class(**pool.connection_kwargs)
+        self._tracking = None  # the connection with CLIENT TRACKING on, once connected
+        self._moves = 0  # this process's number: one more per push, connection and own bump
+        self._confirm_at = 0.0
+        self._lock = threading.Lock()
 
     def read(self) -> int:
-        return int(self.client.get(self.key) or 0)
+        with self._lock:
+            try:
+                return self._read()
+            except BaseException:
+                self._disconnect()  # the next read (after the backoff) starts a new one
+                raise
+
+    def _read(self) -> int:
+        connection = self._tracking
+        if connection is None:
+            connection = self._connect()
+        # Pushes that came: each is counted by _pushed (raises if the connection ended).
+        while connection.can_read(0):
+            connection.read_response(push_request=True)
+        if time.monotonic() >= self._confirm_at:
+            connection.send_command("PING")  # a push before its answer is counted too
+            connection.read_response()
+            self._confirm_at = time.monotonic() + CONFIRM_SECONDS
+        return self._moves
+
+    def _pushed(self, message) -> None:
+        self._moves += 1  # called under self._lock, inside read_response
+
+    def _connect(self):
+        connection = self._tracking = self._new_connection()
+        self._moves += 1
+        connection.connect()
+        connection._parser.set_invalidation_push_handler(self._pushed)  # as redis-py's cache
+        connection.send_command("CLIENT", "TRACKING", "on", "BCAST", "PREFIX", self.key)
+        connection.read_response()
+        self._confirm_at = time.monotonic() + CONFIRM_SECONDS
+        return connection
+
+    def _disconnect(self) -> None:
+        connection, self._tracking = self._tracking, None
+        if connection is not None:
+            connection.disconnect()
 
     def bump(self) -> None:
         self.client.incr(self.key)
+        self.client.ping()  # the fence: every push the INCR caused has been written (above)
+        with self._lock:
+            self._moves += 1  # this process need not wait for its own push
+
+    def value(self) -> int:
+        """The counter itself (one ``GET``): for tests and tools, never on a request."""
+        return int(self.client.get(self.key) or 0)
 
 
 class KeyCache:

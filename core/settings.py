@@ -608,11 +608,13 @@ class Settings(BaseModel):
         "where workers share the API-key revocation counter that lets them keep verified keys "
         "in memory (no database lookup per request; a revoked key is refused by every worker "
         "at once): `local` for the workers of one machine, a Redis URL for several machines, "
-        "`off` to look every key up in the database. Unset on PostgreSQL, it is the Redis of "
-        "`RATELIMIT_STORAGE_URI`, else of `BROKER_URL`, when either is a `redis://` URL (so "
+        "`off` to look every key up in the database. On Redis (6 or later) each worker keeps "
+        "one connection with `CLIENT TRACKING` on for the counter and learns of a bump from "
+        "Redis's push, so a request sends Redis nothing. Unset on PostgreSQL, it is the Redis "
+        "of `RATELIMIT_STORAGE_URI`, else of `BROKER_URL`, when either is a `redis://` URL (so "
         "every machine must get the same values, as in Deploying), else `off`. A Redis that "
-        "does not answer sends keys to the database, and a revocation then fails with 503 "
-        "(see `core/key_cache.py`)",
+        "does not answer, or a worker's tracking connection that ends, sends keys to the "
+        "database, and a revocation then fails with 503 (see `core/key_cache.py`)",
         expected="`off`, `local` or a `redis://` URL",
         shown_default="`local` on SQLite; on PostgreSQL the Redis of `RATELIMIT_STORAGE_URI` "
         "or `BROKER_URL`, else `off`",
