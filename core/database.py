@@ -215,11 +215,14 @@ class QueuedWriterConnection(sqlite3.Connection):
 
 
 def engine_options(url: str) -> dict:
-    """The engine's options; JSON columns' text by ``core.json_text.dumps`` on every backend."""
+    """The engine's options; JSON columns' text written by ``core.json_text.dumps`` and read by
+    ``core.json_text.loads`` (``json.loads``'s values, without its encoding guess per value) on
+    every backend."""
     if url.startswith("sqlite"):
         # isolation_level=None hands transaction control to the "begin" listener below.
         return {
             "json_serializer": json_text.dumps,
+            "json_deserializer": json_text.loads,
             "connect_args": {
                 "timeout": 30,
                 "isolation_level": None,
@@ -229,6 +232,7 @@ def engine_options(url: str) -> dict:
     # No pool_pre_ping (a round trip per request): ``connection_is_dead`` at checkout instead.
     return {
         "json_serializer": json_text.dumps,
+        "json_deserializer": json_text.loads,
         "pool_pre_ping": False,
         "pool_size": 5,
         "max_overflow": 5,

@@ -55,11 +55,39 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC)
 
+    def result_processor(self, dialect, coltype):
+        """``process_result_value`` as one function per value read, not TypeDecorator's two.
+
+        A list page reads 100 timestamps; TypeDecorator's generic processor calls a closure that
+        calls ``process_result_value`` (with the dialect) for each. Where the driver hands over
+        ``datetime`` objects itself (psycopg), the processor is this one function; where the
+        dialect's own type converts first (SQLite's text), it runs that conversion, then the
+        same. Same values as ``process_result_value`` (``test_db_types``)."""
+        convert = self.impl_instance.result_processor(dialect, coltype)
+        if convert is None:
+
+            def process(value):
+                return None if value is None else value.replace(tzinfo=UTC)
+
+        else:
+
+            def process(value):
+                value = convert(value)
+                return None if value is None else value.replace(tzinfo=UTC)
+
+        return process
+
 
 def rfc3339(value: datetime | None) -> str | None:
-    """Render a timestamp as RFC 3339 in UTC with second precision: 2024-10-03T12:00:00Z."""
+    """Render a timestamp as RFC 3339 in UTC with second precision: 2024-10-03T12:00:00Z.
+
+    An aware UTC value's ``isoformat`` ends in ``+00:00`` (its offset is zero), which becomes
+    ``Z``: one call, where taking the zone off first (``replace(tzinfo=None)``) built a second
+    datetime per timestamp rendered (a list page renders 100). Same text for every value
+    (``test_db_types`` compares it with that form, microseconds and the day's last second
+    included)."""
     if value is None:
         return None
     if value.tzinfo is not UTC:  # the database's own values are UTC already
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return value.isoformat("T", "seconds")[:-6] + "Z"

@@ -9,6 +9,9 @@ in the order given, non-ASCII characters as UTF-8 rather than ``\\u`` escapes.
 What orjson refuses and ``json`` accepts (an integer beyond 64 bits in metadata, a key that is
 not a string) is written by ``json.dumps`` instead, as before: no value that was stored or
 answered before fails now.
+
+JSON read from the database (``loads``, the engine's ``json_deserializer``) stays the standard
+library's decoder: ``orjson.loads`` reads an integer beyond 64 bits as a float, silently.
 """
 
 from __future__ import annotations
@@ -28,6 +31,35 @@ def dumps(value) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value)
+
+
+# First bytes of JSON texts that ``json.detect_encoding`` reads as UTF-8 when the second byte is
+# not NUL: none starts a byte order mark (0xEF, 0xFE, 0xFF, 0x00).
+_UTF8_STARTS = frozenset(b'{["-0123456789tfn')
+_decode = json.JSONDecoder().decode  # what ``json.loads`` uses without keyword arguments
+
+
+def loads(data: bytes | str):
+    """``json.loads(data)``, the same value and the same errors, for the JSON columns read
+    (the engine's ``json_deserializer``: psycopg's JSON loaders on PostgreSQL, SQLAlchemy's JSON
+    type on SQLite).
+
+    PostgreSQL hands psycopg each value as UTF-8 bytes (a list page: 50), and ``json.loads``
+    first guesses their encoding (``json.detect_encoding``: five ``startswith`` and two
+    ``len`` per value). Bytes starting with one of JSON's ASCII first characters, with no NUL
+    as their second byte, are what that guess calls UTF-8, so they are decoded as
+    ``json.loads`` decodes them (UTF-8, ``surrogatepass``) and parsed by the same decoder; a
+    ``str`` not starting with a byte order mark (which ``json.loads`` refuses) goes to that
+    decoder directly. Anything else (a mark, UTF-16/32, leading whitespace, empty bytes,
+    another type) goes to ``json.loads`` itself. ``tests/test_json_text.py`` compares the two
+    on big integers, non-ASCII text, marks, UTF-16/32 and invalid input."""
+    kind = type(data)
+    if kind is bytes:
+        if data and data[0] in _UTF8_STARTS and data[1:2] != b"\x00":
+            return _decode(data.decode("utf-8", "surrogatepass"))
+    elif kind is str and not data.startswith("\ufeff"):
+        return _decode(data)
+    return json.loads(data)
 
 
 class JSONProvider(DefaultJSONProvider):
