@@ -17,6 +17,7 @@ library's decoder: ``orjson.loads`` reads an integer beyond 64 bits as a float, 
 from __future__ import annotations
 
 import json
+import json.scanner
 
 import orjson
 from flask.json.provider import DefaultJSONProvider, _default
@@ -36,7 +37,11 @@ def dumps(value) -> str:
 # First bytes of JSON texts that ``json.detect_encoding`` reads as UTF-8 when the second byte is
 # not NUL: none starts a byte order mark (0xEF, 0xFE, 0xFF, 0x00).
 _UTF8_STARTS = frozenset(b'{["-0123456789tfn')
-_decode = json.JSONDecoder().decode  # what ``json.loads`` uses without keyword arguments
+_DECODER = json.JSONDecoder()  # what ``json.loads`` uses without keyword arguments
+_decode = _DECODER.decode
+# The decoder's own scanner (C): one value from an index, as ``decode`` reads it after skipping
+# whitespace; ``decode`` then refuses anything but whitespace after it.
+_scan = json.scanner.make_scanner(_DECODER)
 
 
 def loads(data: bytes | str):
@@ -48,18 +53,32 @@ def loads(data: bytes | str):
     first guesses their encoding (``json.detect_encoding``: five ``startswith`` and two
     ``len`` per value). Bytes starting with one of JSON's ASCII first characters, with no NUL
     as their second byte, are what that guess calls UTF-8, so they are decoded as
-    ``json.loads`` decodes them (UTF-8, ``surrogatepass``) and parsed by the same decoder; a
-    ``str`` not starting with a byte order mark (which ``json.loads`` refuses) goes to that
-    decoder directly. Anything else (a mark, UTF-16/32, leading whitespace, empty bytes,
-    another type) goes to ``json.loads`` itself. ``tests/test_json_text.py`` compares the two
-    on big integers, non-ASCII text, marks, UTF-16/32 and invalid input."""
+    ``json.loads`` decodes them (UTF-8, ``surrogatepass``) and parsed by the same decoder
+    (``_whole``); so is a ``str`` not starting with a byte order mark (which ``json.loads``
+    refuses). Anything else (a mark, UTF-16/32, leading whitespace, empty bytes, another type)
+    goes to ``json.loads`` itself. ``tests/test_json_text.py`` compares the two on big
+    integers, non-ASCII text, marks, UTF-16/32 and invalid input."""
     kind = type(data)
     if kind is bytes:
         if data and data[0] in _UTF8_STARTS and data[1:2] != b"\x00":
-            return _decode(data.decode("utf-8", "surrogatepass"))
+            return _whole(data.decode("utf-8", "surrogatepass"))
     elif kind is str and not data.startswith("\ufeff"):
-        return _decode(data)
+        return _whole(data)
     return json.loads(data)
+
+
+def _whole(text: str):
+    """``json.JSONDecoder().decode(text)``: the scanner reads the one value when it fills the
+    text (PostgreSQL's JSON output has no whitespace around it); any other text, valid or not,
+    goes to ``decode`` itself, which skips the whitespace around the value or raises its
+    error."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decode(text)
+    if end != len(text):
+        return _decode(text)
+    return value
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -42,14 +42,17 @@ def channel_row_to_api(row: Row) -> dict:
     (``dict(zip(...))``: no Python call per field); then the three computed fields and the
     serialized ones (the timestamps) are replaced in place, which keeps their position. A
     channel never updated has no ``updated_at``: it renders ``created_at``'s text, formatted
-    once. The test suite's ``CHECK_RENDERED`` proves each result equal, in value and order, to
+    once (a serializer is not called for None, which it renders as None: checked by the plan).
+    The test suite's ``CHECK_RENDERED`` proves each result equal, in value and order, to
     ``channel_to_api``'s."""
     names, read, serialized = _channel_row_plan(row[_TYPE_POSITION])
     rendered = dict(zip(names, read(row), strict=True))
     rendered["is_default"] = bool(rendered["is_default"])
     rendered["metadata"] = dict(rendered["metadata"] or {})
     for name, serializer in serialized:
-        rendered[name] = serializer(rendered[name])
+        value = rendered[name]
+        if value is not None:  # None renders as None (checked by the plan)
+            rendered[name] = serializer(value)
     if rendered["updated_at"] is None:  # what channel_values renders: updated_at or created_at
         rendered["updated_at"] = rendered["created_at"]
     if schemas.CHECK_RENDERED:
@@ -79,6 +82,7 @@ def _channel_row_plan(channel_type: str) -> tuple:
     assert {"is_default", "metadata", "created_at", "updated_at"} <= set(names), names
     read = itemgetter(*(position[stored.get(name, name)] for name in names))
     serialized = tuple((name, serializer) for name, serializer in plan if serializer is not None)
+    assert all(serializer(None) is None for _name, serializer in serialized), serialized
     return names, read, serialized
 
 

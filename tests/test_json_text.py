@@ -57,3 +57,80 @@ def test_a_debug_app_answers_indented_json(app, api, setup):
         app.debug = False
     assert response.status_code == 200
     assert b'\n  "data"' in response.get_data()
+
+
+def outcome(loads, data):
+    """What ``loads(data)`` gives: the value (with its types, by ``repr``) or the error."""
+    try:
+        return "value", repr(loads(data))
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return "error", type(exc), str(exc)
+
+
+JSON_READS = [
+    '{"big": 1180591620717411303424, "neg": -36893488147419103232, "f": 1.5, "e": 1e400}',
+    '{"uni": "h\u00e9llo \u2603 \U0001d11e", "escaped": "\\u00e9\\ud834\\udd1e"}',
+    '{"lone": "\\ud800", "nul": "\\u0000", "dup": 1, "dup": 2}',
+    "{}",
+    "[]",
+    "[1, [2, {}]]",
+    '"text"',
+    "-0",
+    "12345678901234567890123456789",
+    "true",
+    "false",
+    "null",
+    "NaN",
+    "-Infinity",
+    "Infinity",
+    ' {"leading": "space"}',
+    '{"trailing": "garbage"} x',
+    '{"trailing": "space"} ',
+    "[1]\n",
+    "1 2",
+    "  ",
+    '{"broken": ',
+    "",
+    "\ufeff{}",
+    "t",
+    "{",
+]
+
+
+def json_inputs():
+    for text in JSON_READS:
+        yield text
+        yield text.encode("utf-8", "surrogatepass")
+        yield text.encode("utf-8-sig")
+        for encoding in ("utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-32-le"):
+            yield text.encode(encoding, "surrogatepass")
+    yield b'"\xed\xa0\x80"'  # a surrogate in raw bytes: json.loads reads it (surrogatepass)
+    yield b'{"bad": "\xff"}'  # not UTF-8
+    yield b"{\x00"
+    yield b"1"
+    yield b"1\x00"
+    yield bytearray(b'{"a": 1}')
+    yield memoryview(b'{"a": 1}')
+
+
+def test_loads_is_json_loads():
+    """The JSON columns' reader (``json_text.loads``, the engine's ``json_deserializer``) gives
+    ``json.loads``'s value or error for every input: integers of any size stay integers
+    (``orjson.loads`` would read 2**70 as a float), non-ASCII text, byte order marks, UTF-16 and
+    UTF-32, lone surrogates, invalid input."""
+    for data in json_inputs():
+        assert outcome(json_text.loads, data) == outcome(json.loads, data), data
+    value = json_text.loads(b'{"big": 1180591620717411303424}')["big"]
+    assert value == 2**70 and type(value) is int
+
+
+def test_the_engine_reads_json_columns_with_loads(app):
+    """Both backends read JSON columns through ``json_text.loads``: on PostgreSQL psycopg's JSON
+    loaders call it (SQLAlchemy registers the engine's ``json_deserializer`` with them), on
+    SQLite SQLAlchemy's JSON type does."""
+    assert db.engine.dialect._json_deserializer is json_text.loads
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            loader = raw.adapters.get_loader(raw.adapters.types["jsonb"].oid, 1)
+            assert loader(0, raw).loads is json_text.loads
