@@ -53,32 +53,26 @@ def loads(data: bytes | str):
     first guesses their encoding (``json.detect_encoding``: five ``startswith`` and two
     ``len`` per value). Bytes starting with one of JSON's ASCII first characters, with no NUL
     as their second byte, are what that guess calls UTF-8, so they are decoded as
-    ``json.loads`` decodes them (UTF-8, ``surrogatepass``) and parsed by the same decoder
-    (``_whole``); so is a ``str`` not starting with a byte order mark (which ``json.loads``
+    ``json.loads`` decodes them (UTF-8, ``surrogatepass``) and parsed by the same decoder;
+    so is a ``str`` not starting with a byte order mark (which ``json.loads``
     refuses). Anything else (a mark, UTF-16/32, leading whitespace, empty bytes, another type)
     goes to ``json.loads`` itself. ``tests/test_json_text.py`` compares the two on big
     integers, non-ASCII text, marks, UTF-16/32 and invalid input."""
     kind = type(data)
-    if kind is bytes:
-        if data and data[0] in _UTF8_STARTS and data[1:2] != b"\x00":
-            return _whole(data.decode("utf-8", "surrogatepass"))
+    if kind is bytes and data and data[0] in _UTF8_STARTS and data[1:2] != b"\x00":
+        text = data.decode("utf-8", "surrogatepass")
     elif kind is str and not data.startswith("\ufeff"):
-        return _whole(data)
-    return json.loads(data)
-
-
-def _whole(text: str):
-    """``json.JSONDecoder().decode(text)``: the scanner reads the one value when it fills the
-    text (PostgreSQL's JSON output has no whitespace around it); any other text, valid or not,
-    goes to ``decode`` itself, which skips the whitespace around the value or raises its
-    error."""
+        text = data
+    else:
+        return json.loads(data)
+    # ``decode(text)``: the scanner reads the one value when it fills the text (PostgreSQL's
+    # JSON output has no whitespace around it); any other text, valid or not, goes to
+    # ``decode`` itself, which skips the whitespace around the value or raises its error.
     try:
         value, end = _scan(text, 0)
     except StopIteration:
         return _decode(text)
-    if end != len(text):
-        return _decode(text)
-    return value
+    return value if end == len(text) else _decode(text)
 
 
 class JSONProvider(DefaultJSONProvider):

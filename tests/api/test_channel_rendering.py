@@ -105,7 +105,7 @@ def calls_of(request) -> int:
 
 def test_a_listed_row_costs_a_bounded_number_of_calls(api, setup, monkeypatch):
     """The calls a list page makes per row (a page of 50 against a page of 1, both with a next
-    cursor, the same request otherwise): 12 on both databases (2026-12-03: the row, its two
+    cursor, the same request otherwise): 11 on both databases (2026-12-03: the row, its two
     timestamps read, one formatted, its JSON value read, one render), against 30 (SQLite) and
     36 (PostgreSQL) when each field went through its own function, each timestamp was stripped
     of its zone before ``isoformat`` and psycopg's JSON loader guessed each value's encoding."""
