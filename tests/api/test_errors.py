@@ -150,28 +150,27 @@ def test_a_utf16_body_without_nul_is_parsed(api, setup):
 
 
 def _nest(depth: int, innermost):
+    """``innermost`` inside ``depth`` containers, objects and lists in turn, an object outside."""
     value = innermost
     for level in range(depth):
-        value = [value] if level % 2 else {"k": value}
+        value = {"k": value} if (depth - level) % 2 else [value]
     return value
 
 
 @pytest.mark.parametrize("depth", range(28, 36))
 @pytest.mark.parametrize("innermost", [[], {}, "x", 1, ["x"]], ids=repr)
-def test_the_nesting_walk_refuses_exactly_what_the_full_walk_refuses(depth, innermost):
-    """``_check_nesting`` (bodies with no NUL escape) draws the line where ``_check_depth``
-    does, around MAX_DEPTH, for empty and non-empty innermost values."""
-    from blueprints.api import BadRequest, _check_depth, _check_nesting
+def test_the_nesting_limit_is_exact(api, setup, depth, innermost):
+    """A value may sit inside MAX_DEPTH containers (the body being the first), not more: the
+    line falls exactly there for empty and non-empty innermost values."""
+    from blueprints.api import MAX_DEPTH
 
-    body = _nest(depth, innermost)
-    outcomes = []
-    for check in (_check_depth, _check_nesting):
-        try:
-            check(body)
-            outcomes.append("ok")
-        except BadRequest as exc:
-            outcomes.append(str(exc))
-    assert outcomes[0] == outcomes[1], (depth, innermost, outcomes)
+    body = _nest(depth, innermost)  # ``innermost`` inside ``depth`` containers
+    deepest = depth + 1 if isinstance(innermost, list | dict) and innermost else depth
+    response = api.post("/api/channels", json=body)
+    if deepest > MAX_DEPTH:
+        assert "nested deeper" in assert_error(response, 400, "bad_request")["message"]
+    else:
+        assert response.status_code == 422, response.get_json()  # past the body's checks
 
 
 def test_a_properly_paired_surrogate_is_text(api, setup):
