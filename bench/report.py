@@ -46,6 +46,13 @@ def render(runs, profile, info: dict, seconds: float, findings: Path) -> str:
         "- The API rate limit is switched off for the benchmark (`RATELIMIT_ENABLED=False` in "
         "`bench/served_app.py`); everything else (auth, rules, audit, idempotency) runs as "
         "shipped.",
+        "- The floors (`floor_*`): the baseline app running only the statements of an endpoint, "
+        "with nothing of the app around them: `floor_get` reads one row by primary key and "
+        "answers it with a strong ETag, `floor_not_modified` is the same request answered 304, "
+        "`floor_create` runs a plain create's statements (a read by primary key, the row, an "
+        "audit row, an event row) in one write transaction. `floor_*_vs_*` is what the target "
+        "of the same name would measure for such a bare endpoint: the ceiling a Flask "
+        "endpoint doing that work reaches on this set-up.",
         f"- Load generator: wrk (`{info['wrk']}`), {profile.connections} connections / 2 threads "
         "for "
         f"throughput ({profile.throughput_seconds:g} s per endpoint after a "

@@ -258,6 +258,15 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
                 headers={"Content-Type": "application/json"},
             ),
         ),
+        (
+            f"{bare}/bare/create",
+            dict(
+                post_body_template='{"name": "__NAME__"}',
+                headers={"Content-Type": "application/json"},
+            ),
+        ),
+        (f"{bare}/bare/read", {}),
+        (f"{bare}/bare/read", dict(headers={"If-None-Match": bare_etag(bare)})),
         (f"{base}/api/channels", dict(headers=headers)),
         (f"{base}/api/channels/{seed.sample_id}", dict(headers=headers)),
         (
@@ -292,6 +301,11 @@ THROUGHPUT_PAIRS = {
     # GET of the same channel with If-None-Match naming its ETag (304, no body) against the
     # full GET, measured right after it in each round.
     "not_modified": "get",
+    # The floors (bench/bare_app.py): the same statements with nothing of the app around them.
+    # What the targets above would be against a bare Flask endpoint doing only the work.
+    "floor_create": "bare_insert",
+    "floor_get": "bare_json",
+    "floor_not_modified": "floor_get",
 }
 
 
@@ -299,6 +313,12 @@ def current_etag(base: str, seed: dataset.Seed, headers: dict) -> str:
     """The sample channel's ETag, as a client that fetched it once holds it."""
     request = urllib.request.Request(f"{base}/api/channels/{seed.sample_id}", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers["ETag"]
+
+
+def bare_etag(bare: str) -> str:
+    """The ETag of the bare read endpoint's row."""
+    with urllib.request.urlopen(f"{bare}/bare/read", timeout=10) as response:
         return response.headers["ETag"]
 
 
@@ -347,6 +367,15 @@ def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profil
         "not_modified": dict(
             url=f"{base}/api/channels/{seed.sample_id}",
             headers=dict(headers, **{"If-None-Match": current_etag(base, seed, headers)}),
+        ),
+        "floor_create": dict(
+            url=f"{bare}/bare/create",
+            post_body_template='{"name": "__NAME__"}',
+            headers={"Content-Type": "application/json"},
+        ),
+        "floor_get": dict(url=f"{bare}/bare/read"),
+        "floor_not_modified": dict(
+            url=f"{bare}/bare/read", headers={"If-None-Match": bare_etag(bare)}
         ),
     }
     common = dict(connections=profile.connections, threads=2)  # warm already (warm_up)
@@ -490,6 +519,9 @@ def ratios(run: BackendRun, profile: Profile) -> dict:
         "search_1m_vs_1k": growth("search"),
         "large_rows": large,
         "database": run.backend,
+        "floor_create_vs_insert": paired("floor_create", "rps"),
+        "floor_get_vs_bare": paired("floor_get", "rps"),
+        "floor_not_modified_vs_get": paired("floor_not_modified", "rps"),
         "create_p50_vs_insert": paired("create", "p50_ms"),
         "create_p99_vs_insert": paired("create", "p99_ms"),
         "create_default_p99_vs_p50": spread("create_default"),

@@ -3,6 +3,8 @@ stays stable while rows are inserted between pages."""
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
 
 from core.database import read_alone
@@ -164,6 +166,34 @@ def test_pagination_is_stable_under_deletes(api, setup):
     api.delete(f"/api/channels/{first['data'][-1]['id']}")
     second = api.get(f"/api/channels?limit=2&cursor={first['next_cursor']}").get_json()
     assert [row["id"] for row in second["data"]] == [made[1].id, made[0].id]
+
+
+# Names and terms where a substring test could go wrong: LIKE's wildcards and escape character,
+# case beyond ASCII (casefold: "ß" is "ss", "İ" gains a combining dot), quotes, emoji.
+ODD_NAMES = (
+    "100% uptime", "100 percent", "under_score", "underXscore", "back\\slash", "Straße Ops",
+    "STRASSE desk", "İstanbul relay", "istanbul plain", 'say "hi"', "rocket 🚀 alerts",
+    "ÉCOLE", "petite école", "Ecole",
+)  # fmt: skip
+ODD_TERMS = ("%", "100%", "_", "under_", "\\", "strasse", "STRAẞE", "İst", "ist", '"hi"', "🚀",
+             "École", "ecole", "e")  # fmt: skip
+
+
+@pytest.mark.parametrize("term", ODD_TERMS)
+def test_every_search_path_matches_the_casefolded_substring(api, setup, monkeypatch, term):
+    """The trigram path, the walk (SQLite: ``instr`` over the index's entries) and PostgreSQL's
+    LIKE all answer exactly the names whose casefolded form contains the casefolded term:
+    wildcards and the escape character are literal, case is folded beyond ASCII."""
+    for name in ODD_NAMES:
+        factories.make_channel(setup, "sms", name=name)
+    db.session.commit()
+    expected = sorted(n for n in ODD_NAMES if term.casefold() in n.casefold())
+    quoted = urllib.parse.quote(term)
+    found = sorted(names(api.get(f"/api/channels?limit=100&q={quoted}")))
+    assert found == expected
+    monkeypatch.setattr(channel_queries, "SEARCH_FTS_MAX_MATCHES", 0)  # never the trigram path
+    walked = sorted(names(api.get(f"/api/channels?limit=100&q={quoted}")))
+    assert walked == expected
 
 
 @pytest.fixture
