@@ -32,8 +32,8 @@ from core.database import (
     begin_write,
     engine_options,
     normalize_database_url,
-    queue_writers_of,
     replace_dead_connections,
+    set_up_sqlite_connection,
 )
 
 FIXED = {
@@ -95,13 +95,7 @@ def make_engine(url: str):
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):
-            queue_writers_of(dbapi_connection, engine.url.database)  # writers queue, as the app's
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+            set_up_sqlite_connection(dbapi_connection, engine.url.database)  # as the app's
 
         @event.listens_for(engine, "begin")
         def _begin(connection):

@@ -107,3 +107,45 @@ def test_reads_never_queue(app, api, setup):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def wal_bytes() -> int:
+    return os.path.getsize(db.engine.url.database + "-wal")
+
+
+def test_checkpoints_run_after_the_queue_is_released(app, api, setup, monkeypatch):
+    """Every CHECKPOINT_EVERY queued write commits, a PASSIVE checkpoint copies the log back
+    into the database, once the committing connection has released the writers' queue (another
+    writer could take it meanwhile): SQLite's own checkpoint ran inside the commit with the queue
+    held, so every writer waited for its copy and fsync. SQLite's is only a backstop now."""
+    from core import database
+
+    assert (
+        db.session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        == database.AUTOCHECKPOINT_BACKSTOP_PAGES
+    )
+    db.session.rollback()
+    api.get("/api/channels")  # the key's last-use write, out of the way
+    payloads = [setup.sms_payload(name=f"Checkpointed {n}") for n in range(25)]
+    db.session.commit()  # the factories' own writes (each payload's number), out of the way
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(database, "_write_commits", 0)
+    checkpoints: list[bool] = []
+    real = database._checkpoint
+
+    def watched(connection):
+        checkpoints.append(lock_is_free())
+        real(connection)
+
+    monkeypatch.setattr(database, "_checkpoint", watched)
+    sizes = []
+    for payload in payloads:
+        response = api.post("/api/channels", json=payload)
+        assert response.status_code == 201, response.get_json()
+        sizes.append(wal_bytes())
+    # After writes 4, 8, ..., 24, with the queue free each time for another writer.
+    assert checkpoints == [True] * 6
+    # The log was copied back and restarted from its start: the file stopped growing. Without
+    # the checkpoints (SQLite's backstop only) each of the last 12 writes would have grown it.
+    first_writes = sizes[3] - sizes[0]  # three writes' frames, before any checkpoint
+    assert sizes[-1] - sizes[12] < first_writes, sizes
