@@ -45,9 +45,11 @@ def test_the_console_cookie_does_not_authenticate_the_api(console):
     assert "Set-Cookie" not in response.headers
 
 
-def test_the_console_keeps_its_session(console):
-    """Console pages still read the session (the signed-in page) and vary on the cookie."""
-    response = console.get("/channels")
+@pytest.mark.parametrize("path", ["/channels", "/api-keys"])
+def test_the_console_keeps_its_session(console, path):
+    """Console pages still read the session (the signed-in page) and vary on the cookie, those
+    whose path merely starts with "/api" too."""
+    response = console.get(path)
     assert response.status_code == 200
     assert "cookie" in _vary(response)
 
