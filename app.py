@@ -15,13 +15,13 @@ from contextvars import ContextVar
 from datetime import timedelta
 
 from flask import Config, Flask, g, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import NullSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
 from core.database import configure_engine, engine_options
 from core.extensions import csrf, db, login_manager, migrate
-from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN
+from core.http import MAX_BODY_BYTES, REQUEST_ID_PATTERN, is_api_path
 from core.json_text import JSONProvider
 from core.limits import init_limiter
 from core.metrics import init_metrics
@@ -137,17 +137,36 @@ def _configure_logging(app: Flask) -> None:
         _attach_request_ids(logging.getLogger(name), fmt)
 
 
-class SigningSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, with its signing serializer built once per key set.
+class NoConsoleSession(NullSession):
+    """The session of an API request: empty, and writing to it is a bug (the API authenticates
+    with bearer keys, never with the console's cookie)."""
 
-    Flask builds an ``itsdangerous`` serializer in every request that opens the session (every
-    request: API responses too), about a tenth of a small API request's own cost. The serializer
-    holds nothing but its keys and settings, so one per (``SECRET_KEY``, fallbacks) is reused;
-    a key changed at run time (tests) gets a new one.
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError("API requests have no console session: they authenticate with keys.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
+
+
+class SigningSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session for the console, none for the API.
+
+    - Under ``/api`` no session is opened: the API never reads the console's cookie (bearer keys
+      only, CSRF exempt), so an API request neither parses nor verifies a cookie, nor saves,
+      refreshes or varies on one (no ``Vary: Cookie``: the answer does not depend on it). Flask
+      otherwise opened and saved a session on every request, and Flask-Login's after-request
+      hook read it, which made every API response ``Vary: Cookie``.
+    - Flask builds an ``itsdangerous`` serializer in every request that opens the session. The
+      serializer holds nothing but its keys and settings, so one per (``SECRET_KEY``,
+      fallbacks) is reused; a key changed at run time (tests) gets a new one.
     """
 
     def __init__(self):
         self._serializers: dict = {}
+
+    def open_session(self, app: Flask, request):
+        if is_api_path(request.path):
+            return NoConsoleSession()  # a null session: Flask saves nothing at the end
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))

@@ -62,8 +62,14 @@ API_HEADERS = (
 )
 
 
+def is_api_path(path: str) -> bool:
+    """Is ``path`` the API's (``/api`` and below)? Decided from the path alone, so that it holds
+    before routing too (the session is opened before the URL is matched)."""
+    return path == "/api" or path.startswith("/api/")
+
+
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
