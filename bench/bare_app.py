@@ -59,24 +59,22 @@ class BareRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
-class BareAudit(Base):
+class _BareLog:
+    """A row written beside a created row: its id, the row's id, a kind and a JSON document."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    row_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    document: Mapped[str] = mapped_column(String(2000), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class BareAudit(_BareLog, Base):
     __tablename__ = "bench_bare_audit"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    row_id: Mapped[str] = mapped_column(String(36), nullable=False)
-    action: Mapped[str] = mapped_column(String(40), nullable=False)
-    changes: Mapped[str] = mapped_column(String(2000), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
-
-class BareEvent(Base):
+class BareEvent(_BareLog, Base):
     __tablename__ = "bench_bare_events"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    row_id: Mapped[str] = mapped_column(String(36), nullable=False)
-    event_type: Mapped[str] = mapped_column(String(40), nullable=False)
-    payload: Mapped[str] = mapped_column(String(2000), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
 SAMPLE_ID = "00000000-0000-4000-8000-000000000001"  # the row GET /bare/read answers
@@ -175,26 +173,17 @@ def create_bare_app(database_url: str | None = None) -> Flask:
             connection.execute(
                 insert(BareRow.__table__), {"id": row_id, "name": name, "created_at": now}
             )
-            connection.execute(
-                insert(BareAudit.__table__),
-                {
-                    "id": str(uuid.uuid4()),
-                    "row_id": row_id,
-                    "action": "created",
-                    "changes": document,
-                    "created_at": now,
-                },
-            )
-            connection.execute(
-                insert(BareEvent.__table__),
-                {
-                    "id": str(uuid.uuid4()),
-                    "row_id": row_id,
-                    "event_type": "row.created",
-                    "payload": document,
-                    "created_at": now,
-                },
-            )
+            for log, kind in ((BareAudit, "created"), (BareEvent, "row.created")):
+                connection.execute(
+                    insert(log.__table__),
+                    {
+                        "id": str(uuid.uuid4()),
+                        "row_id": row_id,
+                        "kind": kind,
+                        "document": document,
+                        "created_at": now,
+                    },
+                )
         return jsonify(payload), 201
 
     return app
