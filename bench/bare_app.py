@@ -150,12 +150,12 @@ def create_bare_app(database_url: str | None = None) -> Flask:
                 .one()
             )
         payload = {"id": row.id, "name": row.name, "created_at": row.created_at.isoformat()}
-        tag = '"' + hashlib.blake2b(repr(tuple(row)).encode(), digest_size=16).hexdigest() + '"'
-        if tag in request.if_none_match:
+        tag = hashlib.blake2b(repr(tuple(row)).encode(), digest_size=16).hexdigest()
+        if request.if_none_match.contains(tag):  # the parsed header holds unquoted tags
             response = app.response_class(status=304)
         else:
             response = jsonify(payload)
-        response.headers["ETag"] = tag
+        response.set_etag(tag)  # quoted, strong
         return response
 
     @app.post("/bare/create")
