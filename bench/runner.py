@@ -266,12 +266,17 @@ def warm_up(base: str, bare: str, seed: dataset.Seed, profile: Profile, headers:
             ),
         ),
         (f"{bare}/bare/read", {}),
-        (f"{bare}/bare/read", dict(headers={"If-None-Match": bare_etag(bare)})),
+        (f"{bare}/bare/read", dict(headers={"If-None-Match": etag_of(f"{bare}/bare/read")})),
         (f"{base}/api/channels", dict(headers=headers)),
         (f"{base}/api/channels/{seed.sample_id}", dict(headers=headers)),
         (
             f"{base}/api/channels/{seed.sample_id}",
-            dict(headers=dict(headers, **{"If-None-Match": current_etag(base, seed, headers)})),
+            dict(
+                headers=dict(
+                    headers,
+                    **{"If-None-Match": etag_of(f"{base}/api/channels/{seed.sample_id}", headers)},
+                )
+            ),
         ),
         (f"{base}/api/channels?q={dataset.NEEDLE}", dict(headers=headers)),
         (f"{base}/api/channels?q={dataset.COMMON}", dict(headers=headers)),
@@ -309,16 +314,10 @@ THROUGHPUT_PAIRS = {
 }
 
 
-def current_etag(base: str, seed: dataset.Seed, headers: dict) -> str:
-    """The sample channel's ETag, as a client that fetched it once holds it."""
-    request = urllib.request.Request(f"{base}/api/channels/{seed.sample_id}", headers=headers)
+def etag_of(url: str, headers: dict | None = None) -> str:
+    """The ETag of ``url``, as a client that fetched it once holds it."""
+    request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.headers["ETag"]
-
-
-def bare_etag(bare: str) -> str:
-    """The ETag of the bare read endpoint's row."""
-    with urllib.request.urlopen(f"{bare}/bare/read", timeout=10) as response:
         return response.headers["ETag"]
 
 
@@ -366,7 +365,10 @@ def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profil
         "get": dict(url=f"{base}/api/channels/{seed.sample_id}", headers=headers),
         "not_modified": dict(
             url=f"{base}/api/channels/{seed.sample_id}",
-            headers=dict(headers, **{"If-None-Match": current_etag(base, seed, headers)}),
+            headers=dict(
+                headers,
+                **{"If-None-Match": etag_of(f"{base}/api/channels/{seed.sample_id}", headers)},
+            ),
         ),
         "floor_create": dict(
             url=f"{bare}/bare/create",
@@ -375,7 +377,7 @@ def measure_throughput(bare: str, base: str, seed: dataset.Seed, profile: Profil
         ),
         "floor_get": dict(url=f"{bare}/bare/read"),
         "floor_not_modified": dict(
-            url=f"{bare}/bare/read", headers={"If-None-Match": bare_etag(bare)}
+            url=f"{bare}/bare/read", headers={"If-None-Match": etag_of(f"{bare}/bare/read")}
         ),
     }
     common = dict(connections=profile.connections, threads=2)  # warm already (warm_up)
